@@ -1,0 +1,87 @@
+"""Autologging overhead on real framework workloads: plain vs. ``mbx.autolog()``, alternating.
+
+    python benchmarks/bench_frameworks.py sklearn [keras torch lightning xgboost ...] [--reps 5]
+
+Each workload lives in ``benchmarks/workloads/<name>.py`` and defines ``prepare()`` -> state and
+``train(state)``; ``VARIANTS`` (optional) maps extra variant names to autolog keyword arguments.
+Plain and autologged runs alternate in one process, after one warm-up of each; the table
+shows medians and the ratio autolog/plain. Results go to ``benchmarks/results/frameworks-<name>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+
+def measure(name: str, reps: int) -> dict:
+    import modelbox_autolog as mbx
+    from modelbox_autolog import testing
+
+    workload = importlib.import_module(f"workloads.{name}")
+    state = workload.prepare()
+    variants = {"autolog": {}, **getattr(workload, "VARIANTS", {})}
+    tmp = tempfile.mkdtemp(prefix=f"bench-{name}-")
+    times: dict[str, list[float]] = {"plain": [], **{v: [] for v in variants}}
+
+    def once(variant: str, record: bool) -> None:
+        if variant == "plain":
+            testing.reset()
+        else:
+            testing.reset()
+            mbx.autolog(backend=f"sqlite:///{tmp}/{variant}.db", experiment=f"bench-{name}", silent=True, **variants[variant])
+        gc.collect()
+        started = time.perf_counter()
+        workload.train(state)
+        elapsed = time.perf_counter() - started
+        if variant != "plain":
+            mbx.flush(60)  # the cost of storing is paid off the training thread, but must finish
+        if record:
+            times[variant].append(elapsed)
+
+    for variant in times:
+        once(variant, record=False)  # warm-up
+    for _ in range(reps):
+        for variant in times:
+            once(variant, record=True)
+    testing.reset()
+    plain = statistics.median(times["plain"])
+    rows = []
+    for variant, samples in times.items():
+        med = statistics.median(samples)
+        rows.append({
+            "variant": variant, "median_s": med, "min_s": min(samples), "max_s": max(samples),
+            "ratio": med / plain, "samples": samples,
+        })
+    return {"workload": name, "description": getattr(workload, "DESCRIPTION", ""), "reps": reps, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workloads", nargs="+")
+    parser.add_argument("--reps", type=int, default=5)
+    args = parser.parse_args(argv)
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    for name in args.workloads:
+        result = measure(name, args.reps)
+        print(f"\n{name}: {result['description']}  ({args.reps} alternating repetitions)")
+        print(f"{'variant':<14}{'median s':>10}{'min s':>10}{'max s':>10}{'ratio':>9}")
+        for row in result["rows"]:
+            print(f"{row['variant']:<14}{row['median_s']:>10.3f}{row['min_s']:>10.3f}{row['max_s']:>10.3f}{row['ratio']:>8.3f}x")
+        with open(os.path.join(HERE, "results", f"frameworks-{name}.json"), "w") as handle:
+            json.dump(result, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

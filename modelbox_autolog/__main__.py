@@ -1,0 +1,5 @@
+"""``python -m modelbox_autolog`` is the ``modelbox`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""``autolog()``: configure once, then bind each framework when (and if) it is imported."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import _config, _patching
+from .integrations import SPECS, Spec
+from .integrations.base import Integration, satisfies
+
+log = logging.getLogger("modelbox_autolog")
+
+_enabled: dict[str, Integration | None] = {}  # name -> instance once its framework was imported
+
+
+def _installed(spec: Spec) -> bool:
+    return any(_find(module) for module in spec.modules)
+
+
+def _find(module: str) -> bool:
+    if module in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _load_class(spec: Spec) -> type[Integration] | None:
+    module_name, _, class_name = spec.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None  # we ship no integration for it (yet)
+        raise
+    return getattr(module, class_name)
+
+
+def _third_party_specs() -> dict[str, Spec]:
+    from importlib.metadata import entry_points
+
+    found: dict[str, Spec] = {}
+    for entry in entry_points(group="modelbox_autolog.integrations"):
+        found[entry.name] = Spec(entry.name, entry.value, (), "", entry.name)
+    return found
+
+
+def _setup(spec: Spec, module: Any) -> None:
+    """Post-import hook: bind ``spec``'s integration to the freshly imported ``module``."""
+    try:
+        instance = _enabled.get(spec.name)
+        if instance is None:
+            cls = _load_class(spec)
+            if cls is None:
+                return
+            if cls.distribution and cls.requirement:
+                from importlib.metadata import PackageNotFoundError, version
+
+                try:
+                    have = version(cls.distribution)
+                except PackageNotFoundError:
+                    have = getattr(module, "__version__", "0")
+                if not satisfies(have, cls.requirement):
+                    if not _config.current().silent:
+                        log.warning(
+                            "modelbox-autolog: %s %s is outside the supported range %s; not autologging it",
+                            cls.distribution, have, cls.requirement,
+                        )
+                    return
+            instance = cls()
+            _enabled[spec.name] = instance
+        module_name = getattr(module, "__name__", "")
+        if module_name not in instance.set_up_modules:
+            instance.set_up_modules.add(module_name)
+            instance.setup(module)
+    except Exception as exc:
+        _patching.report_error(f"{spec.name}:setup", exc)
+
+
+def autolog(
+    frameworks: str | Iterable[str] | None = None,
+    *,
+    disable: bool = False,
+    backend: str | None = None,
+    experiment: str | None = None,
+    log_models: bool = True,
+    log_checkpoints: bool = True,
+    log_every_n_steps: int | None = None,
+    capture_console: bool = True,
+    capture_env: bool = True,
+    silent: bool = False,
+    log_all_ranks: bool | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """Record every supported framework's training from now on (see API.md section 1).
+
+    Never imports a framework: each is bound by a post-import hook, at once if it is already
+    imported. Calling it again updates the configuration without patching twice;
+    ``disable=True`` restores the originals of the named frameworks (all by default).
+    """
+    names = _config.normalize_frameworks(frameworks)
+    specs = dict(SPECS)
+    if names is None:
+        specs.update(_third_party_specs())
+    selected = [specs[n] for n in (names or specs)]
+
+    if disable:
+        for spec in selected:
+            _patching.cancel_import_hooks(spec.name)
+            instance = _enabled.pop(spec.name, None)
+            if instance is not None:
+                _patching.safe(f"{spec.name}:teardown", instance.teardown)
+            _patching.revert(spec.name)
+        return
+
+    if names is not None:
+        for spec in selected:
+            if not _installed(spec):
+                hint = f"; {spec.note}" if spec.note else ""
+                raise ImportError(
+                    f"autolog(frameworks=[{spec.name!r}]): {spec.distribution} is not installed; "
+                    f"install it with: pip install 'modelbox-autolog[{spec.extra}]'{hint}"
+                )
+            if spec.note and _load_class_quietly(spec) is None:
+                raise ImportError(f"autolog(frameworks=[{spec.name!r}]): {spec.note}")
+
+    config = _config.build_config(
+        _config.build_config(),
+        backend=backend,
+        experiment=experiment,
+        log_models=log_models,
+        log_checkpoints=log_checkpoints,
+        log_every_n_steps=log_every_n_steps,
+        capture_console=capture_console,
+        capture_env=capture_env,
+        silent=silent,
+        log_all_ranks=log_all_ranks,
+        options=options,
+    )
+    from .backends import check_uri
+
+    check_uri(config.backend)
+    _config.set_current(config)
+
+    for spec in selected:
+        if spec.name in _enabled:
+            continue  # already bound or waiting for its import: idempotent
+        _enabled[spec.name] = None
+        for module in spec.modules:
+            _patching.when_imported(spec.name, module, lambda mod, spec=spec: _setup(spec, mod))
+
+
+def _load_class_quietly(spec: Spec) -> type[Integration] | None:
+    try:
+        return _load_class(spec)
+    except Exception:
+        return None
+
+
+def enabled_integrations() -> dict[str, bool]:
+    """Which integrations autolog is bound to (True) or waiting for their import (False)."""
+    return {name: instance is not None for name, instance in _enabled.items()}
+
+
+def integration_class(framework: str) -> type[Integration] | None:
+    spec = SPECS.get(framework) or _third_party_specs().get(framework)
+    return _load_class_quietly(spec) if spec else None

@@ -1,0 +1,102 @@
+"""What a run records about where it ran: python, platform, packages, git, argv; and the rank."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from functools import lru_cache
+from typing import Any
+
+
+def global_rank() -> int:
+    """The process's global rank in distributed training (0 when not distributed)."""
+    for name in ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK"):
+        raw = os.environ.get(name)
+        if raw and raw.strip().lstrip("-").isdigit():
+            return int(raw)
+    dist = sys.modules.get("torch.distributed")  # only if the user already imported it
+    if dist is not None:
+        try:
+            if dist.is_available() and dist.is_initialized():
+                return int(dist.get_rank())
+        except Exception:
+            pass
+    return 0
+
+
+def world_size() -> int:
+    raw = os.environ.get("WORLD_SIZE", "")
+    return int(raw) if raw.isdigit() else 1
+
+
+def _git(args: list[str], cwd: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_info(path: str | None = None) -> dict[str, Any]:
+    cwd = path or os.getcwd()
+    commit = _git(["rev-parse", "HEAD"], cwd)
+    if not commit:
+        return {}
+    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    info: dict[str, Any] = {"commit": commit, "dirty": bool(status)}
+    branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
+    if branch:
+        info["branch"] = branch
+    remote = _git(["config", "--get", "remote.origin.url"], cwd)
+    if remote:
+        info["remote"] = remote
+    return info
+
+
+@lru_cache(maxsize=1)
+def installed_packages() -> dict[str, str]:
+    from importlib.metadata import distributions
+
+    packages: dict[str, str] = {}
+    for dist in distributions():
+        try:
+            name = dist.metadata["Name"]
+        except Exception:
+            continue
+        if name:
+            packages[name.lower()] = dist.version
+    return dict(sorted(packages.items()))
+
+
+def script_dir() -> str:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
+
+
+def capture_environment() -> dict[str, Any]:
+    """Slow-ish (imports metadata, runs git): call it on the exporter thread, not in a fit."""
+    started = time.perf_counter()
+    env: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "python_implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "hostname": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "pid": os.getpid(),
+        "argv": list(sys.argv),
+        "cwd": os.getcwd(),
+        "executable": sys.executable,
+        "rank": global_rank(),
+        "world_size": world_size(),
+        "packages": installed_packages(),
+    }
+    git = git_info(script_dir())
+    if git:
+        env["git"] = git
+    env["capture_s"] = round(time.perf_counter() - started, 4)
+    return env

@@ -1,0 +1,487 @@
+"""The bounded queue and the background thread that moves records to a backend.
+
+The training thread only appends records to a ``deque`` (atomic under the GIL, no lock).
+One exporter thread per backend drains it in batches by size or time and hands each batch
+to a small I/O thread, so a stalled backend never stops the exporter from watching memory:
+when the backend is down, slow, or the queue passes its capacity, batches go to the local
+journal (in order) and are replayed when the backend answers again. Nothing is dropped
+unless the disk refuses too, and then it is counted and reported at exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from ._config import Config, testing_mode
+from ._journal import Journal
+from ._records import Batch, new_id
+from .backends import Backend, BackendError, BackendUnavailable, open_backend
+
+log = logging.getLogger("modelbox_autolog")
+
+JOURNAL_CHUNK = 4096  # records per journal line: keeps each JSON encode (GIL held) to a few ms
+BACKOFF_MIN_S, BACKOFF_MAX_S = 0.1, 5.0
+
+
+class FlushMarker:
+    """Placed in the queue by ``flush``; set once everything before it is stored."""
+
+    __slots__ = ("done", "stored")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.stored = False
+
+
+class Deferred:
+    """Work to do on the exporter thread that yields records (e.g. capturing the environment)."""
+
+    __slots__ = ("produce",)
+
+    def __init__(self, produce: Callable[[], list[Any]]) -> None:
+        self.produce = produce
+
+
+class _IoWorker:
+    """One daemon thread that runs backend calls, so the exporter can stop waiting for them."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: deque = deque()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        self._jobs.append((future, fn, args))
+        self._ready.set()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            self._ready.wait()
+            self._ready.clear()
+            while self._jobs:
+                future, fn, args = self._jobs.popleft()
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # handed to the exporter, which decides
+                    future.set_exception(exc)
+
+
+class Exporter:
+    """Moves records from the training thread's queue to one backend URI."""
+
+    def __init__(self, uri: str, config: Config) -> None:
+        self.uri = uri
+        self.config = config
+        self.queue: deque = deque()
+        self.capacity = config.queue_capacity
+        self.batch_size = min(config.batch_size, JOURNAL_CHUNK)
+        self.wake_at = self.batch_size  # the hot path compares len(queue) with this
+        self.stats = {"written": 0, "journaled": 0, "replayed": 0, "dropped": 0, "waits": 0}
+        self.drop_reasons: dict[str, int] = {}
+        self._reset_threading()
+        _live.add(self)
+
+    # ------------------------------------------------------------------ lifecycle
+    def _reset_threading(self) -> None:
+        self.writer = new_id()
+        self._wake = threading.Event()
+        self._space = threading.Event()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._io: _IoWorker | None = None
+        self._backend: Backend | None = None
+        self._backend_error: str | None = None
+        self._journal = Journal(self.config.journal_dir, self.uri, self.writer)
+        self._journal_markers: list[FlushMarker] = []
+        self._down = False
+        self._stuck: Future | None = None
+        self._retry_at = 0.0
+        self._backoff = BACKOFF_MIN_S
+        self._stopping = False
+        self._deadline = float("inf")
+        self._reported: set[str] = set()
+
+    def _ensure_started(self) -> None:
+        if self._thread is not None:
+            return
+        with self._start_lock:
+            if self._thread is None:
+                self.wake_at = self.batch_size
+                self._thread = threading.Thread(target=self._loop, name="modelbox-exporter", daemon=True)
+                self._thread.start()
+
+    def after_fork_in_child(self) -> None:
+        """A forked child (e.g. a DataLoader worker) starts empty: the parent exports its own records."""
+        if self._backend is not None:
+            _abandoned.append(self._backend)  # never close a connection the parent still uses
+        self.queue.clear()
+        self.stats = dict.fromkeys(self.stats, 0)
+        self.drop_reasons = {}
+        self._reset_threading()
+        self.wake_at = 0  # the first record a child logs starts its own exporter thread
+
+    # ------------------------------------------------------------------ training-thread side
+    def submit(self, record: Any) -> None:
+        self.queue.append(record)
+        if len(self.queue) >= self.wake_at:
+            self.pressure()
+
+    def pressure(self) -> None:
+        """Called by the hot path when the queue is long: wake the exporter, briefly wait if full."""
+        if self._thread is None:
+            self._ensure_started()
+        self._wake.set()
+        if len(self.queue) > self.capacity and threading.current_thread() is not self._thread:
+            # Back-pressure, bounded: give the exporter a moment (it spills to disk when the
+            # backend is slow), then carry on regardless; memory grows rather than data lost.
+            self.stats["waits"] += 1
+            self._space.clear()
+            self._space.wait(0.002)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """True when every record submitted before this call is stored in the backend."""
+        marker = FlushMarker()
+        self.queue.append(marker)
+        self._ensure_started()
+        self._wake.set()
+        marker.done.wait(timeout)
+        return marker.stored
+
+    def shutdown(self, timeout: float) -> None:
+        """Store what we can within ``timeout`` seconds; journal the rest; stop the thread."""
+        if self._thread is None:
+            if not self.queue:
+                self._close_backend()
+                return
+            self._ensure_started()
+        self._deadline = time.monotonic() + max(0.0, timeout)
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout + 1.0)
+        self._close_backend()
+
+    def _close_backend(self) -> None:
+        if self._backend is not None:
+            try:
+                self._backend.close()
+            except Exception:
+                pass
+
+    # ------------------------------------------------------------------ exporter thread
+    def _loop(self) -> None:
+        self._io = _IoWorker("modelbox-io")
+        self._open_backend()
+        if self._backend is not None and self._journal.segments():
+            self._recover()  # leftovers of earlier processes writing to this backend
+        while True:
+            timeout = self.config.flush_interval_s
+            if self._down:
+                timeout = max(0.01, min(timeout, self._retry_at - time.monotonic()))
+            if not self.queue and not self._stopping:
+                self._wake.wait(timeout)
+            self._wake.clear()
+            if self._down and time.monotonic() >= self._retry_at:
+                self._recover()
+            self._drain()
+            if self._stopping and not self.queue:
+                break
+        if self._down and not self._past_deadline():
+            self._recover()
+        self._journal.seal()
+        self._finish_report()
+
+    def _open_backend(self) -> bool:
+        if self._backend is not None:
+            return True
+        try:
+            self._backend = open_backend(self.uri)
+            self._backend_error = None
+            return True
+        except Exception as exc:  # bad path, server gone: keep everything in the journal
+            self._backend_error = str(exc)
+            self._report("open", f"cannot open backend {self.uri}: {exc}; records are kept in {self._journal.path}")
+            self._mark_down()
+            return False
+
+    def _past_deadline(self) -> bool:
+        return self._stopping and time.monotonic() >= self._deadline
+
+    def _take(self, limit: int) -> tuple[list[Any], list[FlushMarker]]:
+        queue = self.queue
+        n = min(len(queue), limit)
+        popleft = queue.popleft
+        items = [popleft() for _ in range(n)]
+        records: list[Any] = []
+        markers: list[FlushMarker] = []
+        for item in items:
+            cls = type(item)
+            if cls is FlushMarker:
+                markers.append(item)
+            elif cls is Deferred:
+                try:
+                    records.extend(item.produce())
+                except Exception as exc:
+                    self._report("deferred", f"could not produce records: {exc!r}")
+            else:
+                records.append(item)
+        return records, markers
+
+    def _drain(self) -> None:
+        while self.queue:
+            records, markers = self._take(self.batch_size)
+            self._space.set()
+            if records:
+                batch = Batch(new_id(), self.writer, records, time.time())
+                self._deliver(batch)
+            self._settle(markers)
+
+    def _settle(self, markers: list[FlushMarker]) -> None:
+        if not markers:
+            return
+        if self._down or self._journal.pending_records:
+            self._journal_markers.extend(markers)  # released when the journal is replayed
+            if self._past_deadline():
+                for marker in markers:
+                    marker.done.set()
+            return
+        for marker in markers:
+            marker.stored = True
+            marker.done.set()
+
+    def _deliver(self, batch: Batch) -> None:
+        if self._down or self._journal.pending_records or self._past_deadline():
+            self._to_journal(batch)
+            return
+        outcome = self._write_watching_memory(batch)
+        if outcome == "ok":
+            self.stats["written"] += len(batch.records)
+            _remove_staged(batch)
+        elif outcome == "unavailable":
+            self._to_journal(batch)
+            self._mark_down()
+        elif outcome == "rejected":
+            self._write_one_by_one(batch)
+
+    def _write_watching_memory(self, batch: Batch) -> str:
+        """Write on the I/O thread; journal instead if the queue overflows or time runs out meanwhile."""
+        assert self._io is not None and self._backend is not None
+        future = self._io.submit(self._backend.write, batch)
+        while True:
+            try:
+                future.result(timeout=0.05)
+                return "ok"
+            except TimeoutError:
+                if len(self.queue) > self.capacity or self._past_deadline():
+                    # The backend is too slow for the load: this batch and what follows go to the
+                    # journal, in order. If the slow write lands after all, replay skips it.
+                    self._report("slow", f"backend {self.uri} is slow; spilling to the journal {self._journal.path}")
+                    self._to_journal(batch)
+                    self._mark_down(stuck=future)
+                    return "journaled"
+            except BackendUnavailable as exc:
+                self._report("unavailable", f"backend {self.uri} unavailable ({exc}); keeping records in {self._journal.path}")
+                return "unavailable"
+            except BackendError as exc:
+                self._report("rejected", f"backend {self.uri} refused a batch ({exc}); retrying record by record")
+                return "rejected"
+            except Exception as exc:
+                if testing_mode():
+                    self._report("bug", f"unexpected error writing to {self.uri}: {exc!r}")
+                self._report("rejected", f"unexpected error writing to {self.uri}: {exc!r}; retrying record by record")
+                return "rejected"
+
+    def _write_one_by_one(self, batch: Batch) -> None:
+        """Isolate the records a backend refuses; store the rest; count the refused ones."""
+        assert self._backend is not None
+        for index, record in enumerate(batch.records):
+            single = Batch(f"{batch.id}.{index}", batch.writer, [record], batch.created_at)
+            try:
+                self._backend.write(single)
+                self.stats["written"] += 1
+            except BackendUnavailable:
+                self._to_journal(single)
+                self._mark_down()
+            except Exception as exc:
+                self._drop(1, f"{type(record).__name__} refused by {self.uri}: {exc}")
+
+    def _to_journal(self, batch: Batch) -> None:
+        records = batch.records
+        try:
+            if len(records) <= JOURNAL_CHUNK:
+                self._journal.append(batch)
+            else:
+                for start in range(0, len(records), JOURNAL_CHUNK):
+                    part = Batch(f"{batch.id}.j{start}", batch.writer, records[start:start + JOURNAL_CHUNK], batch.created_at)
+                    self._journal.append(part)
+            self.stats["journaled"] += len(records)
+        except OSError as exc:
+            self._drop(len(records), f"the journal {self._journal.path} refused records: {exc.strerror or exc}")
+
+    def _mark_down(self, stuck: Future | None = None) -> None:
+        self._down = True
+        self._stuck = stuck
+        self._retry_at = time.monotonic() + self._backoff * random.uniform(0.5, 1.5)
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+
+    def _recover(self) -> None:
+        """Try the backend again: replay the journal in order; on success resume direct writes."""
+        stuck = self._stuck
+        if stuck is not None and not stuck.done():
+            self._retry_at = time.monotonic() + self._backoff
+            return
+        self._stuck = None
+        if not self._open_backend():
+            return
+        assert self._io is not None and self._backend is not None
+        self._journal.seal()  # replay takes sealed segments; spills meanwhile open a new one
+        backend = self._backend
+
+        def write_and_clean(batch: Batch) -> None:
+            backend.write(batch)
+            _remove_staged(batch)
+
+        future = self._io.submit(self._journal.replay, write_and_clean)
+        try:
+            while True:
+                try:
+                    replayed = future.result(timeout=0.05)
+                    break
+                except TimeoutError:
+                    if len(self.queue) > self.capacity:
+                        self._spill_queue()
+                    if self._past_deadline():
+                        self._mark_down(stuck=future)
+                        return
+        except BackendUnavailable:
+            self._mark_down()
+            return
+        except Exception as exc:
+            self._report("replay", f"replaying the journal failed ({exc}); it stays in {self._journal.path}")
+            self._mark_down()
+            return
+        self.stats["replayed"] += replayed
+        self._journal.pending_records = max(0, self._journal.pending_records - replayed)
+        if self._journal.has_own_pending():  # spilled while we replayed: go round again
+            self._mark_down()
+            self._retry_at = time.monotonic()
+            return
+        self._journal.pending_records = 0
+        self._down = False
+        self._backoff = BACKOFF_MIN_S
+        markers, self._journal_markers = self._journal_markers, []
+        for marker in markers:
+            marker.stored = True
+            marker.done.set()
+
+    def _spill_queue(self) -> None:
+        """Move the oldest queued records to the journal until the queue is half empty."""
+        while len(self.queue) > self.capacity // 2:
+            records, markers = self._take(JOURNAL_CHUNK)
+            self._space.set()
+            if records:
+                self._to_journal(Batch(new_id(), self.writer, records, time.time()))
+            self._journal_markers.extend(markers)
+
+    # ------------------------------------------------------------------ reporting
+    def _drop(self, count: int, reason: str) -> None:
+        self.stats["dropped"] += count
+        self.drop_reasons[reason] = self.drop_reasons.get(reason, 0) + count
+        self._report("drop:" + reason, f"{count} record(s) could not be kept: {reason}")
+
+    def _report(self, site: str, message: str) -> None:
+        if site in self._reported:
+            return
+        self._reported.add(site)
+        if not self.config.silent:
+            log.warning("modelbox-autolog: %s", message)
+
+    def _finish_report(self) -> None:
+        pending = self._journal.pending_records
+        if pending and not self.config.silent:
+            print(
+                f"modelbox-autolog: {pending} record(s) for {self.uri} are kept in the journal {self._journal.path}; "
+                f"they are sent at the next start, or now with: modelbox sync {self._journal.path} --to {self.uri}",
+                file=sys.stderr,
+            )
+        if self.stats["dropped"] and not self.config.silent:
+            reasons = "; ".join(f"{n} x {r}" for r, n in self.drop_reasons.items())
+            print(f"modelbox-autolog: {self.stats['dropped']} record(s) were dropped: {reasons}", file=sys.stderr)
+        # Release anyone still waiting in flush(): nothing more will happen.
+        for marker in self._journal_markers:
+            marker.done.set()
+
+
+def _remove_staged(batch: Batch) -> None:
+    """Delete our own temporary copies (console logs, serialised models) once they are stored."""
+    for record in batch.records:
+        files = getattr(record, "files", None)
+        for item in files if files is not None else (record,):
+            if getattr(item, "delete_source", False):
+                try:
+                    os.unlink(item.source_path)
+                except OSError:
+                    pass
+
+
+# ---------------------------------------------------------------------- registry
+_live: weakref.WeakSet[Exporter] = weakref.WeakSet()
+_abandoned: list[Any] = []
+_exporters: dict[str, Exporter] = {}
+_registry_lock = threading.Lock()
+
+
+def exporter_for(uri: str, config: Config) -> Exporter:
+    exporter = _exporters.get(uri)
+    if exporter is None:
+        with _registry_lock:
+            exporter = _exporters.get(uri)
+            if exporter is None:
+                exporter = _exporters[uri] = Exporter(uri, config)
+    return exporter
+
+
+def all_exporters() -> list[Exporter]:
+    return list(_exporters.values())
+
+
+def flush_all(timeout: float | None = None) -> bool:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ok = True
+    for exporter in all_exporters():
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ok = exporter.flush(remaining) and ok
+    return ok
+
+
+def shutdown_all(timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for exporter in all_exporters():
+        exporter.shutdown(max(0.0, deadline - time.monotonic()))
+    with _registry_lock:
+        _exporters.clear()
+
+
+def _after_fork_in_child() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for exporter in list(_live):
+        exporter.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

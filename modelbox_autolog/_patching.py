@@ -1,0 +1,337 @@
+"""The only module that touches wrapt: reversible patches, safe call hooks, recursion guards,
+and post-import hooks.
+
+A *call hook* is a generator function ``hook(call)`` run around the original call::
+
+    def fit_hook(call):
+        with autorun("sklearn") as run:          # our code before the call
+            result = yield call.replace(callbacks=[*cbs, ours])   # or: yield None
+            run.log_metric("score", ...)         # our code after it
+
+The engine calls the original exactly once, with the user's own arguments unless the hook
+yielded replacements (new objects built by us; the user's are never mutated). Our exceptions,
+before or after, are logged once per site and swallowed (re-raised under
+MODELBOX_AUTOLOG_TESTING=1); the user's exceptions pass through untouched, after being
+thrown into the hook so runs can be marked failed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import wrapt
+
+from ._config import current as current_config
+from ._config import testing_mode
+
+log = logging.getLogger("modelbox_autolog")
+
+Hook = Callable[["Call"], Generator[Any, Any, None]]
+
+_reported_sites: set[str] = set()
+_report_lock = threading.Lock()
+
+
+class AutologError(RuntimeError):
+    """Our own failure, re-raised only in testing mode."""
+
+
+def report_error(site: str, exc: BaseException) -> None:
+    """Log our own failure once per site; re-raise it when testing."""
+    if testing_mode():
+        raise exc
+    with _report_lock:
+        if site in _reported_sites:
+            return
+        _reported_sites.add(site)
+    if not current_config().silent:
+        log.warning("modelbox-autolog: %s failed and was skipped (training is unaffected): %r", site, exc, exc_info=exc)
+
+
+def safe(site: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run our code; on failure report it and return None."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        report_error(site, exc)
+        return None
+
+
+def safe_method(site: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator for our callbacks' methods: a bug in them never reaches the user's loop."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                report_error(site, exc)
+                return None
+
+        guarded.__name__ = fn.__name__
+        guarded.__qualname__ = fn.__qualname__
+        guarded.__doc__ = fn.__doc__
+        return guarded
+
+    return decorate
+
+
+# ---------------------------------------------------------------------- recursion guard
+_active_groups: ContextVar[tuple[str, ...]] = ContextVar("modelbox_active_groups", default=())
+
+
+def active_groups() -> tuple[str, ...]:
+    """Guard groups whose hooks are running in this thread/task, outermost first."""
+    return _active_groups.get()
+
+
+def in_group(group: str) -> bool:
+    return group in _active_groups.get()
+
+
+@contextmanager
+def entered(group: str) -> Iterator[None]:
+    token = _active_groups.set((*_active_groups.get(), group))
+    try:
+        yield
+    finally:
+        _active_groups.reset(token)
+
+
+# ---------------------------------------------------------------------- calls
+class Call:
+    """The intercepted call, as the hook sees it."""
+
+    __slots__ = ("wrapped", "instance", "args", "kwargs", "site", "_bound")
+
+    def __init__(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict, site: str) -> None:
+        self.wrapped = wrapped
+        self.instance = instance
+        self.args = args
+        self.kwargs = kwargs
+        self.site = site
+        self._bound: inspect.BoundArguments | None = None
+
+    @property
+    def bound(self) -> inspect.BoundArguments:
+        """Arguments bound to the original's signature (defaults not applied)."""
+        if self._bound is None:
+            self._bound = inspect.signature(self.wrapped).bind(*self.args, **self.kwargs)
+        return self._bound
+
+    def argument(self, name: str, default: Any = None) -> Any:
+        """An argument by parameter name, however it was passed (positionally or by keyword)."""
+        try:
+            arguments = self.bound.arguments
+        except (TypeError, ValueError):
+            return self.kwargs.get(name, default)
+        if name in arguments:
+            return arguments[name]
+        for param in inspect.signature(self.wrapped).parameters.values():
+            if param.kind is inspect.Parameter.VAR_KEYWORD and name in arguments.get(param.name, {}):
+                return arguments[param.name][name]
+        return default
+
+    def replace(self, **changes: Any) -> tuple[tuple, dict]:
+        """New (args, kwargs) with the named arguments replaced where the caller put them."""
+        args = list(self.args)
+        kwargs = dict(self.kwargs)
+        params = list(inspect.signature(self.wrapped).parameters.values())
+        positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        for name, value in changes.items():
+            if name in positional and positional.index(name) < len(args):
+                args[positional.index(name)] = value
+            else:
+                kwargs[name] = value
+        return tuple(args), kwargs
+
+
+def _call_with_hook(site: str, group: str | None, hook: Hook, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+    if group is not None and group in _active_groups.get():
+        return wrapped(*args, **kwargs)  # nested call of the same kind: log once, outermost
+
+    call_args, call_kwargs = args, kwargs
+    gen: Generator[Any, Any, None] | None = None
+    try:
+        gen = hook(Call(wrapped, instance, args, kwargs, site))
+        replacement = next(gen)
+        if replacement is not None:
+            call_args, call_kwargs = replacement
+    except StopIteration:
+        gen = None  # the hook chose not to wrap this call
+    except Exception as exc:
+        gen = _close_quietly(gen)
+        call_args, call_kwargs = args, kwargs
+        report_error(site, exc)
+
+    token = _active_groups.set((*_active_groups.get(), group)) if group is not None else None
+    try:
+        result = wrapped(*call_args, **call_kwargs)
+    except BaseException as user_exc:
+        if token is not None:
+            _active_groups.reset(token)
+            token = None
+        if gen is not None:
+            _throw_into(site, gen, user_exc)
+        raise
+    finally:
+        if token is not None:
+            _active_groups.reset(token)
+
+    if gen is not None:
+        try:
+            gen.send(result)
+        except StopIteration:
+            pass
+        except Exception as exc:
+            _close_quietly(gen)
+            report_error(site, exc)
+        else:
+            _close_quietly(gen)
+            report_error(site, AutologError(f"hook for {site} yielded more than once"))
+    return result
+
+
+def _throw_into(site: str, gen: Generator[Any, Any, None], user_exc: BaseException) -> None:
+    """Let the hook see the user's exception (to mark the run failed) without altering it."""
+    traceback, context, cause = user_exc.__traceback__, user_exc.__context__, user_exc.__cause__
+    try:
+        gen.throw(user_exc)
+    except StopIteration:
+        pass
+    except BaseException as exc:
+        if exc is not user_exc:
+            if isinstance(exc, Exception):
+                try:
+                    report_error(site, exc)
+                except Exception:
+                    pass  # testing mode: the user's exception still wins
+            else:
+                raise
+    else:
+        _close_quietly(gen)
+    finally:
+        user_exc.__traceback__, user_exc.__context__, user_exc.__cause__ = traceback, context, cause
+
+
+def _close_quietly(gen: Generator[Any, Any, None] | None) -> None:
+    if gen is not None:
+        try:
+            gen.close()
+        except Exception:
+            pass
+    return None
+
+
+# ---------------------------------------------------------------------- ledger
+@dataclass
+class Patch:
+    integration: str
+    owner: Any
+    attr: str
+    original: Any  # what owner.__dict__[attr] held (descriptor and all), or _INHERITED
+    replacement: Any
+
+
+_INHERITED = object()
+_ledger: list[Patch] = []
+_ledger_lock = threading.RLock()
+
+
+def _own_attribute(owner: Any, attr: str) -> Any:
+    namespace = owner.__dict__ if hasattr(owner, "__dict__") else {}
+    return namespace[attr] if attr in namespace else _INHERITED
+
+
+def is_patched(owner: Any, attr: str) -> bool:
+    with _ledger_lock:
+        return any(p.owner is owner and p.attr == attr for p in _ledger)
+
+
+def patch_call(integration: str, owner: Any, attr: str, hook: Hook, group: str | None = None, site: str | None = None) -> bool:
+    """Wrap ``owner.attr`` (a function, method, classmethod or staticmethod) with a call hook.
+
+    Idempotent per (owner, attr). ``group``: calls nested inside another call of the same
+    group (in this thread/task) go straight to the original. Returns False when already patched
+    or when the attribute does not exist.
+    """
+    site = site or f"{integration}:{getattr(owner, '__name__', owner)}.{attr}"
+    with _ledger_lock:
+        if is_patched(owner, attr) or not hasattr(owner, attr):
+            return False
+        original = _own_attribute(owner, attr)
+
+        def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+            return _call_with_hook(site, group, hook, wrapped, instance, args, kwargs)
+
+        wrapt.wrap_function_wrapper(owner, attr, wrapper)
+        replacement = _own_attribute(owner, attr)
+        _ledger.append(Patch(integration, owner, attr, original, replacement))
+        return True
+
+
+def patch_function(integration: str, owner: Any, attr: str, wrapper: Callable[[Callable[..., Any], Any, tuple, dict], Any]) -> bool:
+    """Wrap with a raw wrapt wrapper ``wrapper(wrapped, instance, args, kwargs)``.
+
+    For the rare case a call hook does not fit; the wrapper owns its exception safety.
+    """
+    with _ledger_lock:
+        if is_patched(owner, attr) or not hasattr(owner, attr):
+            return False
+        original = _own_attribute(owner, attr)
+        wrapt.wrap_function_wrapper(owner, attr, wrapper)
+        _ledger.append(Patch(integration, owner, attr, original, _own_attribute(owner, attr)))
+        return True
+
+
+def revert(integration: str | None = None) -> int:
+    """Undo patches (of one integration, or all) in reverse order; originals are restored by identity."""
+    undone = 0
+    with _ledger_lock:
+        for patch in reversed(list(_ledger)):
+            if integration is not None and patch.integration != integration:
+                continue
+            if _own_attribute(patch.owner, patch.attr) is patch.replacement:
+                if patch.original is _INHERITED:
+                    delattr(patch.owner, patch.attr)
+                else:
+                    setattr(patch.owner, patch.attr, patch.original)
+            _ledger.remove(patch)
+            undone += 1
+    return undone
+
+
+def patches(integration: str | None = None) -> list[Patch]:
+    with _ledger_lock:
+        return [p for p in _ledger if integration is None or p.integration == integration]
+
+
+# ---------------------------------------------------------------------- post-import hooks
+_hook_generation: dict[str, int] = {}
+
+
+def when_imported(key: str, module: str, callback: Callable[[Any], None]) -> None:
+    """Run ``callback(module)`` once ``module`` is imported (now, if it already is).
+
+    Uses wrapt's import finder (no ``builtins.__import__`` patching). ``cancel_import_hooks``
+    makes a registration inert: wrapt keeps no unregister, so we keep a generation per key.
+    """
+    generation = _hook_generation.get(key, 0) + 1
+    _hook_generation[key] = generation
+
+    def fire(mod: Any) -> None:
+        if _hook_generation.get(key) == generation:
+            callback(mod)
+
+    wrapt.register_post_import_hook(fire, module)
+
+
+def cancel_import_hooks(key: str) -> None:
+    _hook_generation[key] = _hook_generation.get(key, 0) + 1

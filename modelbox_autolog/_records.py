@@ -1,0 +1,133 @@
+"""Plain record types that travel from the training thread to a backend.
+
+Records are small slots dataclasses built on the training thread and never mutated
+afterwards. Anything slow (hashing, copying files, JSON) happens on the exporter thread.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def new_id() -> str:
+    """A fresh 32-character hex identifier (runs, models, events, batches)."""
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class RunStart:
+    run_id: str
+    experiment: str
+    name: str | None
+    start_time: float
+    parent_run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RunUpdate:
+    """A change of a run's mutable fields; ``None`` means "leave as is"."""
+
+    run_id: str
+    status: str | None = None
+    end_time: float | None = None
+    progress: float | None = None
+    name: str | None = None
+    tags: dict[str, str] | None = None
+    env: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Param:
+    run_id: str
+    key: str
+    value: str  # JSON text of the value (or of its repr when not JSON-able)
+
+
+@dataclass(slots=True)
+class Metric:
+    run_id: str
+    key: str
+    value: float
+    step: int
+    timestamp: float
+    epoch: int | None = None
+
+
+@dataclass(slots=True)
+class Event:
+    id: str
+    run_id: str
+    name: str
+    timestamp: float
+    duration_s: float | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Artifact:
+    """A file to keep with a run; ``source_path`` is read by the exporter, not the caller."""
+
+    id: str
+    run_id: str
+    name: str
+    source_path: str
+    kind: str = "file"  # file | console | checkpoint | table | plot
+    delete_source: bool = False  # the file is our own temporary copy
+
+
+@dataclass(slots=True)
+class ModelFile:
+    name: str
+    source_path: str
+    delete_source: bool = False
+
+
+@dataclass(slots=True)
+class ModelRecord:
+    id: str
+    run_id: str | None
+    name: str
+    framework: str
+    files: list[ModelFile]
+    created_at: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    datasets: list[str] = field(default_factory=list)
+    status: str = "draft"
+
+
+@dataclass(slots=True)
+class Input:
+    """Lineage: something a run consumed (a dataset, a loaded model file)."""
+
+    id: str
+    run_id: str
+    kind: str  # dataset | model
+    ref: str
+    timestamp: float
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+# Order in which a backend applies the records of one batch: parents before children.
+RECORD_TYPES: tuple[type, ...] = (RunStart, Param, Metric, Event, Input, Artifact, ModelRecord, RunUpdate)
+RECORD_BY_NAME: dict[str, type] = {t.__name__: t for t in RECORD_TYPES}
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records sent together; ``id`` makes re-sending a batch harmless (idempotent writes)."""
+
+    id: str
+    writer: str
+    records: list[Any]
+    created_at: float = 0.0
+    files_root: str | None = None  # where relative source paths live (spool replay)
+
+    def by_type(self) -> dict[type, list[Any]]:
+        groups: dict[type, list[Any]] = {}
+        for record in self.records:
+            groups.setdefault(type(record), []).append(record)
+        return groups

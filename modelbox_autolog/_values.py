@@ -1,0 +1,101 @@
+"""Turning arbitrary user values into things we can store, without ever raising."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+MAX_PARAM_CHARS = 64 * 1024  # longer values are truncated, with a marker, never rejected
+MAX_KEY_CHARS = 250
+
+
+def flatten(params: Mapping[Any, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
+    """Flatten nested mappings: ``{"opt": {"lr": 1}}`` -> ``{"opt.lr": 1}``. Lists stay values."""
+    flat: dict[str, Any] = {}
+    stack: list[tuple[str, Mapping[Any, Any]]] = [(prefix, params)]
+    seen: set[int] = set()
+    while stack:
+        base, mapping = stack.pop()
+        if id(mapping) in seen:  # a mapping that contains itself
+            flat[base or "<root>"] = "<cycle>"
+            continue
+        seen.add(id(mapping))
+        for key, value in mapping.items():
+            name = f"{base}{sep}{to_key(key)}" if base else to_key(key)
+            if isinstance(value, Mapping) and value:
+                stack.append((name, value))
+            else:
+                flat[name] = value
+    return flat
+
+
+def to_key(key: Any) -> str:
+    """Keys are strings; anything else becomes its ``str``."""
+    text = key if isinstance(key, str) else str(key)
+    return text if len(text) <= MAX_KEY_CHARS else text[:MAX_KEY_CHARS]
+
+
+def _jsonable(value: Any, depth: int = 0) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if depth > 8:
+        return repr(value)
+    if isinstance(value, Mapping):
+        return {to_key(k): _jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, depth + 1) for v in value]
+    item = getattr(value, "item", None)  # numpy / torch scalars
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        try:
+            return _jsonable(item(), depth + 1)
+        except Exception:
+            pass
+    tolist = getattr(value, "tolist", None)  # small arrays
+    if callable(tolist) and getattr(value, "size", 1 << 30) <= 64:
+        try:
+            return _jsonable(tolist(), depth + 1)
+        except Exception:
+            pass
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    return safe_repr(value)
+
+
+def safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:  # a broken __repr__ is the user's problem, not a crash
+        return f"<unrepresentable {type(value).__name__}: {exc!r}>"
+
+
+def to_param_text(value: Any) -> str:
+    """JSON text of a param value; non-JSON values become the JSON string of their repr."""
+    try:
+        text = json.dumps(_jsonable(value), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        text = json.dumps(safe_repr(value), ensure_ascii=False)
+    if len(text) > MAX_PARAM_CHARS:
+        text = json.dumps(text[:MAX_PARAM_CHARS] + f"...<truncated {len(text)} chars>")
+    return text
+
+
+def from_param_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def to_attrs(attrs: Mapping[Any, Any]) -> dict[str, Any]:
+    """Event/model attribute dicts: JSON-able values, keys as strings."""
+    return {to_key(k): _jsonable(v) for k, v in attrs.items()}
+
+
+def to_tags(tags: Mapping[Any, Any] | None) -> dict[str, str]:
+    if not tags:
+        return {}
+    return {to_key(k): v if isinstance(v, str) else safe_repr(v) for k, v in tags.items()}

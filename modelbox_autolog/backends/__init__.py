@@ -1,0 +1,99 @@
+"""Transports chosen by URI scheme; third parties add schemes via the
+``modelbox_autolog.backends`` entry-point group (name = scheme, value = Backend class)."""
+
+from __future__ import annotations
+
+from .base import Backend, BackendError, BackendUnavailable, ImmutableModel, NotFound, Store
+
+_BUILTIN = {
+    "sqlite": "modelbox_autolog.backends.sqlite:SQLiteStore",
+    "file": "modelbox_autolog.backends.spool:SpoolBackend",
+    "memory": "modelbox_autolog.backends.memory:open_memory",
+    "grpc": "modelbox_autolog.backends.grpc:GrpcBackend",
+    "grpcs": "modelbox_autolog.backends.grpc:GrpcBackend",
+}
+
+
+def _load(target: str):
+    import importlib
+
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _factory(scheme: str):
+    if scheme in _BUILTIN:
+        return _load(_BUILTIN[scheme])
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="modelbox_autolog.backends"):
+        if entry.name == scheme:
+            return entry.load()
+    known = ", ".join(f"{s}://" for s in _BUILTIN)
+    raise BackendError(f"unknown backend scheme {scheme + '://'!r}; known: {known} (or a registered entry point)")
+
+
+def scheme_of(uri: str) -> str:
+    if not isinstance(uri, str) or "://" not in uri:
+        raise BackendError(f"{uri!r} is not a backend URI; use sqlite:///PATH, file:///DIR, grpc://HOST:PORT or memory://")
+    return uri.split("://", 1)[0].lower()
+
+
+def open_backend(uri: str) -> Backend:
+    """The write side for ``uri``; raises BackendError with a precise message when it cannot."""
+    scheme = scheme_of(uri)
+    factory = _factory(scheme)
+    try:
+        return factory(uri)
+    except ImportError as exc:
+        raise BackendError(f"the {scheme}:// backend needs an extra: pip install 'modelbox-autolog[{'grpc' if scheme.startswith('grpc') else scheme}]' ({exc})") from exc
+
+
+def open_store(uri: str) -> Store:
+    """The read side for ``uri``."""
+    return open_backend(uri).store()
+
+
+__all__ = ["Backend", "BackendError", "BackendUnavailable", "ImmutableModel", "NotFound", "Store", "open_backend", "open_store", "scheme_of"]
+
+
+def canonical_uri(uri: str) -> str:
+    """One spelling per location: relative sqlite/file paths made absolute."""
+    import os
+
+    scheme = scheme_of(uri)
+    if scheme == "sqlite":
+        from .sqlite import path_from_uri
+
+        return "sqlite:///" + os.path.abspath(path_from_uri(uri))
+    if scheme == "file":
+        from .spool import dir_from_uri
+
+        return "file://" + os.path.abspath(dir_from_uri(uri))
+    return uri
+
+
+def check_uri(uri: str) -> None:
+    """Cheap, early validation (no connection): the scheme is known; local paths are writable."""
+    import os
+
+    scheme = scheme_of(uri)
+    if scheme in ("sqlite", "file"):
+        if scheme == "sqlite":
+            from .sqlite import path_from_uri
+
+            folder = os.path.dirname(os.path.abspath(path_from_uri(uri)))
+        else:
+            from .spool import dir_from_uri
+
+            folder = os.path.abspath(dir_from_uri(uri))
+        probe = folder
+        while not os.path.exists(probe):
+            parent = os.path.dirname(probe)
+            if parent == probe:
+                break
+            probe = parent
+        if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
+            raise BackendError(f"backend {uri!r}: cannot write under {probe} (needed for {folder})")
+    elif scheme not in _BUILTIN:
+        _factory(scheme)  # raises a precise error for unknown schemes

@@ -1,0 +1,134 @@
+"""``file:///DIR``: an append-only JSONL spool for offline runs, replayed by ``modelbox sync``.
+
+Each process appends whole batches, one line each, to its own ``spool-<writer>.jsonl``; files
+that records name are copied under ``DIR/files`` so the spool is self-contained. Replaying is
+idempotent because stores skip batch ids they have already applied.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from urllib.parse import unquote
+
+from .._codec import decode_batch, encode_batch
+from .._records import Artifact, Batch, ModelRecord
+from .base import Backend, BackendError, BackendUnavailable, Store
+from .files import copy_file, safe_relpath
+
+
+def dir_from_uri(uri: str) -> str:
+    if not uri.startswith("file://"):
+        raise BackendError(f"{uri!r} is not a file URI; expected file:///DIR")
+    path = unquote(uri[len("file://"):])
+    if not path:
+        raise BackendError(f"{uri!r} names no folder; expected file:///DIR")
+    return path
+
+
+class SpoolBackend(Backend):
+    scheme = "file"
+
+    def __init__(self, uri: str, *, directory: str | None = None, copy_files: bool = True) -> None:
+        super().__init__(uri)
+        self.directory = os.path.abspath(directory or dir_from_uri(uri))
+        self.copy_files = copy_files
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+        except OSError as exc:
+            raise BackendError(f"cannot create the spool folder {self.directory}: {exc.strerror}") from exc
+        if not os.access(self.directory, os.W_OK):
+            raise BackendError(f"the spool folder {self.directory} is not writable")
+        self._handle = None
+        self._writer = None
+
+    def _file_for(self, writer: str):
+        if self._handle is None or self._writer != writer:
+            if self._handle is not None:
+                self._handle.close()
+            path = os.path.join(self.directory, f"spool-{writer}.jsonl")
+            self._handle = open(path, "a", encoding="utf-8")
+            self._writer = writer
+        return self._handle
+
+    def write(self, batch: Batch) -> None:
+        if self.copy_files:
+            batch = self._with_local_files(batch)
+        line = encode_batch(batch)
+        try:
+            handle = self._file_for(batch.writer)
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot append to the spool in {self.directory}: {exc}") from exc
+
+    def _with_local_files(self, batch: Batch) -> Batch:
+        records = []
+        for record in batch.records:
+            if isinstance(record, Artifact):
+                rel = f"files/{record.id}/{safe_relpath(record.name)}"
+                self._copy(record.source_path, rel)
+                record = replace(record, source_path=rel, delete_source=False)
+            elif isinstance(record, ModelRecord):
+                files = []
+                for f in record.files:
+                    rel = f"files/{record.id}/{safe_relpath(f.name)}"
+                    self._copy(f.source_path, rel)
+                    files.append(replace(f, source_path=rel, delete_source=False))
+                record = replace(record, files=files)
+            records.append(record)
+        return replace(batch, records=records)
+
+    def _copy(self, source: str, rel: str) -> None:
+        try:
+            copy_file(source, os.path.join(self.directory, rel))
+        except FileNotFoundError:
+            pass  # recorded without content, as the stores do
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot copy {source} into the spool: {exc}") from exc
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def store(self) -> Store:
+        """A read-only view: the spool replayed into a private in-memory store."""
+        from .memory import MemoryStore
+
+        view = MemoryStore(f"memory://spool-view-{id(self)}")
+        replay(self.directory, view)
+        return view
+
+
+def spool_files(directory: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(directory, "spool-*.jsonl")), key=lambda p: (os.path.getmtime(p), p))
+
+
+def read_spool(directory: str) -> Iterator[Batch]:
+    """Every batch in a spool folder, oldest file first; a torn last line is skipped."""
+    for path in spool_files(directory):
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.endswith("\n"):
+                    break  # written by a process that died mid-line; the rest is not a batch
+                try:
+                    yield decode_batch(line, files_root=directory)
+                except ValueError as exc:
+                    raise BackendError(f"{path}:{number} is not a spool batch: {exc}") from exc
+
+
+def replay(directory: str, target: Backend, progress: Callable[[int], None] | None = None) -> int:
+    """Write every spooled batch to ``target``; returns how many batches were read."""
+    if not os.path.isdir(directory):
+        raise BackendError(f"{directory} is not a spool folder")
+    count = 0
+    for batch in read_spool(directory):
+        target.write(batch)
+        count += 1
+        if progress:
+            progress(count)
+    return count

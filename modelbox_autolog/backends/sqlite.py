@@ -1,0 +1,545 @@
+"""The embedded default store: one SQLite file (WAL) plus an artifacts folder beside it.
+
+Writes: one transaction per batch, ``executemany`` per record type, the batch id recorded in
+the same transaction so a re-sent batch is skipped whole. Reads: the queries behind Client.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote
+
+from .._records import Artifact as ArtifactRecord
+from .._records import Batch, Metric, ModelRecord, Param, RunStart, RunUpdate, new_id
+from .._records import Event as EventRecord
+from .._records import Input as InputRecord
+from ..entities import (
+    Artifact,
+    ChangeEvent,
+    Event,
+    Experiment,
+    Input,
+    MetricPoint,
+    ModelFileInfo,
+    ModelInfo,
+    RunInfo,
+)
+from .base import Backend, BackendError, BackendUnavailable, ImmutableModel, NotFound, Store
+from .files import copy_file, inside, read_chunks, safe_relpath
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS experiments (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, experiment_id TEXT NOT NULL, name TEXT, status TEXT NOT NULL,
+    parent_run_id TEXT, start_time REAL NOT NULL, end_time REAL, progress REAL,
+    tags TEXT NOT NULL DEFAULT '{}', env TEXT NOT NULL DEFAULT '{}', updated_at REAL);
+CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs(experiment_id, start_time);
+CREATE TABLE IF NOT EXISTS params (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS metric_series (
+    id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, key TEXT NOT NULL, UNIQUE (run_id, key));
+CREATE TABLE IF NOT EXISTS metrics (
+    series_id INTEGER NOT NULL, step INTEGER NOT NULL, value REAL, timestamp REAL NOT NULL, epoch INTEGER);
+CREATE INDEX IF NOT EXISTS metrics_by_series ON metrics(series_id, step);
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY, run_id TEXT NOT NULL, name TEXT NOT NULL, timestamp REAL NOT NULL,
+    duration_s REAL, attrs TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX IF NOT EXISTS events_by_run ON events(run_id, timestamp);
+CREATE TABLE IF NOT EXISTS inputs (
+    id TEXT PRIMARY KEY, run_id TEXT NOT NULL, kind TEXT NOT NULL, ref TEXT NOT NULL,
+    timestamp REAL NOT NULL, attrs TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX IF NOT EXISTS inputs_by_run ON inputs(run_id);
+CREATE TABLE IF NOT EXISTS artifacts (
+    id TEXT PRIMARY KEY, run_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL,
+    bytes INTEGER, sha256 TEXT, kind TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS artifacts_by_run ON artifacts(run_id);
+CREATE TABLE IF NOT EXISTS models (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL, framework TEXT NOT NULL,
+    run_id TEXT, experiment_id TEXT, metadata TEXT NOT NULL, labels TEXT NOT NULL,
+    datasets TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    UNIQUE (name, version));
+CREATE TABLE IF NOT EXISTS model_files (
+    model_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, bytes INTEGER, sha256 TEXT,
+    PRIMARY KEY (model_id, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS applied_batches (id TEXT PRIMARY KEY, applied_at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, object_type TEXT NOT NULL,
+    object_id TEXT NOT NULL, payload TEXT NOT NULL, timestamp REAL NOT NULL);
+"""
+
+_TRANSIENT = ("locked", "busy", "disk i/o", "full", "unable to open")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=repr)
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def path_from_uri(uri: str) -> str:
+    """``sqlite:///relative.db`` / ``sqlite:////abs.db`` -> filesystem path."""
+    if not uri.startswith("sqlite:///"):
+        raise BackendError(f"{uri!r} is not a sqlite URI; expected sqlite:///PATH (e.g. sqlite:///./runs/modelbox.db)")
+    path = unquote(uri[len("sqlite:///"):].split("?", 1)[0].split("#", 1)[0])
+    if not path:
+        raise BackendError(f"{uri!r} names no database file; expected sqlite:///PATH")
+    return path
+
+
+def _classify(exc: sqlite3.Error, where: str) -> BackendError:
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError) and any(word in text for word in _TRANSIENT):
+        return BackendUnavailable(f"{where}: {exc}")
+    return BackendError(f"{where}: {exc}")
+
+
+class SQLiteStore(Backend, Store):
+    """Both sides of a SQLite store; safe to share between threads (one connection, one lock)."""
+
+    scheme = "sqlite"
+
+    def __init__(self, uri: str, *, database: str | None = None, artifacts_dir: str | None = None) -> None:
+        super().__init__(uri)
+        self.path = database if database is not None else os.path.abspath(path_from_uri(uri))
+        in_memory = self.path == ":memory:"
+        if not in_memory:
+            self.uri = "sqlite:///" + self.path
+            folder = os.path.dirname(self.path)
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:
+                raise BackendError(f"cannot create the store folder {folder}: {exc.strerror}") from exc
+            if not os.access(folder, os.W_OK):
+                raise BackendError(f"the store folder {folder} is not writable")
+        self.artifacts_dir = artifacts_dir or os.path.join(os.path.dirname(self.path), "artifacts")
+        self._lock = threading.RLock()
+        self._series: dict[tuple[str, str], int] = {}
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            self._prepare()
+        except sqlite3.DatabaseError as exc:
+            raise BackendError(f"{self.path} is not a usable ModelBox store: {exc}") from exc
+
+    # ---------------------------------------------------------------- setup
+    def _prepare(self) -> None:
+        conn = self._conn
+        if self.path != ":memory:":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA busy_timeout=5000")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise BackendError(
+                f"{self.path} was written by a newer modelbox-autolog (schema v{version}; this version "
+                f"reads up to v{SCHEMA_VERSION}); upgrade modelbox-autolog to use it"
+            )
+        if version == 0:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+            if tables:
+                known = conn.execute("SELECT count(*) FROM sqlite_master WHERE name='runs'").fetchone()[0]
+                if not known:
+                    raise BackendError(f"{self.path} is a SQLite database of something else, not a ModelBox store")
+            conn.executescript("BEGIN;" + SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+
+    def store(self) -> SQLiteStore:
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+
+    # ---------------------------------------------------------------- write side
+    def write(self, batch: Batch) -> None:
+        groups = batch.by_type()
+        files = self._copy_files(groups)  # slow part first, outside the transaction
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _classify(exc, f"cannot write to {self.path}") from exc
+            new_series: dict[tuple[str, str], int] = {}
+            try:
+                if conn.execute("SELECT 1 FROM applied_batches WHERE id=?", (batch.id,)).fetchone():
+                    conn.execute("ROLLBACK")
+                    return
+                now = time.time()
+                conn.execute("INSERT INTO applied_batches VALUES (?, ?)", (batch.id, now))
+                changes: list[tuple[str, str, str, str, float]] = []
+                self._apply(conn, groups, files, new_series, changes, now)
+                if changes:
+                    conn.executemany(
+                        "INSERT INTO changes(kind, object_type, object_id, payload, timestamp) VALUES (?,?,?,?,?)",
+                        changes,
+                    )
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                if isinstance(exc, sqlite3.Error):
+                    raise _classify(exc, f"writing batch {batch.id} to {self.path}") from exc
+                raise
+            self._series.update(new_series)
+
+    def _copy_files(self, groups: dict[type, list[Any]]) -> dict[str, tuple[str, int | None, str | None]]:
+        """Copy artifact/model files into the artifacts folder: record key -> (relpath, bytes, sha)."""
+        copied: dict[str, tuple[str, int | None, str | None]] = {}
+        for record in groups.get(ArtifactRecord, ()):
+            rel = f"runs/{record.run_id}/{record.id}/{safe_relpath(record.name)}"
+            copied[record.id] = self._copy_one(record.source_path, rel)
+        for model in groups.get(ModelRecord, ()):
+            for file in model.files:
+                rel = f"models/{model.id}/{safe_relpath(file.name)}"
+                copied[f"{model.id}/{file.name}"] = self._copy_one(file.source_path, rel)
+        return copied
+
+    def _copy_one(self, source: str, rel: str) -> tuple[str, int | None, str | None]:
+        dest = inside(self.artifacts_dir, rel)
+        try:
+            size, sha = copy_file(source, dest)
+        except FileNotFoundError:
+            if os.path.exists(dest):  # copied by an earlier attempt of this batch
+                from .files import sha256_of
+
+                size, sha = sha256_of(dest)
+                return rel, size, sha
+            return rel, None, None  # source vanished: keep the record, mark it missing
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot copy {source} into {self.artifacts_dir}: {exc}") from exc
+        return rel, size, sha
+
+    def _experiment_id(self, conn: sqlite3.Connection, name: str, now: float, changes: list) -> str:
+        row = conn.execute("SELECT id FROM experiments WHERE name=?", (name,)).fetchone()
+        if row:
+            return row[0]
+        exp_id = new_id()
+        conn.execute("INSERT INTO experiments VALUES (?,?,?)", (exp_id, name, now))
+        changes.append(("created", "experiment", exp_id, _dumps({"name": name}), now))
+        return exp_id
+
+    def _series_id(self, conn: sqlite3.Connection, run_id: str, key: str, new_series: dict) -> int:
+        ident = (run_id, key)
+        sid = self._series.get(ident) or new_series.get(ident)
+        if sid is None:
+            conn.execute("INSERT OR IGNORE INTO metric_series(run_id, key) VALUES (?,?)", ident)
+            sid = conn.execute("SELECT id FROM metric_series WHERE run_id=? AND key=?", ident).fetchone()[0]
+            new_series[ident] = sid
+        return sid
+
+    def _apply(self, conn, groups, files, new_series, changes, now) -> None:  # noqa: C901 - one step per type
+        for rec in groups.get(RunStart, ()):
+            exp_id = self._experiment_id(conn, rec.experiment, now, changes)
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO runs(id, experiment_id, name, status, parent_run_id, start_time, tags, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (rec.run_id, exp_id, rec.name, "running", rec.parent_run_id, rec.start_time, _dumps(rec.tags), now),
+            )
+            if cur.rowcount:
+                payload = {"name": rec.name, "experiment": rec.experiment, "parent_run_id": rec.parent_run_id}
+                changes.append(("created", "run", rec.run_id, _dumps(payload), now))
+
+        params = groups.get(Param)
+        if params:
+            conn.executemany("INSERT OR REPLACE INTO params VALUES (?,?,?)", [(p.run_id, p.key, p.value) for p in params])
+
+        metrics = groups.get(Metric)
+        if metrics:
+            series = self._series
+            rows = []
+            per_run: dict[str, int] = {}
+            for m in metrics:
+                ident = (m.run_id, m.key)
+                sid = series.get(ident) or new_series.get(ident) or self._series_id(conn, m.run_id, m.key, new_series)
+                rows.append((sid, m.step, m.value, m.timestamp, m.epoch))
+                per_run[m.run_id] = per_run.get(m.run_id, 0) + 1
+            conn.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)", rows)
+            for run_id, count in per_run.items():
+                changes.append(("appended", "metrics", run_id, _dumps({"count": count}), now))
+
+        events = groups.get(EventRecord)
+        if events:
+            conn.executemany(
+                "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?)",
+                [(e.id, e.run_id, e.name, e.timestamp, e.duration_s, _dumps(e.attrs)) for e in events],
+            )
+            for e in events:
+                changes.append(("appended", "event", e.run_id, _dumps({"name": e.name, "attrs": e.attrs}), now))
+
+        inputs = groups.get(InputRecord)
+        if inputs:
+            conn.executemany(
+                "INSERT OR IGNORE INTO inputs VALUES (?,?,?,?,?,?)",
+                [(i.id, i.run_id, i.kind, i.ref, i.timestamp, _dumps(i.attrs)) for i in inputs],
+            )
+
+        for a in groups.get(ArtifactRecord, ()):
+            rel, size, sha = files[a.id]
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO artifacts VALUES (?,?,?,?,?,?,?,?)",
+                (a.id, a.run_id, a.name, rel, size, sha, a.kind, now),
+            )
+            if cur.rowcount:
+                changes.append(("created", "artifact", a.id, _dumps({"run_id": a.run_id, "name": a.name, "bytes": size}), now))
+
+        for m in groups.get(ModelRecord, ()):
+            if conn.execute("SELECT 1 FROM models WHERE id=?", (m.id,)).fetchone():
+                continue
+            version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM models WHERE name=?", (m.name,)).fetchone()[0]
+            exp = conn.execute("SELECT experiment_id FROM runs WHERE id=?", (m.run_id,)).fetchone() if m.run_id else None
+            conn.execute(
+                "INSERT INTO models VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (m.id, m.name, version, m.framework, m.run_id, exp[0] if exp else None, _dumps(m.metadata),
+                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now),
+            )
+            for f in m.files:
+                rel, size, sha = files[f"{m.id}/{f.name}"]
+                conn.execute("INSERT OR REPLACE INTO model_files VALUES (?,?,?,?,?)", (m.id, f.name, rel, size, sha))
+            payload = {"name": m.name, "version": version, "framework": m.framework, "run_id": m.run_id}
+            changes.append(("created", "model", m.id, _dumps(payload), now))
+
+        for u in groups.get(RunUpdate, ()):
+            self._apply_run_update(conn, u, now, changes)
+
+    def _apply_run_update(self, conn, u: RunUpdate, now: float, changes: list) -> None:
+        sets, values, payload = [], [], {}
+        for column in ("status", "end_time", "progress", "name"):
+            value = getattr(u, column)
+            if value is not None:
+                sets.append(f"{column}=?")
+                values.append(value)
+                payload[column] = value
+        for column in ("tags", "env"):
+            value = getattr(u, column)
+            if value:
+                row = conn.execute(f"SELECT {column} FROM runs WHERE id=?", (u.run_id,)).fetchone()
+                merged = {**(json.loads(row[0]) if row else {}), **value}
+                sets.append(f"{column}=?")
+                values.append(_dumps(merged))
+                payload[column] = True
+        if not sets:
+            return
+        values.extend([now, u.run_id])
+        cur = conn.execute(f"UPDATE runs SET {', '.join(sets)}, updated_at=? WHERE id=?", values)
+        if cur.rowcount and ("status" in payload or "name" in payload or "tags" in payload):
+            changes.append(("updated", "run", u.run_id, _dumps(payload), now))
+
+    # ---------------------------------------------------------------- read side
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, tuple(args)).fetchall()
+            except sqlite3.Error as exc:
+                raise _classify(exc, f"reading {self.path}") from exc
+
+    def _resolve_run_id(self, run_id: str) -> str:
+        """Full ids, or a unique prefix of at least 4 characters (as shown by the CLI)."""
+        if not isinstance(run_id, str) or not run_id:
+            raise NotFound(f"run id {run_id!r} is not valid")
+        if self._query("SELECT 1 FROM runs WHERE id=?", (run_id,)):
+            return run_id
+        if len(run_id) >= 4:
+            rows = self._query("SELECT id FROM runs WHERE id LIKE ? LIMIT 2", (run_id.replace("%", "") + "%",))
+            if len(rows) == 1:
+                return rows[0][0]
+            if len(rows) > 1:
+                raise NotFound(f"run id prefix {run_id!r} is ambiguous; give more characters")
+        raise NotFound(f"no run with id {run_id!r} in {self.uri}")
+
+    def _resolve_model_id(self, model_id: str) -> str:
+        if not isinstance(model_id, str) or not model_id:
+            raise NotFound(f"model id {model_id!r} is not valid")
+        if "#model=" in model_id:
+            model_id = model_id.rsplit("#model=", 1)[1]
+        if self._query("SELECT 1 FROM models WHERE id=?", (model_id,)):
+            return model_id
+        if len(model_id) >= 4:
+            rows = self._query("SELECT id FROM models WHERE id LIKE ? LIMIT 2", (model_id.replace("%", "") + "%",))
+            if len(rows) == 1:
+                return rows[0][0]
+        raise NotFound(f"no model with id {model_id!r} in {self.uri}")
+
+    def experiments(self) -> list[Experiment]:
+        return [Experiment(*row) for row in self._query("SELECT id, name, created_at FROM experiments ORDER BY created_at")]
+
+    _RUN_COLUMNS = (
+        "r.id, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, r.progress, r.parent_run_id, r.tags, r.env"
+    )
+
+    def _run_info(self, row: tuple, params: dict[str, Any]) -> RunInfo:
+        from .._values import from_param_text
+
+        return RunInfo(
+            id=row[0], experiment_id=row[1], experiment=row[2], name=row[3], status=row[4], start_time=row[5],
+            end_time=row[6], progress=row[7], parent_run_id=row[8],
+            params={k: from_param_text(v) for k, v in params.items()}, tags=json.loads(row[9]), env=json.loads(row[10]),
+        )
+
+    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None) -> list[RunInfo]:
+        sql = f"SELECT {self._RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+        where, args = [], []
+        if experiment is not None:
+            where.append("(e.name = ? OR e.id = ?)")
+            args += [experiment, experiment]
+        if status is not None:
+            where.append("r.status = ?")
+            args.append(status)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY r.start_time DESC, r.rowid DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        rows = self._query(sql, args)
+        params: dict[str, dict[str, str]] = {}
+        if rows:
+            marks = ",".join("?" * len(rows))
+            for run_id, key, value in self._query(f"SELECT run_id, key, value FROM params WHERE run_id IN ({marks})", [r[0] for r in rows]):
+                params.setdefault(run_id, {})[key] = value
+        return [self._run_info(row, params.get(row[0], {})) for row in rows]
+
+    def run(self, run_id: str) -> RunInfo:
+        run_id = self._resolve_run_id(run_id)
+        row = self._query(f"SELECT {self._RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.id=?", (run_id,))[0]
+        params = dict(self._query("SELECT key, value FROM params WHERE run_id=?", (run_id,)))
+        return self._run_info(row, params)
+
+    def metric_keys(self, run_id: str) -> list[str]:
+        run_id = self._resolve_run_id(run_id)
+        return [r[0] for r in self._query("SELECT key FROM metric_series WHERE run_id=? ORDER BY key", (run_id,))]
+
+    def metrics(self, run_id: str, key: str) -> list[MetricPoint]:
+        run_id = self._resolve_run_id(run_id)
+        rows = self._query(
+            "SELECT m.step, m.value, m.timestamp, m.epoch FROM metrics m JOIN metric_series s ON s.id = m.series_id"
+            " WHERE s.run_id=? AND s.key=? ORDER BY m.step, m.timestamp, m.rowid",
+            (run_id, key),
+        )
+        return [MetricPoint(step, _nan(value), ts, epoch) for step, value, ts, epoch in rows]
+
+    def events(self, run_id: str, name: str | None = None) -> list[Event]:
+        run_id = self._resolve_run_id(run_id)
+        sql, args = "SELECT name, timestamp, duration_s, attrs FROM events WHERE run_id=?", [run_id]
+        if name is not None:
+            sql += " AND name=?"
+            args.append(name)
+        rows = self._query(sql + " ORDER BY timestamp, rowid", args)
+        return [Event(n, ts, d, json.loads(a)) for n, ts, d, a in rows]
+
+    def artifacts(self, run_id: str) -> list[Artifact]:
+        run_id = self._resolve_run_id(run_id)
+        rows = self._query("SELECT id, name, path, bytes, sha256, kind FROM artifacts WHERE run_id=? ORDER BY created_at, rowid", (run_id,))
+        return [Artifact(i, n, os.path.join(self.artifacts_dir, p), b, s, k) for i, n, p, b, s, k in rows]
+
+    def inputs(self, run_id: str) -> list[Input]:
+        run_id = self._resolve_run_id(run_id)
+        rows = self._query("SELECT kind, ref, timestamp, attrs FROM inputs WHERE run_id=? ORDER BY timestamp, rowid", (run_id,))
+        return [Input(k, r, t, json.loads(a)) for k, r, t, a in rows]
+
+    _MODEL_COLUMNS = "id, name, version, framework, run_id, experiment_id, metadata, labels, datasets, status, created_at"
+
+    def _model_info(self, row: tuple) -> ModelInfo:
+        files = [
+            ModelFileInfo(n, os.path.join(self.artifacts_dir, p), b, s)
+            for n, p, b, s in self._query("SELECT name, path, bytes, sha256 FROM model_files WHERE model_id=? ORDER BY name", (row[0],))
+        ]
+        return ModelInfo(
+            id=row[0], name=row[1], version=row[2], framework=row[3], run_id=row[4], experiment_id=row[5], files=files,
+            metadata=json.loads(row[6]), labels=json.loads(row[7]), datasets=json.loads(row[8]), status=row[9],
+            created_at=row[10], url=f"{self.uri}#model={row[0]}",
+        )
+
+    def models(self, name: str | None = None, labels: dict[str, str] | None = None, run_id: str | None = None) -> list[ModelInfo]:
+        sql, where, args = f"SELECT {self._MODEL_COLUMNS} FROM models", [], []
+        if name is not None:
+            where.append("name=?")
+            args.append(name)
+        if run_id is not None:
+            where.append("run_id=?")
+            args.append(self._resolve_run_id(run_id))
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        infos = [self._model_info(row) for row in self._query(sql + " ORDER BY created_at DESC, version DESC", args)]
+        if labels:
+            infos = [m for m in infos if all(m.labels.get(k) == v for k, v in labels.items())]
+        return infos
+
+    def model(self, model_id: str) -> ModelInfo:
+        model_id = self._resolve_model_id(model_id)
+        return self._model_info(self._query(f"SELECT {self._MODEL_COLUMNS} FROM models WHERE id=?", (model_id,))[0])
+
+    def _change_model(self, model_id: str, sets: dict[str, Any], payload: dict[str, Any]) -> ModelInfo:
+        model_id = self._resolve_model_id(model_id)
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                status = conn.execute("SELECT status FROM models WHERE id=?", (model_id,)).fetchone()[0]
+                if status == "final":
+                    raise ImmutableModel(f"model {model_id} is final and cannot be changed; log a new version instead")
+                now = time.time()
+                assignments = ", ".join(f"{k}=?" for k in sets)
+                conn.execute(f"UPDATE models SET {assignments}, updated_at=? WHERE id=?", [*sets.values(), now, model_id])
+                conn.execute(
+                    "INSERT INTO changes(kind, object_type, object_id, payload, timestamp) VALUES ('updated','model',?,?,?)",
+                    (model_id, _dumps(payload), now),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return self.model(model_id)
+
+    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str] | None = None) -> ModelInfo:
+        from .._values import to_attrs, to_tags
+
+        current = self.model(model_id)
+        sets: dict[str, Any] = {}
+        if metadata:
+            sets["metadata"] = _dumps({**current.metadata, **to_attrs(metadata)})
+        if labels:
+            sets["labels"] = _dumps({**current.labels, **to_tags(labels)})
+        if current.status == "final":
+            raise ImmutableModel(f"model {current.id} is final and cannot be changed; log a new version instead")
+        if not sets:
+            return current
+        return self._change_model(current.id, sets, {"metadata": metadata or {}, "labels": labels or {}})
+
+    def finalize_model(self, model_id: str) -> ModelInfo:
+        current = self.model(model_id)
+        if current.status == "final":
+            return current
+        return self._change_model(current.id, {"status": "final"}, {"status": "final"})
+
+    def read_file(self, path_or_uri: str) -> Iterable[bytes]:
+        root = os.path.realpath(self.artifacts_dir)
+        target = os.path.realpath(path_or_uri)
+        if not target.startswith(root + os.sep):
+            raise NotFound(f"{path_or_uri} is not a file of this store")
+        return read_chunks(target)
+
+    def changes(self, since: int = 0, limit: int = 1000) -> list[ChangeEvent]:
+        rows = self._query(
+            "SELECT seq, kind, object_type, object_id, payload FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (since, limit)
+        )
+        return [ChangeEvent(seq, kind, otype, oid, json.loads(payload)) for seq, kind, otype, oid, payload in rows]
+
+    def last_change_seq(self) -> int:
+        return self._query("SELECT coalesce(max(seq), 0) FROM changes")[0][0]

@@ -1,0 +1,209 @@
+"""``mbx.Client``: read back experiments, runs, metrics, events, artifacts and models."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from . import _config
+from ._exporter import _exporters
+from .backends import NotFound, Store, canonical_uri, open_store
+from .entities import Artifact, ChangeEvent, Event, Experiment, Input, MetricPoint, ModelInfo, RunInfo
+
+Model = ModelInfo
+
+
+class RunView:
+    """A stored run. Attributes are a snapshot; methods query the store each time."""
+
+    def __init__(self, store: Store, info: RunInfo, client: Client) -> None:
+        self._store = store
+        self._client = client
+        self._info = info
+        self.id = info.id
+        self.name = info.name
+        self.status = info.status
+        self.progress = info.progress
+        self.params = info.params
+        self.tags = info.tags
+        self.env = info.env
+        self.experiment = info.experiment
+        self.experiment_id = info.experiment_id
+        self.parent_run_id = info.parent_run_id
+        self.start_time = info.start_time
+        self.end_time = info.end_time
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.end_time is None else self.end_time - self.start_time
+
+    def metric_keys(self) -> list[str]:
+        return self._store.metric_keys(self.id)
+
+    def metrics(self, key: str) -> list[MetricPoint]:
+        return self._store.metrics(self.id, key)
+
+    def events(self, name: str | None = None) -> list[Event]:
+        return self._store.events(self.id, name)
+
+    def artifacts(self) -> list[Artifact]:
+        return self._store.artifacts(self.id)
+
+    def inputs(self) -> list[Input]:
+        return self._store.inputs(self.id)
+
+    def models(self) -> list[ModelInfo]:
+        return self._store.models(run_id=self.id)
+
+    def children(self) -> list[RunView]:
+        return [r for r in self._client.runs(experiment=self.experiment_id) if r.parent_run_id == self.id]
+
+    def refresh(self) -> RunView:
+        return self._client.run(self.id)
+
+    def __repr__(self) -> str:
+        return f"RunView(id={self.id!r}, name={self.name!r}, status={self.status!r}, experiment={self.experiment!r})"
+
+
+def _split_model_url(model_id: str) -> tuple[str | None, str]:
+    if "#model=" in model_id:
+        uri, _, ident = model_id.rpartition("#model=")
+        return uri, ident
+    return None, model_id
+
+
+class Client:
+    """Read side of a backend URI (the same forms autolog writes to)."""
+
+    def __init__(self, uri: str | None = None, *, flush_timeout: float = 10.0) -> None:
+        self.uri = canonical_uri(uri or _config.current().backend)
+        self._flush_timeout = flush_timeout
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.uri)
+        exporter = _exporters.get(self.uri)
+        if exporter is not None and exporter.queue:
+            exporter.flush(self._flush_timeout)  # read what this process has logged so far
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ runs
+    def experiments(self) -> list[Experiment]:
+        return self.store.experiments()
+
+    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None) -> list[RunView]:
+        store = self.store
+        return [RunView(store, info, self) for info in store.runs(experiment=experiment, status=status, limit=limit)]
+
+    def run(self, run_id: str) -> RunView:
+        store = self.store
+        return RunView(store, store.run(run_id), self)
+
+    # ------------------------------------------------------------------ models
+    def models(self, name: str | None = None, labels: dict[str, str] | None = None) -> list[ModelInfo]:
+        return self.store.models(name=name, labels=labels)
+
+    def _store_for(self, model_id: str) -> tuple[Store, str]:
+        uri, ident = _split_model_url(model_id)
+        if uri is None or canonical_uri(uri) == self.uri:
+            return self.store, ident
+        return Client(uri).store, ident
+
+    def model(self, model_id: str) -> ModelInfo:
+        store, ident = self._store_for(model_id)
+        return store.model(ident)
+
+    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str] | None = None) -> ModelInfo:
+        store, ident = self._store_for(model_id)
+        return store.update_model(ident, metadata=metadata, labels=labels)
+
+    def finalize_model(self, model_id: str) -> ModelInfo:
+        store, ident = self._store_for(model_id)
+        return store.finalize_model(ident)
+
+    def download_model(self, model_id: str, dest_dir: str | os.PathLike[str]) -> str:
+        """Copy a model's files into ``dest_dir``/<name>-v<version>/; returns that folder."""
+        store, ident = self._store_for(model_id)
+        info = store.model(ident)
+        target = os.path.join(os.fspath(dest_dir), f"{info.name}-v{info.version}")
+        os.makedirs(target, exist_ok=True)
+        from .backends.files import inside, write_stream
+
+        for file in info.files:
+            if file.bytes is None:
+                raise NotFound(f"model {info.id} file {file.name!r} was never stored (its source was missing when logged)")
+            write_stream(store.read_file(file.path_or_uri), inside(target, file.name))
+        return target
+
+    def download_artifact(self, run_id: str, name: str, dest_dir: str | os.PathLike[str]) -> str:
+        from .backends.files import inside, write_stream
+
+        store = self.store
+        matches = [a for a in store.artifacts(run_id) if a.name == name]
+        if not matches:
+            raise NotFound(f"run {run_id} has no artifact named {name!r}")
+        artifact = matches[-1]
+        target = inside(os.fspath(dest_dir), name)
+        write_stream(store.read_file(artifact.path_or_uri), target)
+        return target
+
+    def load_model(self, model_id: str) -> Any:
+        """Download and load with the framework that logged it; returns the live object."""
+        from ._autolog import integration_class
+
+        info = self.model(model_id)
+        folder = tempfile.mkdtemp(prefix="modelbox-model-")
+        try:
+            path = self.download_model(info.url or info.id, folder)
+            cls = integration_class(info.framework)
+            if cls is not None:
+                return cls.load_model(path, info)
+            return _load_generic(path, info)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    # ------------------------------------------------------------------ changes
+    def watch(self, since: int | None = None, *, poll_interval: float = 0.5, timeout: float | None = None) -> Iterator[ChangeEvent]:
+        """Change events in order, as they happen. ``since=None`` starts from now; ``0`` from the start."""
+        store = self.store
+        seq = store.last_change_seq() if since is None else since
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while deadline is None or time.monotonic() < deadline:
+            batch = store.changes(seq, limit=1000)
+            for change in batch:
+                seq = change.seq
+                yield change
+            if not batch:
+                time.sleep(poll_interval)
+
+
+def _load_generic(path: str, info: ModelInfo) -> Any:
+    files = [f.name for f in info.files]
+    if len(files) == 1 and files[0].endswith((".pkl", ".pickle", ".joblib")):
+        import pickle
+
+        try:
+            import joblib
+
+            return joblib.load(os.path.join(path, files[0]))
+        except ImportError:
+            with open(os.path.join(path, files[0]), "rb") as handle:
+                return pickle.load(handle)
+    raise NotFound(f"no loader for framework {info.framework!r}; download the files with download_model instead")

@@ -1,0 +1,90 @@
+"""What the read side returns: experiments, runs, metric points, events, artifacts, models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+
+class Experiment(NamedTuple):
+    id: str
+    name: str
+    created_at: float
+
+
+class MetricPoint(NamedTuple):
+    step: int
+    value: float
+    timestamp: float
+    epoch: int | None
+
+
+class Event(NamedTuple):
+    name: str
+    timestamp: float
+    duration_s: float | None
+    attrs: dict[str, Any]
+
+
+class Artifact(NamedTuple):
+    id: str
+    name: str
+    path_or_uri: str
+    bytes: int | None
+    sha256: str | None
+    kind: str = "file"
+
+
+class Input(NamedTuple):
+    kind: str
+    ref: str
+    timestamp: float
+    attrs: dict[str, Any]
+
+
+class ModelFileInfo(NamedTuple):
+    name: str
+    path_or_uri: str
+    bytes: int | None
+    sha256: str | None
+
+
+class ChangeEvent(NamedTuple):
+    seq: int
+    kind: str  # created | updated | appended
+    object_type: str  # experiment | run | model | artifact | metrics | event
+    object_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True)
+class RunInfo:
+    id: str
+    experiment_id: str
+    experiment: str
+    name: str | None
+    status: str
+    start_time: float
+    end_time: float | None
+    progress: float | None
+    parent_run_id: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ModelInfo:
+    id: str
+    name: str
+    version: int
+    framework: str
+    run_id: str | None
+    experiment_id: str | None
+    files: list[ModelFileInfo]
+    metadata: dict[str, Any]
+    labels: dict[str, str]
+    datasets: list[str]
+    status: str
+    created_at: float
+    url: str = ""
