@@ -247,7 +247,7 @@ _ledger_lock = threading.RLock()
 
 def _own_attribute(owner: Any, attr: str) -> Any:
     namespace = owner.__dict__ if hasattr(owner, "__dict__") else {}
-    return namespace[attr] if attr in namespace else _INHERITED
+    return namespace.get(attr, _INHERITED)
 
 
 def is_patched(owner: Any, attr: str) -> bool:
