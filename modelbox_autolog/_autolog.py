@@ -108,7 +108,7 @@ def autolog(
     specs = dict(SPECS)
     if names is None:
         specs.update(_third_party_specs())
-    selected = [specs[n] for n in (names or specs)]
+    selected = [specs[n] for n in (specs if names is None else names)]
 
     if disable:
         for spec in selected:
@@ -122,10 +122,11 @@ def autolog(
     if names is not None:
         for spec in selected:
             if not _installed(spec):
-                hint = f"; {spec.note}" if spec.note else ""
+                if spec.note:
+                    raise ImportError(f"autolog(frameworks=[{spec.name!r}]): {spec.distribution} is not installed; {spec.note}")
                 raise ImportError(
                     f"autolog(frameworks=[{spec.name!r}]): {spec.distribution} is not installed; "
-                    f"install it with: pip install 'modelbox-autolog[{spec.extra}]'{hint}"
+                    f"install it with: pip install 'modelbox-autolog[{spec.extra}]'"
                 )
             if spec.note and _load_class_quietly(spec) is None:
                 raise ImportError(f"autolog(frameworks=[{spec.name!r}]): {spec.note}")

@@ -1,0 +1,335 @@
+"""The ``modelbox`` command: browse runs, models and events; plot; watch; sync; serve."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from . import _config
+from .backends import BackendError, NotFound, canonical_uri, scheme_of
+
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+def _when(ts: float | None) -> str:
+    return "" if ts is None else _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float):
+        return str(value) if math.isnan(value) or math.isinf(value) else f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "missing"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _client(args: argparse.Namespace):
+    from .client import Client
+
+    uri = args.backend or _config.current().backend
+    scheme = scheme_of(uri)
+    if scheme == "sqlite":
+        from .backends.sqlite import path_from_uri
+
+        path = path_from_uri(uri)
+        if not os.path.exists(path):
+            raise BackendError(f"no store at {os.path.abspath(path)} (from {uri}); nothing has been logged there yet")
+    return Client(canonical_uri(uri))
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_experiments(args: argparse.Namespace) -> int:
+    table = Table(title="experiments")
+    for column in ("id", "name", "created"):
+        table.add_column(column)
+    for exp in _client(args).experiments():
+        table.add_row(exp.id[:12], exp.name, _when(exp.created_at))
+    console.print(table)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    runs = _client(args).runs(experiment=args.experiment, status=args.status, limit=args.limit)
+    if args.json:
+        print(json.dumps([_run_dict(r) for r in runs], indent=2, default=str))
+        return 0
+    table = Table(title=f"runs ({len(runs)})")
+    for column in ("id", "experiment", "name", "status", "progress", "started", "duration", "params"):
+        table.add_column(column, overflow="fold")
+    for r in runs:
+        duration = f"{r.duration_s:.1f}s" if r.duration_s is not None else ""
+        progress = f"{r.progress:.0%}" if r.progress is not None else ""
+        style = {"failed": "red", "killed": "yellow", "running": "cyan"}.get(r.status, "")
+        table.add_row(
+            r.id[:12], r.experiment, r.name or "", f"[{style}]{r.status}[/]" if style else r.status, progress,
+            _when(r.start_time), duration, str(len(r.params)),
+        )
+    console.print(table)
+    return 0
+
+
+def _run_dict(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id, "experiment": r.experiment, "name": r.name, "status": r.status, "progress": r.progress,
+        "start_time": r.start_time, "end_time": r.end_time, "parent_run_id": r.parent_run_id, "params": r.params,
+        "tags": r.tags,
+    }
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    r = _client(args).run(args.run_id)
+    if args.json:
+        doc = _run_dict(r)
+        doc["env"] = r.env
+        doc["metrics"] = {k: [p._asdict() for p in r.metrics(k)] for k in r.metric_keys()}
+        doc["events"] = [e._asdict() for e in r.events()]
+        doc["artifacts"] = [a._asdict() for a in r.artifacts()]
+        print(json.dumps(doc, indent=2, default=str))
+        return 0
+    console.print(f"[bold]run[/] {r.id}  [bold]{r.name or ''}[/]  experiment {r.experiment}  status [bold]{r.status}[/]")
+    duration = f"  duration {r.duration_s:.2f}s" if r.duration_s is not None else ""
+    console.print(f"started {_when(r.start_time)}{duration}" + (f"  parent {r.parent_run_id}" if r.parent_run_id else ""))
+    if r.tags:
+        console.print("tags: " + ", ".join(f"{k}={v}" for k, v in sorted(r.tags.items())))
+    env = r.env
+    if env:
+        git = env.get("git", {})
+        git_text = f"  git {git.get('commit', '')[:10]}{' (dirty)' if git.get('dirty') else ''}" if git else ""
+        console.print(f"python {env.get('python')} on {env.get('platform')}{git_text}  packages: {len(env.get('packages', {}))}")
+    if r.params:
+        table = Table(title="params")
+        table.add_column("param")
+        table.add_column("value", overflow="fold")
+        for key, value in sorted(r.params.items()):
+            table.add_row(key, json.dumps(value) if not isinstance(value, str) else value)
+        console.print(table)
+    keys = r.metric_keys()
+    if keys:
+        table = Table(title="metrics")
+        for column in ("metric", "points", "last step", "last", "min", "max"):
+            table.add_column(column)
+        for key in keys:
+            points = r.metrics(key)
+            values = [p.value for p in points if not math.isnan(p.value)]
+            table.add_row(
+                key, str(len(points)), str(points[-1].step) if points else "", _num(points[-1].value) if points else "",
+                _num(min(values)) if values else "", _num(max(values)) if values else "",
+            )
+        console.print(table)
+    events = r.events()
+    if events:
+        counts: dict[str, list[float]] = {}
+        for e in events:
+            counts.setdefault(e.name, []).append(e.duration_s or 0.0)
+        table = Table(title=f"events ({len(events)})")
+        for column in ("event", "count", "total s"):
+            table.add_column(column)
+        for name, durations in counts.items():
+            table.add_row(name, str(len(durations)), f"{sum(durations):.3f}")
+        console.print(table)
+    artifacts = r.artifacts()
+    if artifacts:
+        table = Table(title="artifacts")
+        for column in ("name", "kind", "size", "sha256"):
+            table.add_column(column, overflow="fold")
+        for a in artifacts:
+            table.add_row(a.name, a.kind, _size(a.bytes), (a.sha256 or "")[:16])
+        console.print(table)
+    models = r.models()
+    if models:
+        _models_table(models, "models")
+    inputs = r.inputs()
+    if inputs:
+        table = Table(title="inputs")
+        for column in ("kind", "ref"):
+            table.add_column(column, overflow="fold")
+        for i in inputs:
+            table.add_row(i.kind, i.ref)
+        console.print(table)
+    return 0
+
+
+def _models_table(models: Sequence[Any], title: str) -> None:
+    table = Table(title=title)
+    for column in ("id", "name", "version", "framework", "status", "files", "size", "run", "labels"):
+        table.add_column(column, overflow="fold")
+    for m in models:
+        size = sum(f.bytes or 0 for f in m.files)
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(m.labels.items()))
+        table.add_row(m.id[:12], m.name, str(m.version), m.framework, m.status, str(len(m.files)), _size(size), (m.run_id or "")[:12], labels)
+    console.print(table)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    labels = dict(item.split("=", 1) for item in args.label) if args.label else None
+    models = _client(args).models(name=args.name, labels=labels)
+    if args.json:
+        print(json.dumps([_model_dict(m) for m in models], indent=2, default=str))
+        return 0
+    _models_table(models, f"models ({len(models)})")
+    return 0
+
+
+def _model_dict(m: Any) -> dict[str, Any]:
+    return {
+        "id": m.id, "name": m.name, "version": m.version, "framework": m.framework, "run_id": m.run_id, "status": m.status,
+        "metadata": m.metadata, "labels": m.labels, "datasets": m.datasets, "url": m.url,
+        "files": [f._asdict() for f in m.files],
+    }
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    m = _client(args).model(args.model_id)
+    print(json.dumps(_model_dict(m), indent=2, default=str))
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    path = _client(args).download_model(args.model, args.dest)
+    console.print(f"downloaded to {path}")
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    events = _client(args).run(args.run_id).events(args.name)
+    table = Table(title=f"events ({len(events)})")
+    for column in ("time", "event", "duration s", "attributes"):
+        table.add_column(column, overflow="fold")
+    for e in events:
+        attrs = {k: v for k, v in e.attrs.items() if k != "end"}
+        duration = f"{e.duration_s:.4f}" if e.duration_s is not None else ""
+        table.add_row(_when(e.timestamp), e.name, duration, json.dumps(attrs, default=str))
+    console.print(table)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plots import plot_run
+
+    run = _client(args).run(args.run_id)
+    out = plot_run(run, args.metrics or None, args.output)
+    console.print(f"wrote {out}")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    client = _client(args)
+    console.print(f"watching {client.uri} (Ctrl-C to stop)")
+    try:
+        for change in client.watch(since=args.since, poll_interval=args.interval, timeout=args.timeout):
+            payload = json.dumps(change.payload, default=str)
+            console.print(f"{change.seq:>6}  {change.kind:<9} {change.object_type:<10} {change.object_id[:12]}  {payload}", markup=False, highlight=False)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .backends import open_backend
+    from .backends.spool import replay
+
+    target = open_backend(args.to)
+    try:
+        with console.status(f"replaying {args.directory} into {args.to}") as status:
+            count = replay(args.directory, target, progress=lambda n: status.update(f"{n} batches sent"))
+    finally:
+        target.close()
+    console.print(f"synced {count} batches from {args.directory} to {args.to} (batches already there were skipped)")
+    return 0
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from .server import cli as server_cli
+
+    return server_cli.run(args)
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelbox", description="Browse and serve what modelbox-autolog recorded.")
+    parser.add_argument("--backend", help="store URI (default: $MODELBOX_BACKEND or sqlite:///./modelbox-runs/modelbox.db)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--backend", default=argparse.SUPPRESS, help="store URI")
+        p.set_defaults(handler=handler)
+        return p
+
+    add("experiments", cmd_experiments, "list experiments")
+    p = add("runs", cmd_runs, "list runs, newest first")
+    p.add_argument("--experiment", "-e")
+    p.add_argument("--status", choices=["running", "finished", "failed", "killed"])
+    p.add_argument("--limit", "-n", type=int)
+    p.add_argument("--json", action="store_true")
+    p = add("show", cmd_show, "one run: params, metrics, events, artifacts, models")
+    p.add_argument("run_id", help="run id (or a unique prefix of at least 4 characters)")
+    p.add_argument("--json", action="store_true")
+    p = add("models", cmd_models, "list models")
+    p.add_argument("--name")
+    p.add_argument("--label", action="append", help="KEY=VALUE (repeatable)")
+    p.add_argument("--json", action="store_true")
+    p = add("model", cmd_model, "one model, as JSON")
+    p.add_argument("model_id", help="model id, id prefix, or model URL")
+    p = add("download", cmd_download, "download a model's files")
+    p.add_argument("model", help="model id or model URL")
+    p.add_argument("dest", help="destination folder")
+    p = add("events", cmd_events, "a run's events")
+    p.add_argument("run_id")
+    p.add_argument("--name")
+    p = add("plot", cmd_plot, "plot a run's metrics to PNG, SVG or a self-contained HTML page")
+    p.add_argument("run_id")
+    p.add_argument("metrics", nargs="*", help="metric keys (default: all)")
+    p.add_argument("-o", "--output", required=True, help="out.png | out.svg | out.html")
+    p = add("watch", cmd_watch, "follow changes (runs, metrics, models) as they happen")
+    p.add_argument("--since", type=int, default=None, help="sequence number to resume from (default: now)")
+    p.add_argument("--interval", type=float, default=0.5)
+    p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    p = add("sync", cmd_sync, "replay a file:// spool (or a journal folder) into a store; idempotent")
+    p.add_argument("directory")
+    p.add_argument("--to", required=True, help="target URI")
+    p = add("server", cmd_server, "run the gRPC modelbox server")
+    try:
+        from .server import cli as server_cli
+
+        server_cli.add_arguments(p)
+    except ImportError as exc:
+        p.set_defaults(handler=lambda args, exc=exc: _missing_server(exc))
+    return parser
+
+
+def _missing_server(exc: Exception) -> int:
+    print(f"error: the server needs the grpc extra: pip install 'modelbox-autolog[grpc]' ({exc})", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (BackendError, NotFound, KeyError, ValueError, FileNotFoundError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

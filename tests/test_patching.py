@@ -1,0 +1,183 @@
+"""The patching engine on a real library of our own (tests/toylib)."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+
+import pytest
+
+import modelbox_autolog as mbx
+from modelbox_autolog import _patching
+from modelbox_autolog._run import autorun
+from tests import toylib
+from tests.toylib import BoostedTrainer, Trainer, TrainingError
+
+
+@pytest.fixture(autouse=True)
+def _unpatch():
+    yield
+    _patching.revert("toy")
+
+
+def fit_hook(call):
+    """Like a real integration: inject a callback, log params before and a metric after."""
+    user_callbacks = call.argument("callbacks")
+    seen = []
+    with autorun("toy", name=type(call.instance).__name__) as run:
+        run.log_params({"epochs": call.instance.epochs})
+        result = yield call.replace(callbacks=[*(user_callbacks or []), lambda e, loss: seen.append(loss)])
+        run.log_metric("epochs_seen", len(seen))
+
+
+def test_hook_logs_and_returns_original_result(store_uri, client):
+    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False)
+    assert _patching.patch_call("toy", Trainer, "fit", fit_hook, group="toy.fit")
+    trainer = Trainer(epochs=2)
+    assert trainer.fit([1.0, 2.0]) is trainer
+    mbx.flush(10)
+    (run,) = client.runs()
+    assert run.name == "Trainer" and run.status == "finished"
+    assert run.params["epochs"] == 2
+    assert [p.value for p in run.metrics("epochs_seen")] == [2.0]
+
+
+def test_user_callbacks_list_is_never_mutated_and_positional_works(store_uri):
+    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False)
+    _patching.patch_call("toy", Trainer, "fit", fit_hook)
+    mine: list = []
+    callbacks = [lambda e, loss: mine.append(e)]
+    snapshot = list(callbacks)
+    Trainer(epochs=2).fit([1.0], callbacks)  # positional
+    Trainer(epochs=2).fit([1.0], callbacks=callbacks)  # keyword, same list reused
+    assert callbacks == snapshot
+    assert mine == [0, 1, 0, 1]
+
+
+def test_user_exception_passes_through_untouched_and_run_fails(store_uri, client):
+    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False)
+    _patching.patch_call("toy", Trainer, "fit", fit_hook)
+    before = Trainer.calls
+    with pytest.raises(TrainingError) as info:
+        Trainer().fit([1.0], fail_at=1)
+    assert Trainer.calls == before + 1  # called exactly once
+    frames = [f.function for f in inspect.getinnerframes(info.value.__traceback__)]
+    assert frames[-1] == "fit" and "fit_hook" not in frames  # our hook's frames are not added
+    assert str(info.value) == "diverged at epoch 1"
+    mbx.flush(10)
+    assert client.runs()[0].status == "failed"
+
+
+def test_our_errors_never_reach_the_user(monkeypatch, store_uri):
+    monkeypatch.setenv("MODELBOX_AUTOLOG_TESTING", "0")
+    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False, silent=True)
+    received = []
+
+    def broken_before(call):
+        received.append((call.args, call.kwargs))
+        raise ValueError("bug before the call")
+        yield  # pragma: no cover
+
+    def broken_after(call):
+        yield None
+        raise ValueError("bug after the call")
+
+    _patching.patch_call("toy", Trainer, "fit", broken_before)
+    _patching.patch_call("toy", Trainer, "describe", broken_after)
+    before = Trainer.calls
+    data = [1.0]
+    trainer = Trainer(epochs=1)
+    assert trainer.fit(data) is trainer
+    assert Trainer.calls == before + 1  # exactly once, despite our failure before it
+    assert received[0][0][0] is data  # the user's own object, not a copy
+    assert Trainer.describe(3) == "trainer:3"
+
+
+def test_testing_mode_reraises_our_errors(store_uri):
+    def broken(call):
+        raise ValueError("ours")
+        yield  # pragma: no cover
+
+    _patching.patch_call("toy", Trainer, "describe", broken)
+    with pytest.raises(ValueError, match="ours"):
+        Trainer.describe(1)
+
+
+def test_revert_restores_originals_by_identity_including_descriptors():
+    fit, cm, sm = Trainer.__dict__["fit"], Trainer.__dict__["from_config"], Trainer.__dict__["describe"]
+    save = toylib.save
+    signature = inspect.signature(Trainer.fit)
+    noop = lambda call: (yield None)  # noqa: E731
+    for owner, attr in ((Trainer, "fit"), (Trainer, "from_config"), (Trainer, "describe"), (toylib, "save")):
+        assert _patching.patch_call("toy", owner, attr, noop)
+        assert not _patching.patch_call("toy", owner, attr, noop)  # idempotent
+    assert inspect.signature(Trainer.fit) == signature
+    assert isinstance(Trainer.from_config({"epochs": 1}), Trainer)
+    assert Trainer.describe(2) == "trainer:2"
+    assert _patching.revert("toy") == 4
+    assert Trainer.__dict__["fit"] is fit
+    assert Trainer.__dict__["from_config"] is cm
+    assert Trainer.__dict__["describe"] is sm
+    assert toylib.save is save
+
+
+def test_revert_of_inherited_attribute_deletes_the_override():
+    noop = lambda call: (yield None)  # noqa: E731
+    assert "from_config" not in BoostedTrainer.__dict__
+    _patching.patch_call("toy", BoostedTrainer, "from_config", noop)
+    assert "from_config" in BoostedTrainer.__dict__
+    _patching.revert("toy")
+    assert "from_config" not in BoostedTrainer.__dict__
+    assert isinstance(BoostedTrainer.from_config({}), BoostedTrainer)
+
+
+def test_recursion_guard_logs_nested_fit_once(store_uri, client):
+    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False)
+    _patching.patch_call("toy", Trainer, "fit", fit_hook, group="toy.fit")
+    _patching.patch_call("toy", BoostedTrainer, "fit", fit_hook, group="toy.fit")
+    BoostedTrainer(epochs=2).fit([1.0])
+    mbx.flush(10)
+    (run,) = client.runs()
+    assert run.name == "BoostedTrainer"
+    assert [p.value for p in run.metrics("epochs_seen")] == [2.0]
+
+
+def test_threads_never_log_into_each_others_runs(store_uri, client):
+    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False)
+    _patching.patch_call("toy", Trainer, "fit", fit_hook, group="toy.fit")
+    barrier = threading.Barrier(4)
+
+    def work(i: int) -> None:
+        with mbx.start_run(name=f"t{i}") as run:
+            barrier.wait()
+            Trainer(epochs=i + 1).fit([1.0])
+            assert mbx.active_run() is run
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    mbx.flush(10)
+    runs = {r.name: r for r in client.runs()}
+    assert sorted(runs) == ["t0", "t1", "t2", "t3"]
+    for i in range(4):
+        assert runs[f"t{i}"].params["epochs"] == i + 1
+        assert [p.value for p in runs[f"t{i}"].metrics("epochs_seen")] == [float(i + 1)]
+
+
+def test_post_import_hook_fires_on_later_import_and_can_be_cancelled():
+    name = "tests.toylib_late"
+    sys.modules.pop(name, None)
+    fired = []
+    _patching.when_imported("toy-late", name, lambda mod: fired.append(mod.__name__))
+    assert fired == []
+    import tests.toylib_late  # noqa: F401
+
+    assert fired == [name]
+    _patching.cancel_import_hooks("toy-late")
+    sys.modules.pop(name, None)
+    import tests.toylib_late  # noqa: F401,F811
+
+    assert fired == [name]
