@@ -36,11 +36,12 @@ BACKOFF_MIN_S, BACKOFF_MAX_S = 0.1, 5.0
 class FlushMarker:
     """Placed in the queue by ``flush``; set once everything before it is stored."""
 
-    __slots__ = ("done", "stored")
+    __slots__ = ("done", "stored", "dropped_before")
 
-    def __init__(self) -> None:
+    def __init__(self, dropped_before: int) -> None:
         self.done = threading.Event()
         self.stored = False
+        self.dropped_before = dropped_before
 
 
 class Deferred:
@@ -91,7 +92,7 @@ class Exporter:
         self.capacity = config.queue_capacity
         self.batch_size = min(config.batch_size, JOURNAL_CHUNK)
         self.wake_at = self.batch_size  # the hot path compares len(queue) with this
-        self.stats = {"written": 0, "journaled": 0, "replayed": 0, "dropped": 0, "waits": 0}
+        self.stats = {"written": 0, "journaled": 0, "replayed": 0, "dropped": 0, "rejected": 0, "waits": 0}
         self.drop_reasons: dict[str, int] = {}
         self._reset_threading()
         _live.add(self)
@@ -155,7 +156,7 @@ class Exporter:
 
     def flush(self, timeout: float | None = None) -> bool:
         """True when every record submitted before this call is stored in the backend."""
-        marker = FlushMarker()
+        marker = FlushMarker(self.stats["dropped"])
         self.queue.append(marker)
         self._ensure_started()
         self._wake.set()
@@ -259,8 +260,13 @@ class Exporter:
                 for marker in markers:
                     marker.done.set()
             return
+        self._release(markers)
+
+    def _release(self, markers: list[FlushMarker]) -> None:
+        """Wake flush() callers: stored unless something was dropped since they asked."""
+        dropped = self.stats["dropped"]
         for marker in markers:
-            marker.stored = True
+            marker.stored = dropped == marker.dropped_before
             marker.done.set()
 
     def _deliver(self, batch: Batch) -> None:
@@ -384,9 +390,7 @@ class Exporter:
         self._down = False
         self._backoff = BACKOFF_MIN_S
         markers, self._journal_markers = self._journal_markers, []
-        for marker in markers:
-            marker.stored = True
-            marker.done.set()
+        self._release(markers)
 
     def _spill_queue(self) -> None:
         """Move the oldest queued records to the journal until the queue is half empty."""

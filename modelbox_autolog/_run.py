@@ -192,11 +192,10 @@ class Run:
             return 0
 
     def _reject_metric(self, key: Any, value: Any) -> None:
-        self._exporter.drop_reasons["non-numeric metric"] = self._exporter.drop_reasons.get("non-numeric metric", 0) + 1
-        self._exporter.stats["dropped"] += 1
+        self._exporter.stats["rejected"] += 1  # the user's value, not a loss of stored data
         self._warn_once(
             f"metric:{key}",
-            f"metric {to_key(key)!r} got a non-numeric value {safe_repr(value)[:80]}; not logged (counted as dropped). "
+            f"metric {to_key(key)!r} got a non-numeric value {safe_repr(value)[:80]}; not logged (counted as rejected). "
             "Log it with log_param or log_event instead.",
         )
 

@@ -74,6 +74,8 @@ def safe_repr(value: Any) -> str:
 
 def to_param_text(value: Any) -> str:
     """JSON text of a param value; non-JSON values become the JSON string of their repr."""
+    if isinstance(value, str) and len(value) > MAX_PARAM_CHARS:  # cut before encoding: cheap for 10 MB
+        return json.dumps(value[:MAX_PARAM_CHARS] + f"...<truncated {len(value)} chars>", ensure_ascii=False)
     try:
         text = json.dumps(_jsonable(value), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError):

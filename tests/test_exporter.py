@@ -1,0 +1,204 @@
+"""The exporter: batching, flush, journal spill and replay, fork safety, drop accounting.
+
+Failures are real: another connection holds an exclusive lock on the SQLite file, the
+backend path is unwritable, the process forks.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+import time
+
+import pytest
+
+import modelbox_autolog as mbx
+from modelbox_autolog import _exporter
+from modelbox_autolog.backends.sqlite import path_from_uri
+
+
+@pytest.fixture
+def configured(store_uri, client):
+    mbx.autolog(backend=store_uri, frameworks=[], experiment="exp", capture_console=False, capture_env=False, silent=True)
+    return client
+
+
+def _lock_store(store_uri: str) -> sqlite3.Connection:
+    """Hold an exclusive lock on the store, as a stuck writer in another process would."""
+    conn = sqlite3.connect(path_from_uri(store_uri), isolation_level=None, timeout=0)
+    conn.execute("BEGIN EXCLUSIVE")
+    return conn
+
+
+def test_flush_honours_its_timeout_while_the_store_is_locked(configured, store_uri):
+    with mbx.start_run() as run:
+        run.log_metric("warm", 1.0)
+    assert mbx.flush(10)  # store exists
+    lock = _lock_store(store_uri)
+    try:
+        with mbx.start_run() as run:
+            run.log_metric("x", 1.0)
+        started = time.monotonic()
+        assert mbx.flush(timeout=0.5) is False
+        assert time.monotonic() - started < 2.0
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert mbx.flush(timeout=30) is True  # replayed from the journal once the lock is gone
+    assert [p.value for p in configured.run(run.id).metrics("x")] == [1.0]
+
+
+def test_records_spill_to_journal_and_replay_exactly_once(configured, store_uri, tmp_path):
+    with mbx.start_run() as warm:
+        warm.log_metric("warm", 1.0)
+    assert mbx.flush(10)
+    lock = _lock_store(store_uri)
+    try:
+        with mbx.start_run(name="during-outage") as run:
+            for i in range(50_000):
+                run.log_metric("loss", i, step=i)
+        exporter = _exporter.all_exporters()[0]
+        deadline = time.monotonic() + 30
+        while exporter.stats["journaled"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the store answers "locked" after its busy timeout
+        assert exporter.stats["journaled"] > 0
+        assert os.listdir(tmp_path / "journal")
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert mbx.flush(timeout=60)
+    points = configured.run(run.id).metrics("loss")
+    assert [p.step for p in points] == list(range(50_000))  # all there, none twice
+    assert configured.run(run.id).status == "finished"
+    assert exporter.stats["dropped"] == 0
+
+
+def test_journal_left_by_a_dead_process_is_replayed_by_the_next(tmp_path, store_uri, client):
+    import subprocess
+    import sys
+    import textwrap
+
+    # A process whose store is locked for its whole life exits with its records in the journal.
+    script = textwrap.dedent(f"""
+        import sqlite3, modelbox_autolog as mbx
+        from modelbox_autolog.backends.sqlite import SQLiteStore
+        SQLiteStore({store_uri!r}).close()
+        lock = sqlite3.connect({path_from_uri(store_uri)!r}, isolation_level=None, timeout=0)
+        lock.execute("BEGIN EXCLUSIVE")
+        mbx.autolog(backend={store_uri!r}, frameworks=[], experiment="dead", capture_console=False)
+        with mbx.start_run(name="orphan") as run:
+            for i in range(1000):
+                run.log_metric("m", i)
+        mbx.shutdown(timeout=1.0)
+    """)
+    env = {**os.environ, "MODELBOX_JOURNAL_DIR": str(tmp_path / "journal"), "MODELBOX_AUTOLOG_TESTING": "0"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "kept in the journal" in result.stderr and "modelbox sync" in result.stderr
+    # The next process to write to that store replays it first.
+    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False, capture_env=False)
+    with mbx.start_run(name="next"):
+        pass
+    assert mbx.flush(30)
+    runs = {r.name: r for r in client.runs()}
+    assert runs["orphan"].status == "finished"
+    assert len(runs["orphan"].metrics("m")) == 1000
+
+
+
+
+def test_journal_refusal_is_counted_and_reported(tmp_path, monkeypatch, capsys):
+    # The journal folder is a regular file: no journal can be written there (works as root too).
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("MODELBOX_JOURNAL_DIR", str(blocker))
+    store_uri = f"sqlite:///{tmp_path}/db/modelbox.db"
+    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False, capture_env=False)
+    with mbx.start_run() as run:
+        run.log_metric("ok", 1.0)
+    assert mbx.flush(10)
+    lock = _lock_store(store_uri)
+    try:
+        monkeypatch.setenv("MODELBOX_AUTOLOG_TESTING", "0")
+        with mbx.start_run() as run:
+            for i in range(100):
+                run.log_metric("lost", i)
+        assert mbx.flush(timeout=7) is False
+        exporter = _exporter.all_exporters()[0]
+        assert exporter.stats["dropped"] > 0
+        assert any("journal" in reason for reason in exporter.drop_reasons)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    _exporter.shutdown_all(5)
+    assert "were dropped" in capsys.readouterr().err
+
+
+def test_unopenable_backend_keeps_records_in_journal(tmp_path, monkeypatch):
+    # The store path is taken by a file where a folder is needed: opening fails on the exporter thread.
+    (tmp_path / "blocked").write_text("")
+    monkeypatch.setenv("MODELBOX_AUTOLOG_TESTING", "0")
+    from modelbox_autolog import _config
+
+    _config.set_current(_config.build_config(backend=f"sqlite:///{tmp_path}/blocked/sub/modelbox.db", silent=True))
+    with mbx.start_run() as run:
+        run.log_metric("kept", 1.0)
+    assert mbx.flush(timeout=1.0) is False
+    exporter = _exporter.all_exporters()[0]
+    assert exporter.stats["journaled"] >= 2 and exporter.stats["dropped"] == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_child_neither_deadlocks_nor_duplicates(configured):
+    with mbx.start_run(name="parent") as run:
+        for i in range(1000):
+            run.log_metric("before_fork", i)  # still queued when we fork
+        pid = os.fork()
+        if pid == 0:  # child: logs its own run and exits without touching the parent's records
+            code = 1
+            try:
+                with mbx.start_run(name="child") as child:
+                    child.log_metric("in_child", 1.0)
+                code = 0 if mbx.flush(timeout=20) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+        for i in range(10):
+            run.log_metric("after_fork", i)
+    assert mbx.flush(20)
+    runs = {r.name: r for r in configured.runs()}
+    assert len(runs["parent"].metrics("before_fork")) == 1000  # not duplicated by the child
+    assert len(runs["parent"].metrics("after_fork")) == 10
+    assert [p.value for p in runs["child"].metrics("in_child")] == [1.0]
+
+
+def test_multiprocessing_fork_pool_does_not_deadlock(configured):
+    import multiprocessing
+
+    with mbx.start_run() as run:
+        for i in range(2000):
+            run.log_metric("m", i)
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(2) as pool:
+            assert pool.map(abs, range(-5, 5)) == [5, 4, 3, 2, 1, 0, 1, 2, 3, 4]
+    assert mbx.flush(20)
+    assert len(configured.run(run.id).metrics("m")) == 2000
+
+
+def test_batches_respect_size_and_many_threads_logging(configured):
+    def work(k: int) -> None:
+        with mbx.start_run(name=f"w{k}") as run:
+            for i in range(5000):
+                run.log_metric("m", i)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mbx.flush(30)
+    for r in configured.runs():
+        assert [p.step for p in r.metrics("m")] == list(range(5000))
