@@ -24,7 +24,7 @@ from typing import Any
 
 from ._config import Config, testing_mode
 from ._journal import Journal
-from ._records import Batch, new_id
+from ._records import Batch, Metric, new_id
 from .backends import Backend, BackendError, BackendUnavailable, open_backend
 
 log = logging.getLogger("modelbox_autolog")
@@ -231,7 +231,9 @@ class Exporter:
         markers: list[FlushMarker] = []
         for item in items:
             cls = type(item)
-            if cls is FlushMarker:
+            if cls is tuple:  # a metric point, as the hot path queues it
+                records.append(Metric(*item))
+            elif cls is FlushMarker:
                 markers.append(item)
             elif cls is Deferred:
                 try:

@@ -26,7 +26,6 @@ from ._records import (
     Artifact,
     Event,
     Input,
-    Metric,
     ModelFile,
     ModelRecord,
     Param,
@@ -175,7 +174,9 @@ class Run:
         if epoch is not None and epoch.__class__ is not int:
             epoch = self._as_int(epoch, "epoch")
         queue = self._queue
-        queue.append(Metric(self.id, key, value, step, timestamp or _time(), epoch))
+        # A plain tuple, not a Metric: CPython's GC untracks tuples of atoms, so a million
+        # queued points never slow down garbage collection in the training thread.
+        queue.append((self.id, key, value, step, timestamp or _time(), epoch))
         if len(queue) >= self._exporter.wake_at:
             self._exporter.pressure()
 

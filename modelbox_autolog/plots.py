@@ -19,7 +19,7 @@ def _figure(run: Any, keys: Sequence[str]):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(keys), 1, figsize=(8, 2.8 * len(keys)), squeeze=False)
-    for axis, key in zip(axes[:, 0], keys):
+    for axis, key in zip(axes[:, 0], keys, strict=True):
         points = run.metrics(key)
         steps = [p.step for p in points]
         values = [p.value for p in points]
