@@ -1,0 +1,255 @@
+"""What the XGBoost, LightGBM and CatBoost integrations share: metric naming, feature-importance
+tables, final-model files, and which run trained (or which file produced) a live model."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import inspect
+import os
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from .. import _config
+from .._patching import Call
+from .._run import LoggedModel, Run, active_run
+
+# ---------------------------------------------------------------------- arguments and params
+
+
+def argument(call: Call, name: str) -> Any:
+    """An argument of the intercepted call, falling back to the signature's default."""
+    missing = object()
+    value = call.argument(name, missing)
+    if value is not missing:
+        return value
+    try:
+        parameter = inspect.signature(call.wrapped).parameters.get(name)
+    except (TypeError, ValueError):
+        return None
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return None
+    return parameter.default
+
+
+def params_dict(params: Any) -> dict[str, Any]:
+    """Booster params as a dict; XGBoost also takes a list of pairs (repeated keys become lists)."""
+    if params is None:
+        return {}
+    if isinstance(params, Mapping):
+        return {str(k): v for k, v in params.items()}
+    merged: dict[str, Any] = {}
+    for key, value in params:
+        if key in merged:
+            previous = merged[key]
+            merged[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            merged[key] = value
+    return merged
+
+
+def estimator_params(estimator: Any) -> dict[str, Any]:
+    """A scikit-learn style wrapper's ``get_params()``, without the unset (None) ones."""
+    params = {k: v for k, v in estimator.get_params(deep=False).items() if v is not None}
+    cls = type(estimator)
+    params["estimator_class"] = f"{cls.__module__}.{cls.__qualname__}"
+    return params
+
+
+def class_path(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def import_class(path: str, allowed_prefix: str) -> type:
+    """The class a model was logged as; only from the framework's own package."""
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name.split(".")[0] == allowed_prefix:
+        raise ValueError(f"refusing to load a model class from outside {allowed_prefix}: {path}")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+# ---------------------------------------------------------------------- metrics
+
+
+def metric_key(dataset: str, metric: str) -> str:
+    """``<set>-<metric>``, as XGBoost and LightGBM print them (``validation_0-logloss``)."""
+    return f"{dataset}-{metric}"
+
+
+def log_history(run: Run, history: Mapping[str, Mapping[str, Sequence[float]]], period: int = 1,
+                last_step: int | None = None) -> None:
+    """Per-iteration metrics recorded by the framework itself (``{set: {metric: [values]}}``).
+
+    ``period``: values were computed every ``period`` iterations (the last one always), so
+    value ``i`` belongs to iteration ``i * period``, the last clamped to ``last_step``.
+    """
+    for dataset, metrics in history.items():
+        for metric, values in metrics.items():
+            key = metric_key(dataset, metric)
+            count = len(values)
+            for index, value in enumerate(values):
+                step = index * period
+                if last_step is not None and index == count - 1:
+                    step = min(step, last_step)
+                run.log_metric(key, value, step=step)
+
+
+def log_best(run: Run, best_iteration: Any, best_scores: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """Early-stopping outcome: ``best_iteration`` and ``best_score.<set>-<metric>``."""
+    if best_iteration is not None:
+        run.log_metric("best_iteration", int(best_iteration))
+    for dataset, metrics in (best_scores or {}).items():
+        for metric, value in metrics.items():
+            run.log_metric(f"best_score.{metric_key(dataset, metric)}", value)
+
+
+# ---------------------------------------------------------------------- files
+
+_staging_root: str | None = None
+_staging_lock = threading.Lock()
+
+
+def stage_dir() -> str:
+    """A fresh folder for files we hand to the exporter with ``_staged=True`` (it deletes them)."""
+    global _staging_root
+    with _staging_lock:
+        if _staging_root is None or not os.path.isdir(_staging_root):
+            _staging_root = tempfile.mkdtemp(prefix="modelbox-boosting-")
+    return tempfile.mkdtemp(dir=_staging_root)
+
+
+def log_importance_table(run: Run, features: Iterable[str], columns: Mapping[str, Mapping[str, float]],
+                         name: str = "feature_importance.csv") -> str | None:
+    """One CSV row per feature, one column per importance type, sorted by the first column."""
+    features = list(features)
+    known = set(features)
+    for values in columns.values():  # features the model uses but did not name up front
+        for feature in values:
+            if feature not in known:
+                known.add(feature)
+                features.append(feature)
+    first = next(iter(columns.values()), {})
+    features.sort(key=lambda f: -float(first.get(f, 0.0)))
+    path = os.path.join(stage_dir(), name)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["feature", *columns])
+        for feature in features:
+            writer.writerow([feature, *(float(values.get(feature, 0.0)) for values in columns.values())])
+    return run.log_artifact(path, name=name, kind="table", _staged=True)
+
+
+def log_final_model(run: Run, save: Callable[[str], Any], filename: str, *, name: str, framework: str,
+                    metadata: Mapping[str, Any] | None = None, extra: Mapping[str, Callable[[str], Any]] | None = None,
+                    ) -> LoggedModel | None:
+    """Save the trained model into a staging folder and log it as a Model entity.
+
+    ``save(path)`` writes the main file; ``extra`` maps more file names to their writers.
+    """
+    folder = stage_dir()
+    save(os.path.join(folder, filename))
+    for extra_name, write in (extra or {}).items():
+        write(os.path.join(folder, extra_name))
+    path = folder if extra else os.path.join(folder, filename)
+    return run.log_model(path, name=name, framework=framework, metadata=metadata, _staged=True)
+
+
+# ---------------------------------------------------------------------- lineage of live models
+
+
+class _Lineage:
+    """Which run trained a live model and which file or model it came from, keyed by identity
+    (CatBoost models define ``__eq__`` and are unhashable, so no WeakKeyDictionary)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref, Run | None, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, obj: Any, run: Run | None = None, source: str | None = None) -> None:
+        key = id(obj)
+        try:
+            ref = weakref.ref(obj, lambda _ref, key=key: self._forget(key, _ref))
+        except TypeError:
+            return  # not weak-referenceable: we keep no lineage rather than keep it alive
+        with self._lock:
+            previous = self._entries.get(key)
+            if previous is not None and previous[0]() is obj:
+                run = run or previous[1]
+                source = source or previous[2]
+            self._entries[key] = (ref, run, source)
+
+    def recall(self, obj: Any) -> tuple[Run | None, str | None]:
+        with self._lock:
+            entry = self._entries.get(id(obj))
+        if entry is None or entry[0]() is not obj:
+            return None, None
+        return entry[1], entry[2]
+
+    def _forget(self, key: int, ref: weakref.ref) -> None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] is ref:
+                del self._entries[key]
+
+
+lineage = _Lineage()
+
+
+def fitted_run(model: Any) -> Run | None:
+    """The run that trained ``model`` (a booster or a wrapper), if it was trained under autolog."""
+    return lineage.recall(model)[0]
+
+
+def remember_trained(run: Run, logged: LoggedModel | None, *models: Any) -> None:
+    source = logged.url if logged is not None else None
+    for model in models:
+        if model is not None:
+            lineage.remember(model, run=run, source=source)
+
+
+def log_model_input(run: Run, model: Any, framework: str) -> None:
+    """Training continued from ``model`` (a live object): record where it came from."""
+    if model is None or isinstance(model, (str, os.PathLike, bytes, bytearray)):
+        return  # paths are recorded by the load hooks
+    _, source = lineage.recall(model)
+    if source is not None:
+        run.log_input(source, kind="model", framework=framework)
+
+
+# ---------------------------------------------------------------------- save / load capture
+
+
+def _as_path(target: Any) -> str | None:
+    if isinstance(target, (str, os.PathLike)):
+        return os.path.abspath(os.path.expanduser(os.fspath(target)))
+    return None
+
+
+def record_save(model: Any, target: Any, framework: str, **attrs: Any) -> None:
+    """A user's ``save_model``: an event and the file, in the run that trained the model
+    (else the active run); nothing when neither exists or checkpoints are not logged."""
+    path = _as_path(target)
+    if path is None or not os.path.isfile(path) or not _config.current().log_checkpoints:
+        return
+    run = fitted_run(model) or active_run()
+    if run is None:
+        return
+    run.log_event("model_saved", path=path, bytes=os.path.getsize(path), framework=framework, **attrs)
+    run.log_artifact(path, kind="model")
+    lineage.remember(model, source=path)
+
+
+def record_load(model: Any, target: Any, framework: str) -> None:
+    """A user's ``load_model``: the file is remembered as the model's source (for later
+    training continuations) and recorded as an input of the active run, if any."""
+    path = _as_path(target)
+    if path is None:
+        return
+    lineage.remember(model, source=path)
+    run = active_run()
+    if run is not None and _config.current().log_checkpoints:
+        run.log_input(path, kind="model", framework=framework)

@@ -1,0 +1,179 @@
+"""XGBoost: ``xgboost.train`` and the scikit-learn wrappers, through an injected ``TrainingCallback``.
+
+Layering: ``train`` does the training record (params, per-iteration metrics, best iteration,
+feature importance, and the booster as a Model when called directly); a wrapper's ``fit`` opens
+the run, adds the estimator's params and logs the fitted wrapper as the Model instead (so
+``client.load_model`` gives back an ``XGBClassifier``). ``Booster``/wrapper ``save_model`` and
+``load_model`` are recorded as checkpoint files and model inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from .._patching import Call, entered, in_group, safe_method
+from .._run import Run, autorun
+from . import _boosting as boosting
+from .base import Integration
+
+FRAMEWORK = "xgboost"
+TRAIN_GROUP = "xgboost.train"
+FIT_GROUP = "xgboost.fit"
+SAVE_GROUP = "xgboost.save"
+LOAD_GROUP = "xgboost.load"
+PROGRESS_STEPS = 20  # progress updates per training, at most
+
+
+def _callback_class(base: type) -> type:
+    """Our ``TrainingCallback`` subclass (XGBoost insists on the type, so it is built at setup)."""
+
+    class ModelboxCallback(base):  # type: ignore[misc, valid-type]
+        """Logs each iteration's eval metrics as ``<set>-<metric>`` with step = iteration."""
+
+        def __init__(self, run: Run, rounds: int) -> None:
+            super().__init__()
+            self._run = run
+            self._keys: dict[tuple[str, str], str] = {}
+            self._rounds = max(1, int(rounds or 1))
+            self._progress_every = max(1, self._rounds // PROGRESS_STEPS) if run.auto else 0
+
+        @safe_method("xgboost:callback.after_iteration")
+        def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
+            log_metric = self._run.log_metric
+            keys = self._keys
+            for dataset, metrics in evals_log.items():
+                for metric, values in metrics.items():
+                    key = keys.get((dataset, metric))
+                    if key is None:
+                        key = keys[(dataset, metric)] = boosting.metric_key(dataset, metric)
+                    value = values[-1]
+                    if value.__class__ is tuple:  # (mean, std) when run by xgboost.cv
+                        value = value[0]
+                    log_metric(key, value, step=epoch)
+            if self._progress_every and (epoch + 1) % self._progress_every == 0:
+                self._run.set_progress((epoch + 1) / self._rounds)
+            return False
+
+    return ModelboxCallback
+
+
+class XGBoostIntegration(Integration):
+    name = "xgboost"
+    modules = ("xgboost",)
+    distribution = "xgboost"
+    requirement = ">=1.6"
+
+    def setup(self, module: Any) -> None:
+        import xgboost.core
+        import xgboost.training
+
+        self._callback = _callback_class(module.callback.TrainingCallback)
+        for owner in (module, xgboost.training, sys.modules.get("xgboost.sklearn")):
+            if owner is not None:  # the wrappers import ``train`` by name: patch that name too
+                self.patch(owner, "train", self._train_hook, group=TRAIN_GROUP)
+        booster = xgboost.core.Booster
+        self.patch(booster, "save_model", self._save_hook, group=SAVE_GROUP)
+        self.patch(booster, "load_model", self._load_hook, group=LOAD_GROUP)
+        sklearn_module = sys.modules.get("xgboost.sklearn")
+        if sklearn_module is not None:
+            self._patch_wrappers(sklearn_module)
+
+    def _patch_wrappers(self, sklearn_module: Any) -> None:
+        base = sklearn_module.XGBModel
+        for cls in list(vars(sklearn_module).values()):
+            if isinstance(cls, type) and issubclass(cls, base) and "fit" in cls.__dict__:
+                self.patch(cls, "fit", self._fit_hook, group=FIT_GROUP)  # RF wrappers call super().fit
+        self.patch(base, "save_model", self._save_hook, group=SAVE_GROUP)
+        self.patch(base, "load_model", self._load_hook, group=LOAD_GROUP)
+
+    # ------------------------------------------------------------------ training
+    def _train_hook(self, call: Call):
+        inside_fit = in_group(FIT_GROUP)
+        with autorun(FRAMEWORK, name="xgboost.train") as run:
+            rounds = boosting.argument(call, "num_boost_round")
+            params = boosting.params_dict(call.argument("params"))
+            run.log_params({**{k: v for k, v in params.items() if v is not None}, "num_boost_round": rounds})
+            stopping = call.argument("early_stopping_rounds")
+            if stopping is not None:
+                run.log_param("early_stopping_rounds", stopping)
+            boosting.log_model_input(run, call.argument("xgb_model"), FRAMEWORK)
+            callbacks = [*(call.argument("callbacks") or ()), self._callback(run, rounds)]
+            booster = yield call.replace(callbacks=callbacks)
+            self._log_outcome(run, booster, params)
+            if not inside_fit:
+                logged = self._log_booster(run, booster) if self.config.log_models else None
+                boosting.remember_trained(run, logged, booster)
+
+    def _fit_hook(self, call: Call):
+        estimator = call.instance
+        with autorun(FRAMEWORK, name=type(estimator).__name__) as run:
+            run.log_params(boosting.estimator_params(estimator))
+            yield None
+            logged = self._log_wrapper(run, estimator) if self.config.log_models else None
+            boosting.remember_trained(run, logged, estimator, estimator.get_booster())
+
+    def _log_outcome(self, run: Run, booster: Any, params: dict[str, Any]) -> None:
+        best_iteration = booster.attr("best_iteration")
+        if best_iteration is not None:
+            run.log_metric("best_iteration", int(best_iteration))
+            best_score = booster.attr("best_score")
+            if best_score is not None:
+                run.log_metric("best_score", float(best_score))
+        if params.get("booster", "gbtree") != "gblinear":  # importance is defined for trees only
+            columns = {kind: booster.get_score(importance_type=kind) for kind in ("gain", "weight")}
+            boosting.log_importance_table(run, booster.feature_names or (), columns)
+
+    def _model_format(self) -> str:
+        fmt = str(self.option("model_format", "ubj")).lower()
+        return fmt if fmt in ("ubj", "json") else "ubj"
+
+    def _log_booster(self, run: Run, booster: Any):
+        fmt = self._model_format()
+
+        def save(path: str) -> None:
+            with entered(SAVE_GROUP):  # our own file: not a user checkpoint
+                booster.save_model(path)
+
+        return boosting.log_final_model(
+            run, save, f"model.{fmt}", name="xgboost-booster", framework=FRAMEWORK,
+            metadata={"format": fmt, "xgboost_version": _version(), "num_boosted_rounds": booster.num_boosted_rounds()},
+        )
+
+    def _log_wrapper(self, run: Run, estimator: Any):
+        fmt = self._model_format()
+
+        def save(path: str) -> None:
+            with entered(SAVE_GROUP):
+                estimator.save_model(path)  # keeps the estimator type for XGBModel.load_model
+
+        return boosting.log_final_model(
+            run, save, f"model.{fmt}", name=type(estimator).__name__, framework=FRAMEWORK,
+            metadata={"format": fmt, "class": boosting.class_path(estimator), "xgboost_version": _version()},
+        )
+
+    # ------------------------------------------------------------------ save / load
+    def _save_hook(self, call: Call):
+        yield None
+        boosting.record_save(call.instance, call.argument("fname"), FRAMEWORK)
+
+    def _load_hook(self, call: Call):
+        yield None
+        boosting.record_load(call.instance, call.argument("fname"), FRAMEWORK)
+
+    @classmethod
+    def load_model(cls, files_dir: str, model: Any) -> Any:
+        import xgboost
+
+        path = os.path.join(files_dir, model.files[0].name)
+        class_name = (model.metadata or {}).get("class")
+        target = boosting.import_class(class_name, "xgboost")() if class_name else xgboost.Booster()
+        with entered(LOAD_GROUP):  # a temporary download, not an input of the active run
+            target.load_model(path)
+        return target
+
+
+def _version() -> str:
+    module = sys.modules.get("xgboost")
+    return str(getattr(module, "__version__", ""))
