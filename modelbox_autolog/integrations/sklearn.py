@@ -1,0 +1,682 @@
+"""scikit-learn (and joblib) autologging: every estimator's fit becomes a run.
+
+How estimators are found, without a hand-written list: at setup we walk the subclasses of
+``BaseEstimator`` that already exist, and we hook ``__init_subclass__`` of sklearn's two base
+mixins (``_MetadataRequester``, which every ``BaseEstimator`` derives from, and
+``_SetOutputMixin``) so that every estimator class defined later, in sklearn or in third-party
+code, is instrumented as soon as its class statement completes. The outermost hook in the
+``__init_subclass__`` chain does the work, after sklearn's own ``set_output`` wrapping, so our
+wrapper is the class attribute and ``autolog(disable=True)`` restores the originals by identity.
+``fit``, ``fit_transform``, ``fit_predict`` and ``partial_fit`` are wrapped where they are
+defined (wrapt keeps signatures, ``isinstance``, pickling and ``clone`` intact). Estimators
+from xgboost, lightgbm and catboost are left to their own integrations.
+
+One run per outermost fit: nested fits (a Pipeline's steps, a search's candidates, a meta
+estimator's sub-estimators, also inside sklearn's joblib worker threads) are not logged again.
+Searches add the best params and score, ``cv_results_`` as a CSV table, and the best candidates
+as child runs. ``partial_fit`` calls of one estimator share one run, ended when the estimator is
+fitted from scratch, garbage collected, or at exit.
+
+Training metrics are computed on the exporter thread, from a snapshot of the fitted model (the
+serialised model file) and of a row sample, within a time budget: the fit itself only pays for
+serialising the model and copying the sample. ``joblib.dump`` of any estimator is captured as a
+model with lineage to the run that fitted it; ``joblib.load`` of an estimator is recorded as an
+input model of the active run (or of the next run that fits or saves that estimator).
+
+Options (``autolog(options={"sklearn": {...}})``): ``log_training_metrics`` (True),
+``max_metric_rows`` (10000, rows sampled for training metrics), ``metric_time_budget_s`` (1.0,
+exporter time per fit for metrics), ``max_tuning_runs`` (5 child runs per search; 0 = none).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import itertools
+import math
+import os
+import tempfile
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from .. import _patching
+from .._exporter import Deferred
+from .._records import Input, Metric, new_id
+from .._run import NullRun, Run, active_run, autorun, start_run
+from .._values import to_attrs
+from .base import Integration
+
+FIT_METHODS = ("fit", "fit_transform", "fit_predict", "partial_fit")
+OWN_INTEGRATIONS = ("xgboost", "lightgbm", "catboost")  # these log their sklearn wrappers themselves
+FIT_GROUP = "sklearn.fit"
+MODEL_FILE = "model.joblib"
+PROBE_ROWS = 256
+
+_warnings_seen: ContextVar[list[str] | None] = ContextVar("modelbox_sklearn_warnings", default=None)
+_subclass_depth: ContextVar[int] = ContextVar("modelbox_sklearn_subclass_depth", default=0)
+
+
+# ---------------------------------------------------------------------- identity registries
+class _WeakIdentityMap:
+    """object -> value, by identity, without keeping the object alive (estimators may define __eq__)."""
+
+    def __init__(self) -> None:
+        self._items: dict[int, tuple[weakref.ref, Any]] = {}
+        self._lock = threading.Lock()
+
+    def set(self, obj: Any, value: Any) -> None:
+        key = id(obj)
+
+        def forget(_ref: weakref.ref, key: int = key) -> None:
+            with self._lock:
+                entry = self._items.get(key)
+                if entry is not None and entry[0] is _ref:
+                    del self._items[key]
+
+        try:
+            ref = weakref.ref(obj, forget)
+        except TypeError:
+            return  # not weak-referenceable: no lineage for it
+        with self._lock:
+            self._items[key] = (ref, value)
+
+    def get(self, obj: Any) -> Any:
+        with self._lock:
+            entry = self._items.get(id(obj))
+        return entry[1] if entry is not None and entry[0]() is obj else None
+
+    def pop(self, obj: Any) -> Any:
+        with self._lock:
+            entry = self._items.get(id(obj))
+            if entry is None or entry[0]() is not obj:
+                return None
+            del self._items[id(obj)]
+        return entry[1]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_fitted_by = _WeakIdentityMap()  # estimator -> Run that fitted it (lineage for joblib.dump)
+_loaded_from = _WeakIdentityMap()  # estimator -> (path, attrs) it was joblib.load-ed from
+_partial_runs = _WeakIdentityMap()  # estimator -> Run its partial_fit calls log into
+
+
+def remember_fitted(estimator: Any, run: Run) -> None:
+    """Note which run fitted ``estimator``; a later ``joblib.dump`` of it is logged to that run.
+
+    Other integrations (xgboost, lightgbm, catboost sklearn wrappers) may call this.
+    """
+    _fitted_by.set(estimator, run)
+
+
+# ---------------------------------------------------------------------- small helpers
+def _is_estimator(obj: Any) -> bool:
+    return not isinstance(obj, type) and callable(getattr(obj, "fit", None)) and callable(getattr(obj, "get_params", None))
+
+
+def _from_own_integration(cls: type) -> bool:
+    return any((getattr(k, "__module__", "") or "").split(".")[0] in OWN_INTEGRATIONS for k in cls.__mro__)
+
+
+def _class_path(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _param_value(value: Any) -> Any:
+    """Estimators inside params become their class name: their repr is slow and says nothing new."""
+    if _is_estimator(value):
+        return type(value).__name__
+    if isinstance(value, (list, tuple)):
+        return [_param_value(v) for v in value]
+    return value
+
+
+def _params_of(estimator: Any) -> dict[str, Any]:
+    params = {k: _param_value(v) for k, v in estimator.get_params(deep=True).items()}
+    return {"estimator_class": _class_path(estimator), **params}
+
+
+def _fitted_values(estimator: Any, prefix: str = "") -> tuple[dict[str, float], dict[str, Any]]:
+    """Scalars sklearn learnt (``n_iter_``, ``inertia_``, ``best_score_``...): floats as metrics, ints as params."""
+    import numpy as np
+
+    metrics: dict[str, float] = {}
+    params: dict[str, Any] = {}
+    for name, value in list(vars(estimator).items()):
+        if not name.endswith("_") or name.startswith("_") or isinstance(value, bool):
+            continue
+        if name == "n_iter_" and isinstance(value, np.ndarray) and value.size and value.dtype.kind in "iuf":
+            metrics[prefix + name] = float(value.max())
+        elif isinstance(value, (float, np.floating)) or (name == "n_iter_" and isinstance(value, (int, np.integer))):
+            metrics[prefix + name] = float(value)
+        elif isinstance(value, (int, np.integer)):
+            params[f"fitted.{prefix}{name}"] = int(value)
+    for step_name, step in getattr(estimator, "steps", None) or []:
+        if _is_estimator(step):
+            m, p = _fitted_values(step, f"{prefix}{step_name}.")
+            metrics.update(m)
+            params.update(p)
+    best = getattr(estimator, "best_estimator_", None)
+    if _is_estimator(best):
+        m, p = _fitted_values(best, f"{prefix}best_estimator.")
+        metrics.update(m)
+        params.update(p)
+    return metrics, params
+
+
+def _library_versions() -> dict[str, str]:
+    import sys
+
+    versions = {"python": sys.version.split()[0]}
+    for name in ("sklearn", "joblib", "numpy", "scipy"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[f"{name}_version"] = str(getattr(module, "__version__", ""))
+    return versions
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _log_model_input(run: Run, path: str, attrs: dict[str, Any]) -> None:
+    """``run.log_input(path, kind="model", sha256=...)`` with the hash computed on the exporter thread."""
+    run_id, stamp = run.id, time.time()
+
+    def produce() -> list[Any]:
+        extra = dict(attrs)
+        try:
+            extra["sha256"] = _sha256(path)
+        except OSError:
+            pass
+        return [Input(new_id(), run_id, "model", path, stamp, to_attrs(extra))]
+
+    run._submit(Deferred(produce))
+
+
+# ---------------------------------------------------------------------- staging of our own files
+class _Staging:
+    """Per-fit folders for files we hand to the exporter (``_staged=True``, deleted once stored).
+
+    The exporter deletes the files, not their folders: empty folders are swept on the next use
+    and at exit.
+    """
+
+    def __init__(self) -> None:
+        self._root: str | None = None
+        self._used: deque[str] = deque()
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+
+    def folder(self) -> str:
+        with self._lock:
+            if self._root is None or not os.path.isdir(self._root):
+                self._root = tempfile.mkdtemp(prefix="modelbox-sklearn-")
+            for _ in range(len(self._used)):
+                old = self._used.popleft()
+                try:
+                    os.rmdir(old)  # fails while the exporter still holds its file: keep it for later
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    self._used.append(old)
+            path = os.path.join(self._root, str(next(self._counter)))
+            os.mkdir(path)
+            self._used.append(path)
+            return path
+
+    def cleanup(self) -> None:
+        with self._lock:
+            for folder in self._used:
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+            self._used.clear()
+            if self._root is not None:
+                with contextlib.suppress(OSError):
+                    os.rmdir(self._root)
+
+
+_staging = _Staging()
+
+
+# ---------------------------------------------------------------------- training metrics
+def _evaluate(model: Any, X: Any, y: Any, sample_weight: Any) -> dict[str, float]:
+    """Training metrics of a fitted model on (a sample of) its training data."""
+    from sklearn.base import is_classifier, is_regressor
+
+    from . import _sklearn_metrics as m
+
+    if is_classifier(model) and y is not None and hasattr(model, "predict"):
+        predicted = model.predict(X)
+        proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
+        return m.classification(y, predicted, proba, getattr(model, "classes_", None), sample_weight)
+    if is_regressor(model) and y is not None and hasattr(model, "predict"):
+        return m.regression(y, model.predict(X), sample_weight)
+    if hasattr(model, "score"):  # clusterers, density models, PCA: their own notion of score
+        try:
+            score = model.score(X) if y is None else model.score(X, y)
+        except TypeError:
+            return {}
+        return {"training_score": float(score)}
+    return {}
+
+
+def _metrics_producer(run_id: str, load: Any, X: Any, y: Any, sample_weight: Any, budget_s: float) -> Any:
+    """Work for the exporter thread: load the model snapshot, score a probe, then as many rows as the budget allows."""
+    from . import _sklearn_metrics as m
+
+    def produce() -> list[Any]:
+        try:
+            model = load()
+            rows = m.n_rows(X) or 0
+            step = max(1, math.ceil(rows / PROBE_ROWS))
+            started = time.perf_counter()
+            values = _evaluate(model, m.rows_every(X, step), m.rows_every(y, step) if y is not None else None,
+                               m.rows_every(sample_weight, step) if sample_weight is not None else None)
+            per_row = (time.perf_counter() - started) / max(1, math.ceil(rows / step))
+            affordable = int(budget_s / per_row) if per_row > 0 else rows
+            if step > 1 and affordable >= rows:  # the whole sample fits the budget: score it all
+                values = _evaluate(model, X, y, sample_weight)
+            elif step > 1 and affordable > 2 * PROBE_ROWS:
+                finer = max(1, math.ceil(rows / affordable))
+                values = _evaluate(model, m.rows_every(X, finer), m.rows_every(y, finer) if y is not None else None,
+                                   m.rows_every(sample_weight, finer) if sample_weight is not None else None)
+        except Exception:  # metrics are a bonus: a model that cannot score its own training data is fine
+            return []
+        stamp = time.time()
+        return [Metric(run_id, key, value, 0, stamp, None) for key, value in values.items() if math.isfinite(value)]
+
+    return produce
+
+
+# ---------------------------------------------------------------------- the integration
+class SklearnIntegration(Integration):
+    name = "sklearn"
+    modules = ("sklearn",)
+    distribution = "scikit-learn"
+    requirement = ">=1.3"
+
+    def setup(self, module: Any) -> None:
+        import joblib
+        from sklearn.base import BaseEstimator
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.utils import parallel as sk_parallel
+        from sklearn.utils._metadata_requests import _MetadataRequester
+        from sklearn.utils._set_output import _SetOutputMixin
+
+        for owner in (_MetadataRequester, _SetOutputMixin):
+            self.patch_raw(owner, "__init_subclass__", self._on_subclass)
+        for cls in self._existing_estimators(BaseEstimator):
+            self._instrument(cls)
+        self.patch_raw(ConvergenceWarning, "__init__", _on_convergence_warning)
+        self.patch(sk_parallel.Parallel, "__call__", _parallel_hook)
+        self.patch(sk_parallel._FuncWrapper, "__call__", _worker_hook)
+        self.patch(joblib, "dump", self._dump_hook)
+        self.patch(joblib, "load", self._load_hook)
+
+    def teardown(self) -> None:
+        _staging.cleanup()
+
+    # ------------------------------------------------------------------ finding estimators
+    @staticmethod
+    def _existing_estimators(root: type) -> list[type]:
+        found: list[type] = []
+        seen: set[type] = set()
+        stack = [root]
+        while stack:
+            for sub in stack.pop().__subclasses__():
+                if sub not in seen:
+                    seen.add(sub)
+                    found.append(sub)
+                    stack.append(sub)
+        return found
+
+    def _on_subclass(self, wrapped: Any, cls: Any, args: tuple, kwargs: dict) -> Any:
+        """Raw wrapper of ``__init_subclass__``: instrument the class once the outermost hook returns."""
+        token = _subclass_depth.set(_subclass_depth.get() + 1)
+        try:
+            result = wrapped(*args, **kwargs)
+        finally:
+            _subclass_depth.reset(token)
+        if _subclass_depth.get() == 0 and isinstance(cls, type):
+            _patching.safe("sklearn:instrument", self._instrument, cls)
+        return result
+
+    def _instrument(self, cls: type) -> None:
+        from sklearn.base import BaseEstimator
+
+        if not issubclass(cls, BaseEstimator) or _from_own_integration(cls):
+            return
+        for method in FIT_METHODS:
+            owner = next((k for k in cls.__mro__ if method in k.__dict__), None)
+            if owner is None or owner is object or _from_own_integration(owner):
+                continue
+            hook = self._partial_fit_hook if method == "partial_fit" else self._fit_hook
+            _patching.patch_call(self.name, owner, method, hook, group=FIT_GROUP, site=f"sklearn:{owner.__name__}.{method}")
+
+    # ------------------------------------------------------------------ fit
+    def _fit_hook(self, call: _patching.Call) -> Iterator[Any]:
+        estimator = call.instance
+        if estimator is None or _from_own_integration(type(estimator)):
+            return
+        partial = _partial_runs.pop(estimator)
+        if partial is not None:
+            partial.end("finished")  # a fit from scratch closes the estimator's partial_fit run
+        X, y, sample_weight = _fit_data(call)
+        with autorun("sklearn", name=type(estimator).__name__, tags={"estimator_class": _class_path(estimator)}) as run:
+            if isinstance(run, NullRun):
+                yield None
+                return
+            dataset = self._log_inputs(run, estimator, X, y)
+            seen: list[str] = []
+            warnings_token = _warnings_seen.set(seen)
+            started, t0 = time.time(), time.perf_counter()
+            try:
+                yield None
+            except BaseException as exc:
+                run.log_event("fit", duration_s=time.perf_counter() - t0, timestamp=started, method=call.wrapped.__name__,
+                              estimator=type(estimator).__name__, error=f"{type(exc).__name__}: {exc}")
+                raise
+            finally:
+                _warnings_seen.reset(warnings_token)
+            duration = time.perf_counter() - t0
+            run.log_event("fit", duration_s=duration, timestamp=started, method=call.wrapped.__name__,
+                          estimator=type(estimator).__name__, rows=_rows(X))
+            self._log_outcome(run, estimator, seen)
+            load = self._log_model(run, estimator, dataset)
+            if self.option("log_training_metrics", True) and X is not None:
+                self._schedule_metrics(run, estimator, load, X, y, sample_weight)
+            _fitted_by.set(estimator, run)
+
+    def _log_inputs(self, run: Run, estimator: Any, X: Any, y: Any) -> str | None:
+        run.log_params(_params_of(estimator))
+        loaded = _loaded_from.pop(estimator)
+        if loaded is not None:
+            _log_model_input(run, *loaded)
+        if X is None:
+            return None
+        from . import _sklearn_metrics as m
+
+        digest = m.fingerprint(X)
+        info: dict[str, Any] = {"shape": m.shape_of(X), "type": type(X).__name__, "fingerprint": digest}
+        if getattr(X, "dtype", None) is not None:
+            info["dtype"] = str(X.dtype)
+        if y is not None:
+            info["target_shape"] = m.shape_of(y)
+        run.log_params({"dataset": info})
+        ref = f"sklearn-data:{digest}"
+        run.log_input(ref, kind="dataset", role="train", **info)
+        return ref
+
+    def _log_outcome(self, run: Run, estimator: Any, warnings_seen: list[str]) -> None:
+        metrics, params = _fitted_values(estimator)
+        if metrics:
+            run.log_metrics(metrics)
+        if params:
+            run.log_params(params)
+        for message in warnings_seen:
+            run.log_event("convergence_warning", message=message[:2000])
+        if warnings_seen:
+            run.set_tags({"converged": "false"})
+        if isinstance(getattr(estimator, "cv_results_", None), dict):
+            self._log_search(run, estimator)
+
+    # ------------------------------------------------------------------ searches
+    def _log_search(self, run: Run, search: Any) -> None:
+        import numpy as np
+
+        results = search.cv_results_
+        if hasattr(search, "best_params_"):
+            run.log_params({"best_params": search.best_params_, "best_index": int(search.best_index_)})
+        best_score = getattr(search, "best_score_", None)
+        if best_score is not None:
+            run.log_metric("best_cv_score", float(best_score))
+        folder = _staging.folder()
+        path = os.path.join(folder, "cv_results.csv")
+        columns = list(results)
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            for i in range(len(results["params"])):
+                writer.writerow([_cell(results[c][i]) for c in columns])
+        run.log_artifact(path, name="cv_results.csv", kind="table", _staged=True)
+
+        cap = int(self.option("max_tuning_runs", 5) or 0)
+        refit = getattr(search, "refit", True)
+        rank_key = f"rank_test_{refit}" if isinstance(refit, str) else "rank_test_score"
+        if rank_key not in results:
+            rank_key = next((k for k in columns if k.startswith("rank_test_")), "")
+        if cap <= 0 or not rank_key:
+            return
+        order = np.argsort(np.asarray(results[rank_key]), kind="stable")[:cap]
+        numeric = [c for c in columns if c.startswith(("mean_", "std_", "split", "rank_"))]
+        for index in order:
+            child = start_run(name=f"{type(search).__name__}[{int(index)}]", parent=run,
+                              tags={"framework": "sklearn", "autolog": "true", "candidate_index": int(index)})
+            try:
+                child.log_params(results["params"][index])
+                child.log_metrics({c: results[c][index] for c in numeric if _is_number(results[c][index])})
+            finally:
+                child.end("finished")
+
+    # ------------------------------------------------------------------ models and metrics
+    def _log_model(self, run: Run, estimator: Any, dataset: str | None) -> Any:
+        """Serialise the fitted estimator (our snapshot) and log it; returns a loader of that snapshot."""
+        import pickle
+
+        from joblib import numpy_pickle  # the unpatched dump/load: our own files are not user saves
+
+        if not self.config.log_models:
+            data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
+            return lambda: pickle.loads(data)
+        path = os.path.join(_staging.folder(), MODEL_FILE)
+        numpy_pickle.dump(estimator, path)
+        metadata = {"estimator_class": _class_path(estimator), "saved_by": "autolog", **_library_versions()}
+        run.log_model(path, name=type(estimator).__name__, framework="sklearn", metadata=metadata,
+                      datasets=[dataset] if dataset else None, _staged=True)
+        return lambda: numpy_pickle.load(path)  # runs on the exporter before it deletes the staged file
+
+    def _schedule_metrics(self, run: Run, estimator: Any, load: Any, X: Any, y: Any, sample_weight: Any) -> None:
+        from . import _sklearn_metrics as m
+
+        if not (hasattr(estimator, "predict") or hasattr(estimator, "score")):
+            return
+        rows = m.n_rows(X) or 0
+        step = max(1, math.ceil(rows / max(1, int(self.option("max_metric_rows", 10_000)))))
+        sample = [m.snapshot(m.rows_every(v, step)) if v is not None else None for v in (X, y, sample_weight)]
+        budget = float(self.option("metric_time_budget_s", 1.0))
+        run._submit(Deferred(_metrics_producer(run.id, load, *sample, budget)))
+
+    # ------------------------------------------------------------------ partial_fit
+    def _partial_fit_hook(self, call: _patching.Call) -> Iterator[Any]:
+        estimator = call.instance
+        if estimator is None or _from_own_integration(type(estimator)):
+            return
+        run = active_run()
+        own = run is None
+        if own:
+            run = _partial_runs.get(estimator)
+            if run is None or run.status != "running":
+                run = self._open_partial_run(estimator)
+        if isinstance(run, NullRun):
+            yield None
+            return
+        X, _y, _w = _fit_data(call)
+        t0 = time.perf_counter()
+        try:
+            yield None
+        except BaseException:
+            if own:
+                _partial_runs.pop(estimator)
+                run.end("failed")
+            raise
+        run.log_metric("partial_fit_duration_s", time.perf_counter() - t0)
+        rows = _rows(X)
+        if rows is not None:
+            run.log_metric("partial_fit_rows", rows)
+        metrics, _params = _fitted_values(estimator)
+        if metrics:
+            run.log_metrics(metrics)
+        _fitted_by.set(estimator, run)
+
+    def _open_partial_run(self, estimator: Any) -> Run:
+        """A run that outlives the call: not made current, ended with the estimator or at exit."""
+        from .._run import _current_run
+
+        run = start_run(name=type(estimator).__name__, _auto=True,
+                        tags={"framework": "sklearn", "autolog": "true", "estimator_class": _class_path(estimator),
+                              "method": "partial_fit"})
+        if run._token is not None:
+            _current_run.reset(run._token)  # later fits in this thread are not its children
+            run._token = None
+        if run._console is not None:  # a run that outlives the call must not hold a tee on stdout
+            with contextlib.suppress(Exception):
+                leftover = run._console.stop()
+                if leftover:
+                    os.remove(leftover)
+            run._console = None
+        run.log_params(_params_of(estimator))
+        _partial_runs.set(estimator, run)
+        weakref.finalize(estimator, run.end, "finished")
+        return run
+
+    # ------------------------------------------------------------------ joblib
+    def _dump_hook(self, call: _patching.Call) -> Iterator[Any]:
+        value = call.argument("value")
+        if not _is_estimator(value):
+            return
+        target = call.argument("filename")
+        written = yield None
+        paths = [p for p in (written or []) if isinstance(p, str)]
+        path = paths[0] if paths else getattr(target, "name", None)
+        if not isinstance(path, str) or not os.path.isfile(path):
+            return
+        path = os.path.abspath(path)
+        run = _fitted_by.get(value) or active_run()
+        if run is None:
+            with autorun("sklearn", name=type(value).__name__, tags={"estimator_class": _class_path(value)}) as run:
+                self._log_saved(run, value, path)
+        else:
+            self._log_saved(run, value, path)
+
+    def _log_saved(self, run: Run, value: Any, path: str) -> None:
+        loaded = _loaded_from.pop(value)
+        if loaded is not None:
+            _log_model_input(run, *loaded)
+        staged = os.path.join(_staging.folder(), os.path.basename(path))
+        try:
+            os.link(path, staged)  # the user may delete or move the file before the exporter copies it
+        except OSError:
+            staged = ""
+        metadata = {"estimator_class": _class_path(value), "saved_by": "joblib.dump", "path": path, **_library_versions()}
+        run.log_model(staged or path, name=type(value).__name__, framework="sklearn", metadata=metadata,
+                      _staged=bool(staged))
+        run.log_event("model_saved", path=path, estimator=type(value).__name__)
+
+    def _load_hook(self, call: _patching.Call) -> Iterator[Any]:
+        source = call.argument("filename")
+        value = yield None
+        path = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", None)
+        if not _is_estimator(value) or not isinstance(path, (str, os.PathLike)):
+            return
+        path = os.path.abspath(os.fspath(path))
+        attrs = {"estimator_class": _class_path(value), "loaded_by": "joblib.load"}
+        run = active_run()
+        if run is not None:
+            _log_model_input(run, path, attrs)
+        else:
+            _loaded_from.set(value, (path, attrs))
+
+    # ------------------------------------------------------------------ reading back
+    @classmethod
+    def load_model(cls, files_dir: str, model: Any) -> Any:
+        import joblib
+
+        names = [f.name for f in getattr(model, "files", [])] or sorted(os.listdir(files_dir))
+        candidates = [n for n in names if n.endswith((".joblib", ".pkl", ".pickle"))] or names
+        if not candidates:
+            raise FileNotFoundError(f"model {getattr(model, 'id', '')} has no files in {files_dir}")
+        return joblib.load(os.path.join(files_dir, candidates[0]))
+
+
+# ---------------------------------------------------------------------- module-level hooks
+def _fit_data(call: _patching.Call) -> tuple[Any, Any, Any]:
+    """The training data, by position (``X`` is named differently by text vectorizers and some meta estimators)."""
+    try:
+        arguments = call.bound.arguments
+    except (TypeError, ValueError):
+        return (call.args[0] if call.args else None), None, None
+    values = list(arguments.values())
+    X = values[0] if values else None
+    extra = next((v for k, v in arguments.items() if k in ("fit_params", "kwargs", "params") and isinstance(v, dict)), {})
+    y = arguments.get("y", extra.get("y"))
+    sample_weight = arguments.get("sample_weight", extra.get("sample_weight"))
+    return X, y, sample_weight
+
+
+def _rows(data: Any) -> int | None:
+    from . import _sklearn_metrics as m
+
+    return m.n_rows(data) if data is not None else None
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value)) and not isinstance(value, (str, bytes))
+    except (TypeError, ValueError):
+        return False
+
+
+def _cell(value: Any) -> Any:
+    if value is None or getattr(value, "mask", False) is True:
+        return ""
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        value = item()
+    return value
+
+
+def _on_convergence_warning(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """``ConvergenceWarning.__init__``: runs for every warning issued, whatever the filters say."""
+    seen = _warnings_seen.get()
+    if seen is not None and len(seen) < 100:
+        seen.append(str(args[0]) if args else "")
+    return wrapped(*args, **kwargs)
+
+
+def _parallel_hook(call: _patching.Call) -> Iterator[Any]:
+    """``sklearn.utils.parallel.Parallel.__call__`` inside a fit: mark the tasks as nested."""
+    if not _patching.in_group(FIT_GROUP):
+        return
+    iterable = call.argument("iterable")
+    yield call.replace(iterable=_marked(iterable))
+
+
+def _marked(iterable: Any) -> Iterator[Any]:
+    for task in iterable:
+        function = task[0] if isinstance(task, tuple) and task else None
+        if function is not None and type(function).__name__ == "_FuncWrapper":
+            function._modelbox_nested = True  # sklearn's own wrapper object, created for this call
+        yield task
+
+
+def _worker_hook(call: _patching.Call) -> Iterator[Any]:
+    """A task of a fit run by a joblib worker thread: its fits are nested, not runs of their own."""
+    if not getattr(call.instance, "_modelbox_nested", False) or _patching.in_group(FIT_GROUP):
+        return
+    with _patching.entered(FIT_GROUP):
+        yield None
+
