@@ -7,6 +7,7 @@ import csv
 import importlib
 import inspect
 import os
+import sys
 import tempfile
 import threading
 import weakref
@@ -205,10 +206,17 @@ def fitted_run(model: Any) -> Run | None:
 
 
 def remember_trained(run: Run, logged: LoggedModel | None, *models: Any) -> None:
+    """Note the run (and logged Model) behind freshly trained models, here and, for the
+    scikit-learn wrappers, in the sklearn integration (so ``joblib.dump`` lands in this run)."""
     source = logged.url if logged is not None else None
+    sklearn_integration = sys.modules.get("modelbox_autolog.integrations.sklearn")
+    remember_fitted = getattr(sklearn_integration, "remember_fitted", None)
     for model in models:
-        if model is not None:
-            lineage.remember(model, run=run, source=source)
+        if model is None:
+            continue
+        lineage.remember(model, run=run, source=source)
+        if remember_fitted is not None and callable(getattr(model, "get_params", None)):
+            remember_fitted(model, run)
 
 
 def log_model_input(run: Run, model: Any, framework: str) -> None:
