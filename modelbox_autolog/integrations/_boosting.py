@@ -3,6 +3,7 @@ tables, final-model files, and which run trained (or which file produced) a live
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib
 import inspect
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .. import _config
-from .._patching import Call
+from .._patching import Call, entered
 from .._run import LoggedModel, Run, active_run
 
 # ---------------------------------------------------------------------- arguments and params
@@ -71,6 +72,14 @@ def import_class(path: str, allowed_prefix: str) -> type:
     if not module_name.split(".")[0] == allowed_prefix:
         raise ValueError(f"refusing to load a model class from outside {allowed_prefix}: {path}")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def sklearn_internals_quiet() -> Any:
+    """A context in which scikit-learn fits are not logged: the wrappers use sklearn helpers
+    (``LabelEncoder``, ...) inside their ``fit``, which are implementation details, not runs."""
+    sklearn_integration = sys.modules.get("modelbox_autolog.integrations.sklearn")
+    group = getattr(sklearn_integration, "FIT_GROUP", None)
+    return entered(group) if group else contextlib.nullcontext()
 
 
 # ---------------------------------------------------------------------- metrics

@@ -47,7 +47,8 @@ class CatBoostIntegration(Integration):
             init_model = call.argument("init_model")
             if init_model is not None and not isinstance(init_model, (str, os.PathLike)):
                 boosting.log_model_input(run, init_model, FRAMEWORK)  # paths: the load hook
-            yield None
+            with boosting.sklearn_internals_quiet():
+                yield None
             self._log_outcome(run, model, call)
             logged = self._log_model(run, model) if self.config.log_models else None
             boosting.remember_trained(run, logged, model)

@@ -110,7 +110,8 @@ class XGBoostIntegration(Integration):
         estimator = call.instance
         with autorun(FRAMEWORK, name=type(estimator).__name__) as run:
             run.log_params(boosting.estimator_params(estimator))
-            yield None
+            with boosting.sklearn_internals_quiet():
+                yield None
             logged = self._log_wrapper(run, estimator) if self.config.log_models else None
             boosting.remember_trained(run, logged, estimator, estimator.get_booster())
 
