@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -15,7 +16,8 @@ from .integrations.base import Integration, satisfies
 
 log = logging.getLogger("modelbox_autolog")
 
-_enabled: dict[str, Integration | None] = {}  # name -> instance once its framework was imported
+_enabled: dict[str, Integration | None] = {}
+_watch_lock = threading.RLock()  # name -> instance once its framework was imported
 
 
 def _installed(spec: Spec) -> bool:
@@ -47,7 +49,11 @@ def _third_party_specs() -> dict[str, Spec]:
 
     found: dict[str, Spec] = {}
     for entry in entry_points(group="modelbox_autolog.integrations"):
-        found[entry.name] = Spec(entry.name, entry.value, (), "", entry.name)
+        try:
+            cls = entry.load()  # an integration module must not import its framework
+            found[entry.name] = Spec(entry.name, entry.value, tuple(cls.modules), cls.distribution, entry.name)
+        except Exception as exc:
+            _patching.safe("plugins", _patching.report_error, f"plugin {entry.name}", exc)
     return found
 
 
@@ -106,8 +112,6 @@ def autolog(
     """
     names = _config.normalize_frameworks(frameworks)
     specs = dict(SPECS)
-    if names is None:
-        specs.update(_third_party_specs())
     selected = [specs[n] for n in (specs if names is None else names)]
 
     if disable:
@@ -149,12 +153,29 @@ def autolog(
     check_uri(config.backend)
     _config.set_current(config)
 
-    for spec in selected:
-        if spec.name in _enabled:
-            continue  # already bound or waiting for its import: idempotent
-        _enabled[spec.name] = None
-        for module in spec.modules:
-            _patching.when_imported(spec.name, module, lambda mod, spec=spec: _setup(spec, mod))
+    _watch(selected)
+    if names is None:
+        # Scanning installed packages for third-party integrations reads every distribution's
+        # metadata (tens of ms): do it off the caller's thread. A module imported meanwhile is
+        # still bound, because registering a hook fires at once for modules already imported.
+        threading.Thread(target=_watch_third_party, name="modelbox-plugins", daemon=True).start()
+
+
+def _watch(specs: Iterable[Spec]) -> None:
+    with _watch_lock:
+        for spec in specs:
+            if spec.name in _enabled:
+                continue  # already bound or waiting for its import: idempotent
+            _enabled[spec.name] = None
+            for module in spec.modules:
+                _patching.when_imported(spec.name, module, lambda mod, spec=spec: _setup(spec, mod))
+
+
+def _watch_third_party() -> None:
+    try:
+        _watch(s for name, s in _third_party_specs().items() if name not in SPECS)
+    except Exception as exc:
+        _patching.safe("plugins", _patching.report_error, "plugins", exc)
 
 
 def _load_class_quietly(spec: Spec) -> type[Integration] | None:

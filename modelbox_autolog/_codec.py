@@ -12,14 +12,18 @@ import os
 from dataclasses import fields
 from typing import Any
 
-from ._records import RECORD_BY_NAME, RECORD_TYPES, Batch, ModelFile, ModelRecord
+from ._records import RECORD_BY_NAME, RECORD_TYPES, Batch, Metric, ModelFile, ModelRecord
 
 FORMAT_VERSION = 1
-_FIELDS = {t: tuple(f.name for f in fields(t)) for t in RECORD_TYPES}
+_FIELDS = {t: tuple(f.name for f in fields(t)) for t in RECORD_TYPES if t is not Metric}
+_FIELDS[Metric] = Metric._fields
 
 
 def _row(record: Any) -> list[Any]:
-    if type(record) is ModelRecord:
+    cls = type(record)
+    if cls is tuple or cls is Metric:
+        return list(record)
+    if cls is ModelRecord:
         row = [getattr(record, name) for name in _FIELDS[ModelRecord]]
         row[_FIELDS[ModelRecord].index("files")] = [[f.name, f.source_path, f.delete_source] for f in record.files]
         return row
@@ -29,7 +33,8 @@ def _row(record: Any) -> list[Any]:
 def encode_batch(batch: Batch) -> str:
     groups: dict[str, list[list[Any]]] = {}
     for record in batch.records:
-        groups.setdefault(type(record).__name__, []).append(_row(record))
+        name = "Metric" if type(record) is tuple else type(record).__name__
+        groups.setdefault(name, []).append(_row(record))
     doc = {"v": FORMAT_VERSION, "id": batch.id, "writer": batch.writer, "created_at": batch.created_at, "records": groups}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=repr)
 
@@ -45,6 +50,9 @@ def decode_batch(line: str, files_root: str | None = None) -> Batch:
         if not rows:
             continue
         cls = RECORD_BY_NAME[type_name]
+        if cls is Metric:
+            records.extend(tuple(row) for row in rows)
+            continue
         for row in rows:
             record = cls(*row)
             if cls is ModelRecord:

@@ -6,7 +6,6 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 DEFAULT_BACKEND = "sqlite:///./modelbox-runs/modelbox.db"
@@ -39,7 +38,7 @@ def default_experiment() -> str:
     """The running script's file stem, as a user would name the experiment by hand."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv and sys.argv[0] else "")
-    stem = Path(path).stem if path else ""
+    stem = os.path.splitext(os.path.basename(path))[0] if path else ""
     if not stem or stem in ("-c", "__main__", "ipykernel_launcher", "pytest", "-m"):
         return "default"
     return stem
@@ -62,7 +61,7 @@ class Config:
     silent: bool = False
     log_all_ranks: bool = False  # distributed: by default only global rank 0 logs
     journal_dir: str = field(default_factory=default_journal_dir)
-    queue_capacity: int = 200_000  # records held in memory before back-pressure/spill
+    queue_capacity: int = 250_000  # records held in memory before back-pressure/spill
     batch_size: int = 20_000  # most records written in one backend call
     flush_interval_s: float = 0.25
     shutdown_timeout_s: float = 10.0

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
-import subprocess
 import sys
 import time
 from functools import lru_cache
@@ -33,6 +31,8 @@ def world_size() -> int:
 
 
 def _git(args: list[str], cwd: str) -> str | None:
+    import subprocess
+
     try:
         out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
@@ -79,6 +79,8 @@ def script_dir() -> str:
 
 def capture_environment() -> dict[str, Any]:
     """Slow-ish (imports metadata, runs git): call it on the exporter thread, not in a fit."""
+    import platform
+
     started = time.perf_counter()
     env: dict[str, Any] = {
         "python": sys.version.split()[0],

@@ -23,14 +23,14 @@ from concurrent.futures import Future
 from typing import Any
 
 from ._config import Config, testing_mode
-from ._journal import Journal
-from ._records import Batch, Metric, new_id
+from ._records import Batch, new_id
 from .backends import Backend, BackendError, BackendUnavailable, open_backend
 
 log = logging.getLogger("modelbox_autolog")
 
-JOURNAL_CHUNK = 4096  # records per journal line: keeps each JSON encode (GIL held) to a few ms
+JOURNAL_CHUNK = 1024  # records per journal line: each JSON encode holds the GIL well under 1 ms
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.1, 5.0
+STALL_S = 0.5  # a backend write in flight this long, with the queue full, counts as stalled
 
 
 class FlushMarker:
@@ -107,6 +107,8 @@ class Exporter:
         self._io: _IoWorker | None = None
         self._backend: Backend | None = None
         self._backend_error: str | None = None
+        from ._journal import Journal  # imported when first needed: keeps `import` cheap
+
         self._journal = Journal(self.config.journal_dir, self.uri, self.writer)
         self._journal_markers: list[FlushMarker] = []
         self._down = False
@@ -146,13 +148,15 @@ class Exporter:
         """Called by the hot path when the queue is long: wake the exporter, briefly wait if full."""
         if self._thread is None:
             self._ensure_started()
-        self._wake.set()
-        if len(self.queue) > self.capacity and threading.current_thread() is not self._thread:
-            # Back-pressure, bounded: give the exporter a moment (it spills to disk when the
-            # backend is slow), then carry on regardless; memory grows rather than data lost.
+        if not self._wake.is_set():
+            self._wake.set()
+        if len(self.queue) > 4 * self.capacity and threading.current_thread() is not self._thread:
+            # Last-resort back-pressure, bounded: the exporter spills to disk long before this
+            # (at 1-2x capacity); only a disk slower than the training loop gets here. Wait a
+            # moment for it, then carry on regardless: memory grows rather than data lost.
             self.stats["waits"] += 1
             self._space.clear()
-            self._space.wait(0.002)
+            self._space.wait(0.005)
 
     def flush(self, timeout: float | None = None) -> bool:
         """True when every record submitted before this call is stored in the backend."""
@@ -232,7 +236,7 @@ class Exporter:
         for item in items:
             cls = type(item)
             if cls is tuple:  # a metric point, as the hot path queues it
-                records.append(Metric(*item))
+                records.append(item)
             elif cls is FlushMarker:
                 markers.append(item)
             elif cls is Deferred:
@@ -289,12 +293,18 @@ class Exporter:
         """Write on the I/O thread; journal instead if the queue overflows or time runs out meanwhile."""
         assert self._io is not None and self._backend is not None
         future = self._io.submit(self._backend.write, batch)
+        started = time.monotonic()
         while True:
             try:
                 future.result(timeout=0.05)
                 return "ok"
             except TimeoutError:
-                if len(self.queue) > self.capacity or self._past_deadline():
+                # A backend that is merely slower than the producer keeps its place (memory
+                # allows up to twice the capacity); one that stalls with the queue full, or
+                # a queue past twice its capacity, sends records to disk instead.
+                backlog = len(self.queue)
+                stalled = backlog > self.capacity and time.monotonic() - started > STALL_S
+                if stalled or backlog > 2 * self.capacity or self._past_deadline():
                     # The backend is too slow for the load: this batch and what follows go to the
                     # journal, in order. If the slow write lands after all, replay skips it.
                     self._report("slow", f"backend {self.uri} is slow; spilling to the journal {self._journal.path}")
@@ -333,9 +343,10 @@ class Exporter:
             if len(records) <= JOURNAL_CHUNK:
                 self._journal.append(batch)
             else:
-                for start in range(0, len(records), JOURNAL_CHUNK):
-                    part = Batch(f"{batch.id}.j{start}", batch.writer, records[start:start + JOURNAL_CHUNK], batch.created_at)
-                    self._journal.append(part)
+                self._journal.append(*(
+                    Batch(f"{batch.id}.j{start}", batch.writer, records[start:start + JOURNAL_CHUNK], batch.created_at)
+                    for start in range(0, len(records), JOURNAL_CHUNK)
+                ))
             self.stats["journaled"] += len(records)
         except OSError as exc:
             self._drop(len(records), f"the journal {self._journal.path} refused records: {exc.strerror or exc}")

@@ -44,13 +44,14 @@ class Journal:
             self._handle = handle
         return self._handle
 
-    def append(self, batch: Batch) -> None:
-        """Durably append one batch (raises OSError when the disk refuses)."""
+    def append(self, *batches: Batch) -> None:
+        """Durably append batches, one line each, one fsync (raises OSError when the disk refuses)."""
         handle = self._open()
-        handle.write(encode_batch(batch) + "\n")
+        for batch in batches:
+            handle.write(encode_batch(batch) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
-        self.pending_records += len(batch.records)
+        self.pending_records += sum(len(batch.records) for batch in batches)
 
     def seal(self) -> None:
         """Close the current segment so it can be replayed; the next append starts a new one."""

@@ -1,5 +1,6 @@
 """The only module that touches wrapt: reversible patches, safe call hooks, recursion guards,
-and post-import hooks.
+and post-import hooks (via ``_imports``). wrapt itself is imported on first patch, i.e. only
+once a framework has been imported.
 
 A *call hook* is a generator function ``hook(call)`` run around the original call::
 
@@ -17,7 +18,6 @@ thrown into the hook so runs can be marked failed.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 from collections.abc import Callable, Generator, Iterator
@@ -26,8 +26,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-import wrapt
-
+from . import _imports
 from ._config import current as current_config
 from ._config import testing_mode
 
@@ -117,11 +116,13 @@ class Call:
         self.args = args
         self.kwargs = kwargs
         self.site = site
-        self._bound: inspect.BoundArguments | None = None
+        self._bound: Any = None
 
     @property
-    def bound(self) -> inspect.BoundArguments:
+    def bound(self) -> Any:
         """Arguments bound to the original's signature (defaults not applied)."""
+        import inspect
+
         if self._bound is None:
             self._bound = inspect.signature(self.wrapped).bind(*self.args, **self.kwargs)
         return self._bound
@@ -134,6 +135,8 @@ class Call:
             return self.kwargs.get(name, default)
         if name in arguments:
             return arguments[name]
+        import inspect
+
         for param in inspect.signature(self.wrapped).parameters.values():
             if param.kind is inspect.Parameter.VAR_KEYWORD and name in arguments.get(param.name, {}):
                 return arguments[param.name][name]
@@ -141,6 +144,8 @@ class Call:
 
     def replace(self, **changes: Any) -> tuple[tuple, dict]:
         """New (args, kwargs) with the named arguments replaced where the caller put them."""
+        import inspect
+
         args = list(self.args)
         kwargs = dict(self.kwargs)
         params = list(inspect.signature(self.wrapped).parameters.values())
@@ -271,6 +276,8 @@ def patch_call(integration: str, owner: Any, attr: str, hook: Hook, group: str |
         def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
             return _call_with_hook(site, group, hook, wrapped, instance, args, kwargs)
 
+        import wrapt
+
         wrapt.wrap_function_wrapper(owner, attr, wrapper)
         replacement = _own_attribute(owner, attr)
         _ledger.append(Patch(integration, owner, attr, original, replacement))
@@ -286,6 +293,8 @@ def patch_function(integration: str, owner: Any, attr: str, wrapper: Callable[[C
         if is_patched(owner, attr) or not hasattr(owner, attr):
             return False
         original = _own_attribute(owner, attr)
+        import wrapt
+
         wrapt.wrap_function_wrapper(owner, attr, wrapper)
         _ledger.append(Patch(integration, owner, attr, original, _own_attribute(owner, attr)))
         return True
@@ -320,17 +329,19 @@ _hook_generation: dict[str, int] = {}
 def when_imported(key: str, module: str, callback: Callable[[Any], None]) -> None:
     """Run ``callback(module)`` once ``module`` is imported (now, if it already is).
 
-    Uses wrapt's import finder (no ``builtins.__import__`` patching). ``cancel_import_hooks``
-    makes a registration inert: wrapt keeps no unregister, so we keep a generation per key.
+    ``cancel_import_hooks`` makes a registration inert (a generation per key).
     """
-    generation = _hook_generation.get(key, 0) + 1
-    _hook_generation[key] = generation
+    # one key may register several modules (lightning, pytorch_lightning): only cancel bumps it
+    generation = _hook_generation.setdefault(key, 0)
 
     def fire(mod: Any) -> None:
         if _hook_generation.get(key) == generation:
-            callback(mod)
+            try:
+                callback(mod)
+            except Exception as exc:  # never break the user's import
+                report_error(f"{key}:import-hook", exc)
 
-    wrapt.register_post_import_hook(fire, module)
+    _imports.register(module, fire)
 
 
 def cancel_import_hooks(key: str) -> None:

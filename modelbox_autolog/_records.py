@@ -6,14 +6,14 @@ afterwards. Anything slow (hashing, copying files, JSON) happens on the exporter
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 def new_id() -> str:
     """A fresh 32-character hex identifier (runs, models, events, batches)."""
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 @dataclass(slots=True)
@@ -46,8 +46,10 @@ class Param:
     value: str  # JSON text of the value (or of its repr when not JSON-able)
 
 
-@dataclass(slots=True)
-class Metric:
+class Metric(NamedTuple):
+    """One metric point. The hot path queues it as a plain tuple in this field order (CPython's
+    GC untracks tuples of atoms), and every consumer reads it by position, so both forms work."""
+
     run_id: str
     key: str
     value: float
@@ -127,7 +129,9 @@ class Batch:
     files_root: str | None = None  # where relative source paths live (spool replay)
 
     def by_type(self) -> dict[type, list[Any]]:
+        """Records grouped by type; plain tuples are metric points (see ``Metric``)."""
         groups: dict[type, list[Any]] = {}
         for record in self.records:
-            groups.setdefault(type(record), []).append(record)
+            cls = type(record)
+            groups.setdefault(Metric if cls is tuple else cls, []).append(record)
         return groups

@@ -19,8 +19,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from . import _config
-from ._console import ConsoleCapture
-from ._context import capture_environment, global_rank
+from ._context import global_rank
 from ._exporter import Deferred, Exporter, exporter_for, flush_all, shutdown_all
 from ._records import (
     Artifact,
@@ -120,7 +119,7 @@ class Run:
         self._queue = exporter.queue
         self._steps: dict[str, int] = {}
         self._token = None
-        self._console: ConsoleCapture | None = None
+        self._console: Any = None
         self._warned: set[str] = set()
         self.start_time = _time()
         self._submit(RunStart(self.id, experiment, name, self.start_time, parent_run_id, to_tags(tags)))
@@ -296,9 +295,13 @@ class Run:
         with _open_lock:
             _open_runs[self.id] = self
         if self.config.capture_env:
+            from ._context import capture_environment
+
             run_id = self.id
             self._submit(Deferred(lambda: [RunUpdate(run_id, env=capture_environment())]))
         if self.config.capture_console and self.parent_run_id is None:
+            from ._console import ConsoleCapture
+
             try:
                 self._console = ConsoleCapture()
             except Exception as exc:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -166,6 +164,9 @@ class Client:
 
     def load_model(self, model_id: str) -> Any:
         """Download and load with the framework that logged it; returns the live object."""
+        import shutil
+        import tempfile
+
         from ._autolog import integration_class
 
         info = self.model(model_id)

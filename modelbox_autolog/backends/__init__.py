@@ -63,13 +63,13 @@ def canonical_uri(uri: str) -> str:
 
     scheme = scheme_of(uri)
     if scheme == "sqlite":
-        from .sqlite import path_from_uri
+        from .uris import sqlite_path
 
-        return "sqlite:///" + os.path.abspath(path_from_uri(uri))
+        return "sqlite:///" + os.path.abspath(sqlite_path(uri))
     if scheme == "file":
-        from .spool import dir_from_uri
+        from .uris import spool_dir
 
-        return "file://" + os.path.abspath(dir_from_uri(uri))
+        return "file://" + os.path.abspath(spool_dir(uri))
     return uri
 
 
@@ -79,14 +79,12 @@ def check_uri(uri: str) -> None:
 
     scheme = scheme_of(uri)
     if scheme in ("sqlite", "file"):
+        from .uris import spool_dir, sqlite_path
+
         if scheme == "sqlite":
-            from .sqlite import path_from_uri
-
-            folder = os.path.dirname(os.path.abspath(path_from_uri(uri)))
+            folder = os.path.dirname(os.path.abspath(sqlite_path(uri)))
         else:
-            from .spool import dir_from_uri
-
-            folder = os.path.abspath(dir_from_uri(uri))
+            folder = os.path.abspath(spool_dir(uri))
         probe = folder
         while not os.path.exists(probe):
             parent = os.path.dirname(probe)

@@ -11,21 +11,14 @@ import glob
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from urllib.parse import unquote
 
 from .._codec import decode_batch, encode_batch
 from .._records import Artifact, Batch, ModelRecord
 from .base import Backend, BackendError, BackendUnavailable, Store
 from .files import copy_file, safe_relpath
+from .uris import spool_dir
 
-
-def dir_from_uri(uri: str) -> str:
-    if not uri.startswith("file://"):
-        raise BackendError(f"{uri!r} is not a file URI; expected file:///DIR")
-    path = unquote(uri[len("file://"):])
-    if not path:
-        raise BackendError(f"{uri!r} names no folder; expected file:///DIR")
-    return path
+dir_from_uri = spool_dir
 
 
 class SpoolBackend(Backend):

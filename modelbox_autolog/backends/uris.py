@@ -1,0 +1,27 @@
+"""Parsing backend URIs without importing any backend (cheap enough for ``autolog()``)."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from .base import BackendError
+
+
+def sqlite_path(uri: str) -> str:
+    """``sqlite:///relative.db`` / ``sqlite:////abs.db`` -> filesystem path."""
+    if not uri.startswith("sqlite:///"):
+        raise BackendError(f"{uri!r} is not a sqlite URI; expected sqlite:///PATH (e.g. sqlite:///./runs/modelbox.db)")
+    path = unquote(uri[len("sqlite:///"):].split("?", 1)[0].split("#", 1)[0])
+    if not path:
+        raise BackendError(f"{uri!r} names no database file; expected sqlite:///PATH")
+    return path
+
+
+def spool_dir(uri: str) -> str:
+    """``file:///DIR`` -> folder path."""
+    if not uri.startswith("file://"):
+        raise BackendError(f"{uri!r} is not a file URI; expected file:///DIR")
+    path = unquote(uri[len("file://"):])
+    if not path:
+        raise BackendError(f"{uri!r} names no folder; expected file:///DIR")
+    return path
