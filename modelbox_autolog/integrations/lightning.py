@@ -4,7 +4,8 @@ checkpoints ``ModelCheckpoint`` writes (with best-k info); the best checkpoint b
 
 Metrics: epoch-level values (``trainer.logged_metrics`` once Lightning has reduced the epoch)
 are logged with ``step=epoch``; with ``log_every_n_steps=N`` the step values are also logged
-every N optimizer steps with ``step=global_step``, under ``<key>_step``. Only global rank 0 logs.
+every N optimizer steps with ``step=global_step``, under ``<key>_step`` (without step logging,
+a ``<key>_step`` value is the epoch's last step value). Only global rank 0 logs.
 Lightning writes checkpoints through ``torch.save``: those are recorded here, once, not again
 as plain PyTorch saves.
 """
@@ -141,7 +142,10 @@ def _make_callback_class(base: type) -> type:
             epoch, self._pending_epoch = self._pending_epoch, None
             if epoch is None:
                 return
-            self.run.log_metrics(_metrics(trainer.logged_metrics), step=epoch, epoch=epoch)
+            metrics = _metrics(trainer.logged_metrics)
+            if self.every_n_steps:  # "<key>_step" series belong to the step-level logging
+                metrics = {k: v for k, v in metrics.items() if not k.endswith("_step")}
+            self.run.log_metrics(metrics, step=epoch, epoch=epoch)
 
     return ModelboxLightningCallback
 
