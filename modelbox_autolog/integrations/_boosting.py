@@ -108,6 +108,12 @@ def log_history(run: Run, history: Mapping[str, Mapping[str, Sequence[float]]], 
                 run.log_metric(key, value, step=step)
 
 
+def training_done(run: Run) -> None:
+    """A run opened for this training is complete (early stopping ends short of the planned rounds)."""
+    if run.auto:
+        run.set_progress(1.0)
+
+
 def log_best(run: Run, best_iteration: Any, best_scores: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """Early-stopping outcome: ``best_iteration`` and ``best_score.<set>-<metric>``."""
     if best_iteration is not None:

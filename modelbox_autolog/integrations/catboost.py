@@ -49,6 +49,7 @@ class CatBoostIntegration(Integration):
                 boosting.log_model_input(run, init_model, FRAMEWORK)  # paths: the load hook
             with boosting.sklearn_internals_quiet():
                 yield None
+            boosting.training_done(run)
             self._log_outcome(run, model, call)
             logged = self._log_model(run, model) if self.config.log_models else None
             boosting.remember_trained(run, logged, model)

@@ -42,13 +42,10 @@ class _MetricsCallback:
 
     @safe_method("lightgbm:callback")
     def __call__(self, env: Any) -> None:
-        results = env.evaluation_result_list
-        if not results:
-            return
         log_metric = self._run.log_metric
         keys = self._keys
         step = env.iteration
-        for result in results:
+        for result in env.evaluation_result_list or ():
             dataset, metric, value = result[0], result[1], result[2]
             names = keys.get((dataset, metric))
             if names is None:
@@ -107,6 +104,7 @@ class LightGBMIntegration(Integration):
         inside_fit = in_group(FIT_GROUP)
         with autorun(FRAMEWORK, name="lightgbm.train") as run:
             booster = yield self._start(run, call)
+            boosting.training_done(run)
             self._log_outcome(run, booster)
             if not inside_fit:
                 logged = self._log_booster(run, booster) if self.config.log_models else None
@@ -116,6 +114,7 @@ class LightGBMIntegration(Integration):
         with autorun(FRAMEWORK, name="lightgbm.cv") as run:
             run.log_params({"cv.nfold": boosting.argument(call, "nfold"), "cv.stratified": boosting.argument(call, "stratified")})
             results = yield self._start(run, call)
+            boosting.training_done(run)
             cvbooster = results.get("cvbooster") if isinstance(results, dict) else None
             best = getattr(cvbooster, "best_iteration", -1)
             if best is not None and best > 0:

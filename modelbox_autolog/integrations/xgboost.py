@@ -101,6 +101,7 @@ class XGBoostIntegration(Integration):
             boosting.log_model_input(run, call.argument("xgb_model"), FRAMEWORK)
             callbacks = [*(call.argument("callbacks") or ()), self._callback(run, rounds)]
             booster = yield call.replace(callbacks=callbacks)
+            boosting.training_done(run)
             self._log_outcome(run, booster, params)
             if not inside_fit:
                 logged = self._log_booster(run, booster) if self.config.log_models else None
