@@ -18,6 +18,9 @@ from typing import Any
 LIGHTNING_IO = "lightning-io"
 FASTAI_IO = "fastai-io"
 FRAMEWORK_IO_GROUPS = (LIGHTNING_IO, FASTAI_IO)
+# Framework calls that explore rather than train (fastai's lr_find): nothing inside them is logged.
+FASTAI_LR_FIND = "fastai-lr-find"
+QUIET_GROUPS = (FASTAI_LR_FIND,)
 
 # Object kinds whose saved file is a model (a Model entity), not just a checkpoint artifact.
 MODEL_KINDS = frozenset({"module", "script_module", "state_dict", "checkpoint"})

@@ -20,7 +20,15 @@ from typing import Any
 from .. import _patching
 from .._patching import Call, in_group, safe_method
 from .._run import Run, active_run, autorun
-from ._torch_common import FASTAI_IO, file_bytes, load_torch_file, scalar, single_file, snapshot
+from ._torch_common import (
+    FASTAI_IO,
+    FASTAI_LR_FIND,
+    file_bytes,
+    load_torch_file,
+    scalar,
+    single_file,
+    snapshot,
+)
 from .base import Integration
 
 FASTAI_FIT = "fastai-fit"
@@ -158,6 +166,8 @@ class FastaiIntegration(Integration):
         for method in _OUTER_METHODS:
             if hasattr(learner, method):
                 self.patch(learner, method, self._outer_hook, group=FASTAI_OUTER)
+        if hasattr(learner, "lr_find"):
+            self.patch(learner, "lr_find", _quiet_hook, group=FASTAI_LR_FIND)
 
     # ------------------------------------------------------------------ fits
     def _outer_hook(self, call: Call) -> Generator[Any, Any, None]:
@@ -205,6 +215,8 @@ class FastaiIntegration(Integration):
 
     # ------------------------------------------------------------------ save / load / export
     def _run_for(self, learn: Any) -> Run | None:
+        if in_group(FASTAI_LR_FIND):
+            return None  # lr_find's own temporary save/load
         run = active_run() or self._learner_runs.get(learn)
         if run is not None:
             return run
@@ -281,6 +293,11 @@ class FastaiIntegration(Integration):
             with _patching.entered(FASTAI_IO):  # our own load is not a checkpoint load to record
                 return load_learner(path)
         return load_torch_file(path, kind)
+
+
+def _quiet_hook(call: Call) -> Generator[Any, Any, None]:
+    """Only marks the call (its guard group) so that nothing inside it is logged."""
+    yield None
 
 
 def _param(value: Any) -> Any:

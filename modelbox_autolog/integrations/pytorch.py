@@ -24,6 +24,7 @@ from .._patching import Call, in_group, report_error
 from ._torch_common import (
     FRAMEWORK_IO_GROUPS,
     MODEL_KINDS,
+    QUIET_GROUPS,
     describe,
     file_bytes,
     in_dataloader_worker,
@@ -97,7 +98,7 @@ class PyTorchIntegration(Integration):
     # ------------------------------------------------------------------ where records go
     def _target_run(self) -> _run.Run | None:
         """The active run, else the process-level run (opened now if needed); None in workers."""
-        if in_dataloader_worker():
+        if in_dataloader_worker() or any(in_group(group) for group in QUIET_GROUPS):
             return None
         run = _run.active_run()
         if run is not None:

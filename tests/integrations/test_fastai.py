@@ -13,8 +13,8 @@ torch = pytest.importorskip("torch")
 
 from fastai.learner import Learner  # noqa: E402
 from fastai.tabular.all import (  # noqa: E402
-    CategoryBlock,
     Categorify,
+    CategoryBlock,
     Normalize,
     TabularDataLoaders,
     accuracy,
