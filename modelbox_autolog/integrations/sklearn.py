@@ -17,9 +17,9 @@ Searches add the best params and score, ``cv_results_`` as a CSV table, and the 
 as child runs. ``partial_fit`` calls of one estimator share one run, ended when the estimator is
 fitted from scratch, garbage collected, or at exit.
 
-Training metrics are computed on the exporter thread, from a snapshot of the fitted model (the
-serialised model file) and of a row sample, within a time budget: the fit itself only pays for
-serialising the model and copying the sample. ``joblib.dump`` of any estimator is captured as a
+The model file is written and the training metrics are computed on the exporter thread, from
+an in-memory pickle of the fitted estimator and a copy of a row sample, within a time budget: the
+fit itself only pays for that pickle and that copy. ``joblib.dump`` of any estimator is captured as a
 model with lineage to the run that fitted it; ``joblib.load`` of an estimator is recorded as an
 input model of the active run (or of the next run that fits or saves that estimator).
 
@@ -47,15 +47,15 @@ from typing import Any
 
 from .. import _patching
 from .._exporter import Deferred
-from .._records import Input, Metric, new_id
+from .._records import Input, Metric, ModelFile, ModelRecord, new_id
 from .._run import NullRun, Run, active_run, autorun, start_run
-from .._values import to_attrs
+from .._values import to_attrs, to_key
 from .base import Integration
 
 FIT_METHODS = ("fit", "fit_transform", "fit_predict", "partial_fit")
 OWN_INTEGRATIONS = ("xgboost", "lightgbm", "catboost")  # these log their sklearn wrappers themselves
 FIT_GROUP = "sklearn.fit"
-MODEL_FILE = "model.joblib"
+MODEL_FILE = "model.pkl"  # a plain pickle: joblib.load and pickle.load both read it
 PROBE_ROWS = 256
 
 _warnings_seen: ContextVar[list[str] | None] = ContextVar("modelbox_sklearn_warnings", default=None)
@@ -118,6 +118,19 @@ def remember_fitted(estimator: Any, run: Run) -> None:
 
 
 # ---------------------------------------------------------------------- small helpers
+def _remember_tree(estimator: Any, run: Run, depth: int = 0) -> None:
+    """The estimator and the fitted parts users save on their own (a search's best estimator,
+    a pipeline's steps) all trace back to this run."""
+    _fitted_by.set(estimator, run)
+    if depth > 3:
+        return
+    parts = [step for _name, step in getattr(estimator, "steps", None) or [] if isinstance(_name, str)]
+    parts += [getattr(estimator, attr, None) for attr in ("best_estimator_", "estimator_", "final_estimator_")]
+    for part in parts:
+        if _is_estimator(part):
+            _remember_tree(part, run, depth + 1)
+
+
 def _is_estimator(obj: Any) -> bool:
     return not isinstance(obj, type) and callable(getattr(obj, "fit", None)) and callable(getattr(obj, "get_params", None))
 
@@ -302,6 +315,19 @@ def _metrics_producer(run_id: str, load: Any, X: Any, y: Any, sample_weight: Any
     return produce
 
 
+def _model_producer(run_id: str, name: str, data: bytes, metadata: dict[str, Any], dataset: str | None) -> Any:
+    """Work for the exporter thread: write the pickled snapshot (joblib.load reads it) as a staged model file."""
+
+    def produce() -> list[Any]:
+        path = os.path.join(_staging.folder(), MODEL_FILE)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        return [ModelRecord(new_id(), run_id, to_key(name), "sklearn", [ModelFile(MODEL_FILE, path, True)], time.time(),
+                            to_attrs(metadata), {}, [dataset] if dataset else [])]
+
+    return produce
+
+
 # ---------------------------------------------------------------------- the integration
 class SklearnIntegration(Integration):
     name = "sklearn"
@@ -396,10 +422,8 @@ class SklearnIntegration(Integration):
             run.log_event("fit", duration_s=duration, timestamp=started, method=call.wrapped.__name__,
                           estimator=type(estimator).__name__, rows=_rows(X))
             self._log_outcome(run, estimator, seen)
-            load = self._log_model(run, estimator, dataset)
-            if self.option("log_training_metrics", True) and X is not None:
-                self._schedule_metrics(run, estimator, load, X, y, sample_weight)
-            _fitted_by.set(estimator, run)
+            self._log_model_and_metrics(run, estimator, dataset, X, y, sample_weight)
+            _remember_tree(estimator, run)
 
     def _log_inputs(self, run: Run, estimator: Any, X: Any, y: Any) -> str | None:
         run.log_params(_params_of(estimator))
@@ -473,32 +497,35 @@ class SklearnIntegration(Integration):
                 child.end("finished")
 
     # ------------------------------------------------------------------ models and metrics
-    def _log_model(self, run: Run, estimator: Any, dataset: str | None) -> Any:
-        """Serialise the fitted estimator (our snapshot) and log it; returns a loader of that snapshot."""
+    def _log_model_and_metrics(self, run: Run, estimator: Any, dataset: str | None, X: Any, y: Any, sample_weight: Any) -> None:
+        """Snapshot the fitted estimator (an in-memory pickle, the only part paid on the training
+        thread with a small copy of the metric rows); the exporter thread writes the model file and
+        computes the training metrics from that snapshot."""
         import pickle
 
-        from joblib import numpy_pickle  # the unpatched dump/load: our own files are not user saves
-
-        if not self.config.log_models:
-            data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
-            return lambda: pickle.loads(data)
-        path = os.path.join(_staging.folder(), MODEL_FILE)
-        numpy_pickle.dump(estimator, path)
-        metadata = {"estimator_class": _class_path(estimator), "saved_by": "autolog", **_library_versions()}
-        run.log_model(path, name=type(estimator).__name__, framework="sklearn", metadata=metadata,
-                      datasets=[dataset] if dataset else None, _staged=True)
-        return lambda: numpy_pickle.load(path)  # runs on the exporter before it deletes the staged file
-
-    def _schedule_metrics(self, run: Run, estimator: Any, load: Any, X: Any, y: Any, sample_weight: Any) -> None:
         from . import _sklearn_metrics as m
 
-        if not (hasattr(estimator, "predict") or hasattr(estimator, "score")):
+        log_models = self.config.log_models
+        want_metrics = (bool(self.option("log_training_metrics", True)) and X is not None
+                        and (hasattr(estimator, "predict") or hasattr(estimator, "score")))
+        if not (log_models or want_metrics):
             return
-        rows = m.n_rows(X) or 0
-        step = max(1, math.ceil(rows / max(1, int(self.option("max_metric_rows", 10_000)))))
-        sample = [m.snapshot(m.rows_every(v, step)) if v is not None else None for v in (X, y, sample_weight)]
-        budget = float(self.option("metric_time_budget_s", 1.0))
-        run._submit(Deferred(_metrics_producer(run.id, load, *sample, budget)))
+        try:
+            data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # e.g. a FunctionTransformer holding a lambda: the user's choice, not our bug
+            run.log_event("model_not_logged", reason=f"{type(exc).__name__}: {exc}"[:500])
+            return
+        producers = []
+        if log_models:
+            metadata = {"estimator_class": _class_path(estimator), "saved_by": "autolog", **_library_versions()}
+            producers.append(_model_producer(run.id, type(estimator).__name__, data, metadata, dataset))
+        if want_metrics:
+            rows = m.n_rows(X) or 0
+            step = max(1, math.ceil(rows / max(1, int(self.option("max_metric_rows", 10_000)))))
+            sample = [m.snapshot(m.rows_every(v, step)) if v is not None else None for v in (X, y, sample_weight)]
+            budget = float(self.option("metric_time_budget_s", 1.0))
+            producers.append(_metrics_producer(run.id, lambda: pickle.loads(data), *sample, budget))
+        run._submit(Deferred(lambda: [record for produce in producers for record in produce()]))
 
     # ------------------------------------------------------------------ partial_fit
     def _partial_fit_hook(self, call: _patching.Call) -> Iterator[Any]:
