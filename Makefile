@@ -12,7 +12,7 @@ $(PY):
 	$(PIP) install --quiet --upgrade pip setuptools wheel
 
 $(STAMP): pyproject.toml constraints.txt | $(PY)
-	$(PIP) install --constraint constraints.txt -e '.[all,dev]'
+	$(PIP) install --constraint constraints.txt --config-settings editable_mode=compat -e '.[all,dev]'
 	@touch $@
 
 setup: $(STAMP)

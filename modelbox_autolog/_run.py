@@ -462,6 +462,7 @@ def _install_excepthook() -> None:
     if _hook_installed:
         return
     _hook_installed = True
+    _install_sigterm_handler()
     previous = sys.excepthook
 
     def excepthook(exc_type, exc, tb):  # remember that the process dies of an exception
@@ -470,6 +471,46 @@ def _install_excepthook() -> None:
         previous(exc_type, exc, tb)
 
     sys.excepthook = excepthook
+
+
+_sigterm_pid: int | None = None
+
+
+def _install_sigterm_handler() -> None:
+    """Python's default SIGTERM skips atexit; ours marks open runs killed and flushes first.
+
+    Installed only in the main thread and only over the default disposition (a handler of the
+    user's or a framework's is left alone). Forked children are not affected (pid check).
+    """
+    global _sigterm_pid
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        _sigterm_pid = os.getpid()
+    except (ValueError, OSError):
+        pass
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    import signal
+
+    if os.getpid() == _sigterm_pid:
+        for run in open_runs():
+            try:
+                run.end("killed")
+            except Exception:
+                pass
+        try:
+            shutdown(min(5.0, _config.current().shutdown_timeout_s))
+        except Exception:
+            pass
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def flush(timeout: float | None = 10.0) -> bool:

@@ -224,3 +224,28 @@ def test_memory_backend_capture():
             run.log_metric("m", 1.0)
         assert cap.only_run().name == "captured"
         assert [p.value for p in cap.run(run.id).metrics("m")] == [1.0]
+
+
+def test_sigterm_marks_runs_killed_and_keeps_what_was_logged(store_uri, client, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import time, modelbox_autolog as mbx
+        mbx.autolog(backend={store_uri!r}, frameworks=[], capture_console=False)
+        run = mbx.start_run(name="terminated")
+        for i in range(100):
+            run.log_metric("m", i)
+        print("ready", flush=True)
+        time.sleep(60)
+    """)
+    env = {**os.environ, "MODELBOX_JOURNAL_DIR": str(tmp_path / "j")}
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == -signal.SIGTERM  # still dies of SIGTERM, as without us
+    (run,) = client.runs()
+    assert run.status == "killed"
+    assert len(run.metrics("m")) == 100
