@@ -12,12 +12,12 @@ import sys
 import tempfile
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import _config
-from .._patching import Call, entered
-from .._run import LoggedModel, Run, active_run
+from .._patching import Call, entered, in_group
+from .._run import LoggedModel, Run, active_run, autorun, start_run
 
 # ---------------------------------------------------------------------- arguments and params
 
@@ -74,12 +74,44 @@ def import_class(path: str, allowed_prefix: str) -> type:
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def _sklearn_fit_group() -> str | None:
+    return getattr(sys.modules.get("modelbox_autolog.integrations.sklearn"), "FIT_GROUP", None)
+
+
 def sklearn_internals_quiet() -> Any:
     """A context in which scikit-learn fits are not logged: the wrappers use sklearn helpers
     (``LabelEncoder``, ...) inside their ``fit``, which are implementation details, not runs."""
-    sklearn_integration = sys.modules.get("modelbox_autolog.integrations.sklearn")
-    group = getattr(sklearn_integration, "FIT_GROUP", None)
+    group = _sklearn_fit_group()
     return entered(group) if group else contextlib.nullcontext()
+
+
+# ---------------------------------------------------------------------- where a training logs
+
+TOP = "top"  # its own run (or the user's active run); logs the final model
+INNER = "inner"  # ``train`` inside our own wrapper's ``fit``: into that fit's run
+CHILD = "child"  # inside a scikit-learn meta-estimator's fit (Pipeline, GridSearchCV): a child run
+SKIP = "skip"  # inside one on a worker thread that has no run: not logged at all
+
+
+def placement(own_fit_group: str) -> str:
+    """Where a training starting now logs. Nested in a scikit-learn fit it gets a child run and
+    no Model (the outer fit logs the whole estimator), never an unrelated run of its own."""
+    if in_group(own_fit_group):
+        return INNER if active_run() is not None else SKIP
+    group = _sklearn_fit_group()
+    if group is not None and in_group(group):
+        return CHILD if active_run() is not None else SKIP
+    return TOP
+
+
+@contextlib.contextmanager
+def training_run(framework: str, name: str, where: str) -> Iterator[Run]:
+    if where == CHILD:
+        with start_run(name=name, tags={"framework": framework, "autolog": "true"}, _auto=True) as run:
+            yield run
+    else:
+        with autorun(framework, name=name) as run:
+            yield run
 
 
 # ---------------------------------------------------------------------- metrics

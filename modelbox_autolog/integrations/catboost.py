@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from .._patching import Call, entered
-from .._run import Run, autorun
+from .._run import Run
 from . import _boosting as boosting
 from .base import Integration
 
@@ -41,8 +41,11 @@ class CatBoostIntegration(Integration):
 
     # ------------------------------------------------------------------ training
     def _fit_hook(self, call: Call):
+        where = boosting.placement(FIT_GROUP)
+        if where == boosting.SKIP:
+            return
         model = call.instance
-        with autorun(FRAMEWORK, name=type(model).__name__) as run:
+        with boosting.training_run(FRAMEWORK, type(model).__name__, where) as run:
             run.log_params({**model.get_params(), "estimator_class": boosting.class_path(model)})
             init_model = call.argument("init_model")
             if init_model is not None and not isinstance(init_model, (str, os.PathLike)):
@@ -51,7 +54,7 @@ class CatBoostIntegration(Integration):
                 yield None
             boosting.training_done(run)
             self._log_outcome(run, model, call)
-            logged = self._log_model(run, model) if self.config.log_models else None
+            logged = self._log_model(run, model) if where == boosting.TOP and self.config.log_models else None
             boosting.remember_trained(run, logged, model)
 
     def _log_outcome(self, run: Run, model: Any, call: Call) -> None:

@@ -13,8 +13,8 @@ import pickle
 import sys
 from typing import Any
 
-from .._patching import Call, entered, in_group, safe_method
-from .._run import Run, autorun
+from .._patching import Call, entered, safe_method
+from .._run import Run
 from . import _boosting as boosting
 from .base import Integration
 
@@ -101,17 +101,22 @@ class LightGBMIntegration(Integration):
         return call.replace(callbacks=callbacks)
 
     def _train_hook(self, call: Call):
-        inside_fit = in_group(FIT_GROUP)
-        with autorun(FRAMEWORK, name="lightgbm.train") as run:
+        where = boosting.placement(FIT_GROUP)
+        if where == boosting.SKIP:
+            return
+        with boosting.training_run(FRAMEWORK, "lightgbm.train", where) as run:
             booster = yield self._start(run, call)
             boosting.training_done(run)
             self._log_outcome(run, booster)
-            if not inside_fit:
-                logged = self._log_booster(run, booster) if self.config.log_models else None
+            if where != boosting.INNER:  # inside a wrapper's fit, the fit logs the model
+                logged = self._log_booster(run, booster) if where == boosting.TOP and self.config.log_models else None
                 boosting.remember_trained(run, logged, booster)
 
     def _cv_hook(self, call: Call):
-        with autorun(FRAMEWORK, name="lightgbm.cv") as run:
+        where = boosting.placement(FIT_GROUP)
+        if where == boosting.SKIP:
+            return
+        with boosting.training_run(FRAMEWORK, "lightgbm.cv", where) as run:
             run.log_params({"cv.nfold": boosting.argument(call, "nfold"), "cv.stratified": boosting.argument(call, "stratified")})
             results = yield self._start(run, call)
             boosting.training_done(run)
@@ -121,12 +126,15 @@ class LightGBMIntegration(Integration):
                 run.log_metric("best_iteration", best)
 
     def _fit_hook(self, call: Call):
+        where = boosting.placement(FIT_GROUP)
+        if where == boosting.SKIP:
+            return
         estimator = call.instance
-        with autorun(FRAMEWORK, name=type(estimator).__name__) as run:
+        with boosting.training_run(FRAMEWORK, type(estimator).__name__, where) as run:
             run.log_params(boosting.estimator_params(estimator))
             with boosting.sklearn_internals_quiet():
                 yield None
-            logged = self._log_wrapper(run, estimator) if self.config.log_models else None
+            logged = self._log_wrapper(run, estimator) if where == boosting.TOP and self.config.log_models else None
             boosting.remember_trained(run, logged, estimator, estimator.booster_)
 
     def _log_outcome(self, run: Run, booster: Any) -> None:

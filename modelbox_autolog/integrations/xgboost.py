@@ -4,7 +4,8 @@ Layering: ``train`` does the training record (params, per-iteration metrics, bes
 feature importance, and the booster as a Model when called directly); a wrapper's ``fit`` opens
 the run, adds the estimator's params and logs the fitted wrapper as the Model instead (so
 ``client.load_model`` gives back an ``XGBClassifier``). ``Booster``/wrapper ``save_model`` and
-``load_model`` are recorded as checkpoint files and model inputs.
+``load_model`` are recorded as checkpoint files and model inputs. Inside a scikit-learn
+meta-estimator's fit (Pipeline, GridSearchCV) a fit is a child run of it, without a Model.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import os
 import sys
 from typing import Any
 
-from .._patching import Call, entered, in_group, safe_method
-from .._run import Run, autorun
+from .._patching import Call, entered, safe_method
+from .._run import Run
 from . import _boosting as boosting
 from .base import Integration
 
@@ -90,8 +91,10 @@ class XGBoostIntegration(Integration):
 
     # ------------------------------------------------------------------ training
     def _train_hook(self, call: Call):
-        inside_fit = in_group(FIT_GROUP)
-        with autorun(FRAMEWORK, name="xgboost.train") as run:
+        where = boosting.placement(FIT_GROUP)
+        if where == boosting.SKIP:
+            return
+        with boosting.training_run(FRAMEWORK, "xgboost.train", where) as run:
             rounds = boosting.argument(call, "num_boost_round")
             params = boosting.params_dict(call.argument("params"))
             run.log_params({**{k: v for k, v in params.items() if v is not None}, "num_boost_round": rounds})
@@ -103,17 +106,20 @@ class XGBoostIntegration(Integration):
             booster = yield call.replace(callbacks=callbacks)
             boosting.training_done(run)
             self._log_outcome(run, booster, params)
-            if not inside_fit:
-                logged = self._log_booster(run, booster) if self.config.log_models else None
+            if where != boosting.INNER:  # inside a wrapper's fit, the fit logs the model
+                logged = self._log_booster(run, booster) if where == boosting.TOP and self.config.log_models else None
                 boosting.remember_trained(run, logged, booster)
 
     def _fit_hook(self, call: Call):
+        where = boosting.placement(FIT_GROUP)
+        if where == boosting.SKIP:
+            return
         estimator = call.instance
-        with autorun(FRAMEWORK, name=type(estimator).__name__) as run:
+        with boosting.training_run(FRAMEWORK, type(estimator).__name__, where) as run:
             run.log_params(boosting.estimator_params(estimator))
             with boosting.sklearn_internals_quiet():
                 yield None
-            logged = self._log_wrapper(run, estimator) if self.config.log_models else None
+            logged = self._log_wrapper(run, estimator) if where == boosting.TOP and self.config.log_models else None
             boosting.remember_trained(run, logged, estimator, estimator.get_booster())
 
     def _log_outcome(self, run: Run, booster: Any, params: dict[str, Any]) -> None:

@@ -160,3 +160,18 @@ def test_disable_restores_originals_by_identity(store_uri):
     assert isinstance(lgb.Booster, type)
     mbx.autolog(disable=True)
     assert all(owner.__dict__[attr] is orig for (owner, attr), orig in zip(owners, before, strict=True))
+
+
+def test_grid_search_candidates_are_child_runs_of_the_search(autologged, data):
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    if "modelbox_autolog.integrations.sklearn" not in sys.modules:
+        pytest.skip("the sklearn integration is not present")
+    X, y = data
+    base = lgb.LGBMClassifier(n_estimators=3, n_jobs=1, verbose=-1, min_child_samples=5)
+    model_selection.GridSearchCV(base, {"num_leaves": [3, 4]}, cv=2).fit(X, y)
+    mbx.flush(10)
+    runs = autologged.runs()
+    (search,) = [r for r in runs if r.name == "GridSearchCV"]
+    fits = [r for r in runs if r.name == "LGBMClassifier"]
+    assert len(fits) == 5  # 2 candidates x 2 folds + the refit
+    assert all(r.parent_run_id == search.id and r.models() == [] for r in fits)

@@ -203,3 +203,19 @@ def test_disable_restores_originals_by_identity(store_uri):
     assert all(owner.__dict__[attr] is not orig for (owner, attr), orig in zip(owners, before, strict=True))
     mbx.autolog(disable=True)
     assert all(owner.__dict__[attr] is orig for (owner, attr), orig in zip(owners, before, strict=True))
+
+
+def test_inside_a_sklearn_pipeline_the_fit_is_a_child_run_without_its_own_model(autologged, data):
+    pipeline_module = pytest.importorskip("sklearn.pipeline")
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    if "modelbox_autolog.integrations.sklearn" not in sys.modules:
+        pytest.skip("the sklearn integration is not present")
+    X, y = data
+    pipe = pipeline_module.make_pipeline(preprocessing.StandardScaler(), xgb.XGBClassifier(n_estimators=4, n_jobs=1))
+    pipe.fit(X, y, xgbclassifier__eval_set=[(X, y)], xgbclassifier__verbose=False)
+    mbx.flush(10)
+    runs = {r.name: r for r in autologged.runs()}
+    assert sorted(runs) == ["Pipeline", "XGBClassifier"]
+    child = runs["XGBClassifier"]
+    assert child.parent_run_id == runs["Pipeline"].id
+    assert "validation_0-logloss" in child.metric_keys() and child.models() == []
