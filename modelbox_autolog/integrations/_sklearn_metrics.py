@@ -47,6 +47,8 @@ def rows_every(data: Any, step: int) -> Any:
     iloc = getattr(data, "iloc", None)
     if iloc is not None:
         return iloc[::step]
+    if hasattr(data, "tocsr") and not hasattr(data, "indptr"):  # COO/DOK/... sparse: not sliceable by rows
+        data = data.tocsr()
     return data[::step]
 
 

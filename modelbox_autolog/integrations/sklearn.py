@@ -434,8 +434,12 @@ class SklearnIntegration(Integration):
             return None
         from . import _sklearn_metrics as m
 
-        digest = m.fingerprint(X)
-        info: dict[str, Any] = {"shape": m.shape_of(X), "type": type(X).__name__, "fingerprint": digest}
+        info: dict[str, Any] = {"shape": m.shape_of(X), "type": type(X).__name__}
+        try:
+            digest = m.fingerprint(X)
+        except Exception:  # an exotic container we cannot sample: describe it by shape and type only
+            digest = hashlib.blake2b(repr(info).encode(), digest_size=10).hexdigest()
+        info["fingerprint"] = digest
         if getattr(X, "dtype", None) is not None:
             info["dtype"] = str(X.dtype)
         if y is not None:

@@ -318,3 +318,15 @@ def test_xgboost_wrapper_left_to_its_integration_but_dump_captured(store_uri, cl
     joblib.dump(model, tmp_path / "xgb.joblib")
     (saved,) = only_run(client).models()
     assert saved.metadata["estimator_class"] == "xgboost.sklearn.XGBClassifier"
+
+
+def test_sparse_and_dataframe_inputs(autologged, data):
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    pandas = pytest.importorskip("pandas")
+    X, y = data
+    LogisticRegression().fit(scipy_sparse.coo_matrix(X), y)
+    LogisticRegression().fit(pandas.DataFrame(X, columns=list("abcd")), y)
+    mbx.flush(10)
+    runs = autologged.runs()
+    assert len(runs) == 2 and all(r.params["dataset.shape"] == [60, 4] for r in runs)
+    assert all("training_accuracy_score" in r.metric_keys() for r in runs)
