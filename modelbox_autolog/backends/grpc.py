@@ -1,0 +1,305 @@
+"""``grpc://HOST:PORT`` (``grpcs://`` for TLS): records sent to a ``modelbox server``.
+
+The write side uploads the files a batch names (client-streaming, sha256 checked by the
+server), then sends the batch in one ``WriteBatch`` call, idempotent by batch id. Transient
+failures (UNAVAILABLE, DEADLINE_EXCEEDED) are retried briefly here and then raised as
+``BackendUnavailable``, so the core exporter spools to its journal and replays later.
+The read side (``GrpcStore``) answers ``mbx.Client`` and the CLI through the same service.
+The channel is lazy: opening a backend never waits for the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import grpc
+
+from .._records import Batch, new_id
+from ..entities import Artifact, ChangeEvent, Event, Experiment, Input, MetricPoint, ModelInfo, RunInfo
+from ..proto import convert
+from ..proto.modelbox.v1 import records_pb2 as rpb
+from ..proto.modelbox.v1 import service_pb2 as spb
+from ..proto.modelbox.v1 import service_pb2_grpc as sgrpc
+from .base import Backend, BackendError, BackendUnavailable, ImmutableModel, NotFound, Store
+
+DEFAULT_PORT = 50051
+UPLOAD_CHUNK = 1 << 20
+WRITE_TIMEOUT_S = 60.0
+READ_TIMEOUT_S = 30.0
+RETRIES = 2  # our own short retry; the exporter's jittered backoff and journal do the rest
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+MAX_MESSAGE_BYTES = 256 << 20
+
+_CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    # A restarted server is found again within a second, not after grpc's default 2-minute backoff.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.enable_retries", 0),
+]
+
+
+def parse_target(uri: str) -> tuple[str, bool]:
+    """``grpc://host:port`` -> ("host:port", tls)."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in ("grpc", "grpcs") or not parts.hostname:
+        raise BackendError(f"{uri!r} is not a server URI; expected grpc://HOST:PORT or grpcs://HOST:PORT")
+    if parts.path not in ("", "/") or parts.query:
+        raise BackendError(f"{uri!r}: a server URI has no path or query; expected grpc://HOST:PORT")
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError as exc:
+        raise BackendError(f"{uri!r}: {exc}") from exc
+    host = parts.hostname
+    return (f"[{host}]" if ":" in host else host) + f":{port}", scheme == "grpcs"
+
+
+def _error(exc: grpc.RpcError, target: str) -> Exception:
+    """The library's exception for a failed call."""
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    detail = (exc.details() if hasattr(exc, "details") else None) or str(code)
+    if code in RETRYABLE:
+        return BackendUnavailable(f"modelbox server {target} unavailable: {detail}")
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(detail)
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return ImmutableModel(detail)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return BackendError(f"modelbox server {target} refused the token ({detail}); set MODELBOX_TOKEN to the server's --token")
+    return BackendError(f"modelbox server {target}: {code.name}: {detail}")
+
+
+class Connection:
+    """One channel, its stub and the call metadata; shared by a backend and its store."""
+
+    def __init__(self, uri: str) -> None:
+        self.target, tls = parse_target(uri)
+        token = os.environ.get("MODELBOX_TOKEN")
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        if tls:
+            ca_path = os.environ.get("MODELBOX_TLS_CA")
+            try:
+                ca = open(ca_path, "rb").read() if ca_path else None
+            except OSError as exc:
+                raise BackendError(f"cannot read MODELBOX_TLS_CA={ca_path}: {exc.strerror}") from exc
+            self.channel = grpc.secure_channel(self.target, grpc.ssl_channel_credentials(root_certificates=ca), _CHANNEL_OPTIONS)
+        else:
+            self.channel = grpc.insecure_channel(self.target, _CHANNEL_OPTIONS)
+        self.stub = sgrpc.ModelBoxStub(self.channel)
+        self._closed = False
+
+    def call(self, method: str, request: Any, timeout: float = READ_TIMEOUT_S, retries: int = RETRIES) -> Any:
+        """A unary call; transient failures retried briefly, then mapped to library errors."""
+        for attempt in range(retries + 1):
+            try:
+                return getattr(self.stub, method)(request, timeout=timeout, metadata=self.metadata)
+            except grpc.RpcError as exc:
+                if exc.code() in RETRYABLE and attempt < retries:
+                    _pause(attempt)
+                    continue
+                raise _error(exc, self.target) from None
+        raise AssertionError("unreachable")
+
+    def stream(self, method: str, request: Any, timeout: float | None = READ_TIMEOUT_S) -> Iterator[Any]:
+        try:
+            yield from getattr(self.stub, method)(request, timeout=timeout, metadata=self.metadata)
+        except grpc.RpcError as exc:
+            raise _error(exc, self.target) from None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.channel.close()
+
+
+def _pause(attempt: int) -> None:
+    time.sleep(0.1 * (2**attempt) * random.uniform(0.5, 1.5))
+
+
+# ---------------------------------------------------------------------- write side
+class GrpcBackend(Backend):
+    """Write side of ``grpc://`` and ``grpcs://``."""
+
+    scheme = "grpc"
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        self._conn = Connection(uri)
+        self.target = self._conn.target
+
+    def write(self, batch: Batch) -> None:
+        uploads: dict[str, str] = {}  # kept across attempts: a retry does not re-send files
+        for attempt in range(RETRIES + 1):
+            try:
+                for path in convert.files_of(batch):
+                    if path not in uploads:
+                        uploads[path] = self._upload(path)
+                request = convert.encode_batch(batch, uploads)
+                self._conn.stub.WriteBatch(request, timeout=WRITE_TIMEOUT_S, metadata=self._conn.metadata)
+                return
+            except grpc.RpcError as exc:
+                retry = exc.code() in RETRYABLE or exc.code() == grpc.StatusCode.DATA_LOSS
+                if retry and attempt < RETRIES:
+                    _pause(attempt)
+                    continue
+                raise _error(exc, self.target) from None
+
+    def _upload(self, path: str) -> str:
+        """Stream one file to the server's staging area; its upload id ("" if the file is gone)."""
+        try:
+            handle = open(path, "rb")
+        except FileNotFoundError:
+            return ""  # the store keeps the record and marks the file missing
+        except OSError as exc:
+            raise BackendError(f"cannot read {path}: {exc.strerror}") from exc
+        upload_id = new_id()
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            timeout = 120.0 + size / (5 << 20)  # generous: a slow disk or link, never a hung call
+            self._conn.stub.Upload(_upload_messages(handle, upload_id, size), timeout=timeout, metadata=self._conn.metadata)
+        return upload_id
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def store(self) -> GrpcStore:
+        return GrpcStore(self.uri, self._conn)
+
+
+def _upload_messages(handle: Any, upload_id: str, size: int) -> Iterator[rpb.UploadRequest]:
+    """Header, then at most ``size`` bytes in chunks (a file growing meanwhile is cut), then the sha256."""
+    yield rpb.UploadRequest(header=rpb.UploadHeader(upload_id=upload_id, size=size))
+    digest = hashlib.sha256()
+    left = size
+    while left > 0:
+        chunk = handle.read(min(UPLOAD_CHUNK, left))
+        if not chunk:
+            break
+        digest.update(chunk)
+        left -= len(chunk)
+        yield rpb.UploadRequest(chunk=chunk)
+    yield rpb.UploadRequest(sha256=digest.hexdigest())
+
+
+# ---------------------------------------------------------------------- read side
+class GrpcStore(Store):
+    """Read side of a ``modelbox server``: the same answers as the store it serves."""
+
+    def __init__(self, uri: str, conn: Connection | None = None) -> None:
+        self.uri = uri.rstrip("/")
+        self._conn = conn or Connection(uri)
+        self._files_prefix = self.uri + "/artifacts/"
+
+    def _location(self, relpath: str) -> str:
+        return self._files_prefix + relpath if relpath else ""
+
+    def _model(self, msg: spb.ModelInfo) -> ModelInfo:
+        return convert.model_info(msg, self._location, f"{self.uri}#model={msg.id}")
+
+    def experiments(self) -> list[Experiment]:
+        return [convert.experiment(e) for e in self._conn.call("ListExperiments", spb.ListExperimentsRequest()).experiments]
+
+    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None) -> list[RunInfo]:
+        request = spb.ListRunsRequest(experiment=experiment, status=status, limit=int(limit or 0))
+        return [convert.run_info(r) for r in self._conn.call("ListRuns", request).runs]
+
+    def run(self, run_id: str) -> RunInfo:
+        return convert.run_info(self._conn.call("GetRun", spb.GetRunRequest(run_id=run_id)))
+
+    def metric_keys(self, run_id: str) -> list[str]:
+        return list(self._conn.call("ListMetricKeys", spb.RunRequest(run_id=run_id)).keys)
+
+    def metrics(self, run_id: str, key: str) -> list[MetricPoint]:
+        return convert.metric_points(self._conn.stream("GetMetrics", spb.GetMetricsRequest(run_id=run_id, key=key)))
+
+    def events(self, run_id: str, name: str | None = None) -> list[Event]:
+        response = self._conn.call("ListEvents", spb.ListEventsRequest(run_id=run_id, name=name))
+        return [convert.event_info(e) for e in response.events]
+
+    def artifacts(self, run_id: str) -> list[Artifact]:
+        response = self._conn.call("ListArtifacts", spb.RunRequest(run_id=run_id))
+        return [convert.artifact_info(a, self._location) for a in response.artifacts]
+
+    def inputs(self, run_id: str) -> list[Input]:
+        return [convert.input_info(i) for i in self._conn.call("ListInputs", spb.RunRequest(run_id=run_id)).inputs]
+
+    def models(self, name: str | None = None, labels: dict[str, str] | None = None, run_id: str | None = None) -> list[ModelInfo]:
+        request = spb.ListModelsRequest(name=name, labels=labels or {}, run_id=run_id)
+        return [self._model(m) for m in self._conn.call("ListModels", request).models]
+
+    def model(self, model_id: str) -> ModelInfo:
+        return self._model(self._conn.call("GetModel", spb.GetModelRequest(model_id=_model_id(model_id))))
+
+    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str] | None = None) -> ModelInfo:
+        from .._values import to_attrs, to_tags
+
+        request = spb.UpdateModelRequest(
+            model_id=_model_id(model_id), metadata_json=convert.dumps(to_attrs(metadata)) if metadata else "",
+            labels=to_tags(labels),
+        )
+        return self._model(self._conn.call("UpdateModel", request, retries=0))
+
+    def finalize_model(self, model_id: str) -> ModelInfo:
+        return self._model(self._conn.call("FinalizeModel", spb.GetModelRequest(model_id=_model_id(model_id))))
+
+    def read_file(self, path_or_uri: str) -> Iterable[bytes]:
+        relpath = path_or_uri[len(self._files_prefix):] if path_or_uri.startswith(self._files_prefix) else path_or_uri
+        if "://" in relpath:
+            raise NotFound(f"{path_or_uri} is not a file of {self.uri}")
+        stream = self._conn.stream("Download", spb.DownloadRequest(path=relpath), timeout=None)
+        return (chunk.data for chunk in stream)
+
+    def changes(self, since: int = 0, limit: int = 1000) -> list[ChangeEvent]:
+        response = self._conn.call("ListChanges", spb.ListChangesRequest(since=since, limit=limit))
+        return [convert.change_event(c) for c in response.changes]
+
+    def last_change_seq(self) -> int:
+        return self._conn.call("ListChanges", spb.ListChangesRequest(since=0, limit=0)).last_seq
+
+    def watch(self, since: int | None = None, timeout: float | None = None, stop: threading.Event | None = None,
+              on_reconnect: Callable[[int], None] | None = None) -> Iterator[ChangeEvent]:
+        """Change events as they happen (server-streaming), reconnecting and resuming from the
+        last sequence number received when the server goes away; ends at ``timeout`` or ``stop``."""
+        seq = self.last_change_seq() if since is None else since
+        deadline = None if timeout is None else time.monotonic() + timeout
+        attempt = 0
+        while not (stop is not None and stop.is_set()):
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            call = self._conn.stub.Watch(spb.WatchRequest(since=seq), timeout=remaining, metadata=self._conn.metadata)
+            try:
+                for msg in call:
+                    attempt = 0
+                    seq = msg.seq
+                    yield convert.change_event(msg)
+                    if stop is not None and stop.is_set():
+                        call.cancel()
+                        return
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    return
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise _error(exc, self._conn.target) from None
+            # The stream ended (server restart or shutdown): resume after the last event seen.
+            if on_reconnect is not None:
+                on_reconnect(seq)
+            _pause(min(attempt, 3))
+            attempt += 1
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _model_id(model_id: str) -> str:
+    return model_id.rsplit("#model=", 1)[1] if "#model=" in model_id else model_id

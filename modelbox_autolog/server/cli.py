@@ -1,0 +1,84 @@
+"""``modelbox server``: arguments and entry point (also ``python -m modelbox_autolog.server.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+DEFAULT_STORE = "sqlite:///./modelbox-runs/modelbox.db"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The server's options, added to the ``modelbox server`` sub-command (or a parser of its own)."""
+    parser.add_argument("--store", help=f"SQLite store URI to serve (default: --backend if sqlite, else {DEFAULT_STORE})")
+    parser.add_argument("--artifacts", help="folder for artifact and model files (default: 'artifacts' beside the store)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes the server)")
+    parser.add_argument("--port", type=int, default=50051, help="gRPC port (default 50051; 0 picks a free one)")
+    parser.add_argument("--token", default=os.environ.get("MODELBOX_TOKEN"),
+                        help="shared token every call must carry (default: $MODELBOX_TOKEN; none = no check)")
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (clients use grpcs://)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (same host)")
+    parser.add_argument("--max-message-mb", type=int, default=64, help="largest request accepted (default 64 MB)")
+    parser.add_argument("--max-upload-mb", type=int, default=64 * 1024, help="largest file accepted (default 64 GB)")
+    parser.add_argument("--workers", type=int, default=16, help="threads serving calls (default 16)")
+    parser.add_argument("--max-watchers", type=int, default=32, help="concurrent Watch streams (default 32)")
+    parser.add_argument("--grace", type=float, default=30.0, help="seconds in-flight calls get at shutdown (default 30)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def settings_from(args: argparse.Namespace):
+    from .app import Settings
+
+    store = args.store
+    if store is None:
+        backend = getattr(args, "backend", None) or os.environ.get("MODELBOX_BACKEND")
+        store = backend if backend and backend.startswith("sqlite:") else DEFAULT_STORE
+    for name in ("port", "max_message_mb", "max_upload_mb", "workers", "max_watchers"):
+        if getattr(args, name) < (0 if name == "port" else 1):
+            raise ValueError(f"--{name.replace('_', '-')} must be {'non-negative' if name == 'port' else 'positive'}")
+    return Settings(
+        store=store, artifacts=args.artifacts, host=args.host, port=args.port, token=args.token or None,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, metrics_port=args.metrics_port,
+        max_message_bytes=args.max_message_mb << 20, max_upload_bytes=args.max_upload_mb << 20,
+        workers=args.workers, max_watchers=args.max_watchers, grace_s=args.grace,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the server and serve until SIGTERM/SIGINT; 2 with a clear message when it cannot start."""
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(levelname)s %(message)s")
+    from .app import Server, StartupError
+
+    try:
+        server = Server(settings_from(args))
+    except (StartupError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    server.start()
+    s = server.settings
+    scheme = "grpcs" if s.tls_cert else "grpc"
+    where = f"[{s.host}]" if ":" in s.host else s.host
+    print(f"modelbox server listening on {scheme}://{where}:{server.port}", flush=True)
+    print(f"  store {server.store.uri}  artifacts {server.store.artifacts_dir}", flush=True)
+    if server.metrics_port is not None:
+        print(f"  metrics http://{where}:{server.metrics_port}/metrics", flush=True)
+    if not s.token:
+        exposed = s.host not in ("127.0.0.1", "localhost", "::1")
+        print("  warning: no --token: anyone who can reach the port can read and write" if exposed else "  no token (local only)",
+              flush=True)
+    server.serve_until_signalled()
+    print("modelbox server stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelbox server", description="Run the gRPC modelbox server.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

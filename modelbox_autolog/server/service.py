@@ -1,0 +1,251 @@
+"""The ``modelbox.v1.ModelBox`` servicer: requests validated, then answered by the SQLite store.
+
+Library errors map to status codes in one place (``_answer``): malformed input and unsafe
+names -> INVALID_ARGUMENT, unknown ids -> NOT_FOUND, a final model -> FAILED_PRECONDITION,
+a busy store -> UNAVAILABLE (the client retries or spools).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from .._records import Artifact, ModelRecord
+from ..backends.base import BackendError, BackendUnavailable, ImmutableModel, NotFound
+from ..backends.files import UnsafeName, inside
+from ..proto import convert
+from ..proto.modelbox.v1 import records_pb2 as rpb
+from ..proto.modelbox.v1 import service_pb2 as spb
+from ..proto.modelbox.v1 import service_pb2_grpc as sgrpc
+from .metrics import ServerMetrics
+from .uploads import ServerStore, Staging, UploadRefused
+
+log = logging.getLogger("modelbox_autolog.server")
+
+METRIC_PAGE = 65536
+MAX_CHANGES_PAGE = 10_000
+WATCH_POLL_S = 1.0  # also picks up changes written to the store by other processes
+
+
+def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
+    if isinstance(exc, (convert.InvalidRequest, UnsafeName)):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, UploadRefused):
+        return getattr(grpc.StatusCode, exc.code), str(exc)
+    if isinstance(exc, NotFound):
+        return grpc.StatusCode.NOT_FOUND, str(exc)
+    if isinstance(exc, ImmutableModel):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+    if isinstance(exc, BackendUnavailable):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, BackendError):
+        return grpc.StatusCode.INTERNAL, str(exc)
+    if isinstance(exc, OSError):
+        return grpc.StatusCode.UNAVAILABLE, f"server storage error: {exc}"
+    return None
+
+
+def _answer(fn: Callable) -> Callable:
+    """Turn library exceptions into status codes (unary and client-streaming methods)."""
+
+    @functools.wraps(fn)
+    def method(self: ModelBoxService, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return fn(self, request, context)
+        except Exception as exc:
+            status = _status(exc)
+            if status is None:
+                raise
+            context.abort(*status)
+
+    return method
+
+
+def _answer_stream(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def method(self: ModelBoxService, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from fn(self, request, context)
+        except Exception as exc:
+            status = _status(exc)
+            if status is None:
+                raise
+            context.abort(*status)
+
+    return method
+
+
+class ModelBoxService(sgrpc.ModelBoxServicer):
+    def __init__(self, store: ServerStore, staging: Staging, metrics: ServerMetrics, max_watchers: int = 64) -> None:
+        self.store = store
+        self.staging = staging
+        self.metrics = metrics
+        self.stopping = threading.Event()
+        self._changed = threading.Condition()
+        self._generation = 0
+        self._watchers = threading.BoundedSemaphore(max_watchers)
+        self._root = os.path.realpath(store.artifacts_dir)
+
+    # ------------------------------------------------------------------ helpers
+    def _relpath(self, path: str) -> str:
+        """Store paths are absolute on this machine; clients see them relative to the artifacts folder."""
+        real = os.path.realpath(path)
+        return os.path.relpath(real, self._root) if real.startswith(self._root + os.sep) else ""
+
+    def notify(self) -> None:
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    def stop(self) -> None:
+        """End long-lived streams (Watch) so a graceful shutdown only waits for real work."""
+        self.stopping.set()
+        self.notify()
+
+    # ------------------------------------------------------------------ writes
+    @_answer
+    def WriteBatch(self, request: rpb.WriteBatchRequest, context: grpc.ServicerContext) -> rpb.WriteBatchResponse:
+        batch = convert.decode_batch(request, self.staging.resolve)
+        staged = [r.source_path for r in batch.records if type(r) is Artifact]
+        staged += [f.source_path for r in batch.records if type(r) is ModelRecord for f in r.files]
+        if self.store.applied(batch.id):
+            self.staging.discard(staged)  # a re-sent batch: its files are stored already
+            self.metrics.batches.labels("duplicate").inc()
+            return rpb.WriteBatchResponse(duplicate=True, records=len(batch.records))
+        self.store.write(batch)
+        self.metrics.batches.labels("stored").inc()
+        self.metrics.bytes_written.labels("batch").inc(request.ByteSize())
+        counts: dict[str, int] = {}
+        for record in batch.records:
+            name = "Metric" if type(record) is tuple else type(record).__name__
+            counts[name] = counts.get(name, 0) + 1
+        for name, count in counts.items():
+            self.metrics.records.labels(name).inc(count)
+        self.notify()
+        return rpb.WriteBatchResponse(duplicate=False, records=len(batch.records))
+
+    @_answer
+    def Upload(self, request_iterator: Iterator[rpb.UploadRequest], context: grpc.ServicerContext) -> rpb.UploadResponse:
+        upload_id, size, sha = self.staging.receive(request_iterator)
+        self.metrics.bytes_written.labels("upload").inc(size)
+        return rpb.UploadResponse(upload_id=upload_id, bytes=size, sha256=sha)
+
+    @_answer_stream
+    def Download(self, request: spb.DownloadRequest, context: grpc.ServicerContext) -> Iterator[spb.DownloadChunk]:
+        convert.check_relpath(request.path, "path")
+        target = inside(self.store.artifacts_dir, request.path)
+        if target.startswith(self.store.staging_dir + os.sep) or not os.path.isfile(target):
+            raise NotFound(f"{request.path} is not a stored file")
+        for chunk in self.store.read_file(target):
+            yield spb.DownloadChunk(data=chunk)
+
+    # ------------------------------------------------------------------ queries
+    @_answer
+    def ListExperiments(self, request: Any, context: grpc.ServicerContext) -> spb.ListExperimentsResponse:
+        return spb.ListExperimentsResponse(
+            experiments=[spb.Experiment(id=e.id, name=e.name, created_at=e.created_at) for e in self.store.experiments()]
+        )
+
+    @_answer
+    def ListRuns(self, request: spb.ListRunsRequest, context: grpc.ServicerContext) -> spb.ListRunsResponse:
+        status = request.status if request.HasField("status") else None
+        if status is not None and status not in convert.RUN_STATUSES:
+            raise convert.InvalidRequest(f"status {status!r} is not one of {sorted(convert.RUN_STATUSES)}")
+        runs = self.store.runs(experiment=request.experiment if request.HasField("experiment") else None,
+                               status=status, limit=request.limit or None)
+        return spb.ListRunsResponse(runs=[convert.run_message(r) for r in runs])
+
+    @_answer
+    def GetRun(self, request: spb.GetRunRequest, context: grpc.ServicerContext) -> spb.RunInfo:
+        return convert.run_message(self.store.run(convert.check_id(request.run_id, "run id")))
+
+    @_answer
+    def ListMetricKeys(self, request: spb.RunRequest, context: grpc.ServicerContext) -> spb.ListMetricKeysResponse:
+        return spb.ListMetricKeysResponse(keys=self.store.metric_keys(convert.check_id(request.run_id, "run id")))
+
+    @_answer_stream
+    def GetMetrics(self, request: spb.GetMetricsRequest, context: grpc.ServicerContext) -> Iterator[spb.MetricPage]:
+        points = self.store.metrics(convert.check_id(request.run_id, "run id"), convert.check_name(request.key, "metric key"))
+        yield from convert.metric_pages(points, METRIC_PAGE)
+
+    @_answer
+    def ListEvents(self, request: spb.ListEventsRequest, context: grpc.ServicerContext) -> spb.ListEventsResponse:
+        events = self.store.events(convert.check_id(request.run_id, "run id"), request.name if request.HasField("name") else None)
+        return spb.ListEventsResponse(events=[
+            spb.EventInfo(name=e.name, timestamp=e.timestamp, duration_s=e.duration_s, attrs_json=convert.dumps(e.attrs))
+            for e in events
+        ])
+
+    @_answer
+    def ListArtifacts(self, request: spb.RunRequest, context: grpc.ServicerContext) -> spb.ListArtifactsResponse:
+        artifacts = self.store.artifacts(convert.check_id(request.run_id, "run id"))
+        return spb.ListArtifactsResponse(artifacts=[
+            spb.ArtifactInfo(id=a.id, name=a.name, path=self._relpath(a.path_or_uri), bytes=a.bytes, sha256=a.sha256, kind=a.kind)
+            for a in artifacts
+        ])
+
+    @_answer
+    def ListInputs(self, request: spb.RunRequest, context: grpc.ServicerContext) -> spb.ListInputsResponse:
+        inputs = self.store.inputs(convert.check_id(request.run_id, "run id"))
+        return spb.ListInputsResponse(inputs=[
+            spb.InputInfo(kind=i.kind, ref=i.ref, timestamp=i.timestamp, attrs_json=convert.dumps(i.attrs)) for i in inputs
+        ])
+
+    @_answer
+    def ListModels(self, request: spb.ListModelsRequest, context: grpc.ServicerContext) -> spb.ListModelsResponse:
+        models = self.store.models(
+            name=request.name if request.HasField("name") else None, labels=dict(request.labels) or None,
+            run_id=convert.check_id(request.run_id, "run id") if request.HasField("run_id") else None,
+        )
+        return spb.ListModelsResponse(models=[convert.model_message(m, self._relpath) for m in models])
+
+    @_answer
+    def GetModel(self, request: spb.GetModelRequest, context: grpc.ServicerContext) -> spb.ModelInfo:
+        return convert.model_message(self.store.model(convert.check_id(request.model_id, "model id")), self._relpath)
+
+    @_answer
+    def UpdateModel(self, request: spb.UpdateModelRequest, context: grpc.ServicerContext) -> spb.ModelInfo:
+        metadata = convert.loads_object(request.metadata_json, "metadata")
+        labels = {k: convert.check_name(v, f"label {k!r}", empty=True) for k, v in request.labels.items()}
+        info = self.store.update_model(convert.check_id(request.model_id, "model id"), metadata=metadata, labels=labels)
+        self.notify()
+        return convert.model_message(info, self._relpath)
+
+    @_answer
+    def FinalizeModel(self, request: spb.GetModelRequest, context: grpc.ServicerContext) -> spb.ModelInfo:
+        info = self.store.finalize_model(convert.check_id(request.model_id, "model id"))
+        self.notify()
+        return convert.model_message(info, self._relpath)
+
+    # ------------------------------------------------------------------ changes
+    @_answer
+    def ListChanges(self, request: spb.ListChangesRequest, context: grpc.ServicerContext) -> spb.ListChangesResponse:
+        limit = min(request.limit, MAX_CHANGES_PAGE)
+        changes = self.store.changes(request.since, limit) if limit else []
+        return spb.ListChangesResponse(changes=[convert.change_message(c) for c in changes], last_seq=self.store.last_change_seq())
+
+    @_answer_stream
+    def Watch(self, request: spb.WatchRequest, context: grpc.ServicerContext) -> Iterator[spb.ChangeEvent]:
+        if not self._watchers.acquire(blocking=False):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many watchers on this server; try again later")
+        try:
+            seq = request.since if request.HasField("since") else self.store.last_change_seq()
+            while context.is_active() and not self.stopping.is_set():
+                generation = self._generation
+                changes = self.store.changes(seq, 1000)
+                for change in changes:
+                    yield convert.change_message(change)
+                    seq = change.seq
+                if not changes:
+                    with self._changed:
+                        if generation == self._generation and not self.stopping.is_set():
+                            self._changed.wait(WATCH_POLL_S)
+        finally:
+            self._watchers.release()
+
