@@ -77,16 +77,6 @@ def fingerprint(data: Any) -> str:
     return digest.hexdigest()
 
 
-def snapshot(data: Any) -> Any:
-    """A private copy of a (small) sample, so later in-place edits by the user cannot skew metrics."""
-    if data is None:
-        return None
-    copy = getattr(data, "copy", None)
-    if callable(copy):
-        return copy()
-    return list(data)
-
-
 # ---------------------------------------------------------------------- metrics
 def _weights(sample_weight: Any, n: int) -> np.ndarray:
     if sample_weight is None:

@@ -18,8 +18,9 @@ as child runs. ``partial_fit`` calls of one estimator share one run, ended when 
 fitted from scratch, garbage collected, or at exit.
 
 The model file is written and the training metrics are computed on the exporter thread, from
-an in-memory pickle of the fitted estimator and a copy of a row sample, within a time budget: the
-fit itself only pays for that pickle and that copy. ``joblib.dump`` of any estimator is captured as a
+an in-memory pickle of the fitted estimator and a strided view of the training rows (no copy;
+skipped if the data's fingerprint changed meanwhile), within a time budget: the fit itself only
+pays for that pickle. ``joblib.dump`` of any estimator is captured as a
 model with lineage to the run that fitted it; ``joblib.load`` of an estimator is recorded as an
 input model of the active run (or of the next run that fits or saves that estimator).
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import inspect
 import itertools
 import math
 import os
@@ -287,12 +289,27 @@ def _evaluate(model: Any, X: Any, y: Any, sample_weight: Any) -> dict[str, float
     return {}
 
 
-def _metrics_producer(run_id: str, load: Any, X: Any, y: Any, sample_weight: Any, budget_s: float) -> Any:
+def _unchanged_check(X: Any, fingerprint: str | None) -> Any:
+    """A test, for the exporter thread, that the user has not edited the training data in place since the fit."""
+    from . import _sklearn_metrics as m
+
+    def unchanged() -> bool:
+        try:
+            return fingerprint is not None and m.fingerprint(X) == fingerprint
+        except Exception:
+            return False
+
+    return unchanged
+
+
+def _metrics_producer(run_id: str, load: Any, X: Any, y: Any, sample_weight: Any, budget_s: float, unchanged: Any) -> Any:
     """Work for the exporter thread: load the model snapshot, score a probe, then as many rows as the budget allows."""
     from . import _sklearn_metrics as m
 
     def produce() -> list[Any]:
         try:
+            if not unchanged():
+                return []
             model = load()
             rows = m.n_rows(X) or 0
             step = max(1, math.ceil(rows / PROBE_ROWS))
@@ -406,7 +423,7 @@ class SklearnIntegration(Integration):
             if isinstance(run, NullRun):
                 yield None
                 return
-            dataset = self._log_inputs(run, estimator, X, y)
+            dataset, fingerprint = self._log_inputs(run, estimator, X, y)
             seen: list[str] = []
             warnings_token = _warnings_seen.set(seen)
             started, t0 = time.time(), time.perf_counter()
@@ -422,16 +439,16 @@ class SklearnIntegration(Integration):
             run.log_event("fit", duration_s=duration, timestamp=started, method=call.wrapped.__name__,
                           estimator=type(estimator).__name__, rows=_rows(X))
             self._log_outcome(run, estimator, seen)
-            self._log_model_and_metrics(run, estimator, dataset, X, y, sample_weight)
+            self._log_model_and_metrics(run, estimator, dataset, fingerprint, X, y, sample_weight)
             _remember_tree(estimator, run)
 
-    def _log_inputs(self, run: Run, estimator: Any, X: Any, y: Any) -> str | None:
+    def _log_inputs(self, run: Run, estimator: Any, X: Any, y: Any) -> tuple[str | None, str | None]:
         run.log_params(_params_of(estimator))
         loaded = _loaded_from.pop(estimator)
         if loaded is not None:
             _log_model_input(run, *loaded)
         if X is None:
-            return None
+            return None, None
         from . import _sklearn_metrics as m
 
         info: dict[str, Any] = {"shape": m.shape_of(X), "type": type(X).__name__}
@@ -447,7 +464,7 @@ class SklearnIntegration(Integration):
         run.log_params({"dataset": info})
         ref = f"sklearn-data:{digest}"
         run.log_input(ref, kind="dataset", role="train", **info)
-        return ref
+        return ref, digest
 
     def _log_outcome(self, run: Run, estimator: Any, warnings_seen: list[str]) -> None:
         metrics, params = _fitted_values(estimator)
@@ -501,10 +518,11 @@ class SklearnIntegration(Integration):
                 child.end("finished")
 
     # ------------------------------------------------------------------ models and metrics
-    def _log_model_and_metrics(self, run: Run, estimator: Any, dataset: str | None, X: Any, y: Any, sample_weight: Any) -> None:
-        """Snapshot the fitted estimator (an in-memory pickle, the only part paid on the training
-        thread with a small copy of the metric rows); the exporter thread writes the model file and
-        computes the training metrics from that snapshot."""
+    def _log_model_and_metrics(self, run: Run, estimator: Any, dataset: str | None, fingerprint: str | None,
+                               X: Any, y: Any, sample_weight: Any) -> None:
+        """Snapshot the fitted estimator (an in-memory pickle: the only part paid on the training
+        thread); the exporter thread writes the model file and computes the training metrics from
+        that snapshot, on a view of the training rows (no copy), skipped if the data changed since."""
         import pickle
 
         from . import _sklearn_metrics as m
@@ -526,9 +544,10 @@ class SklearnIntegration(Integration):
         if want_metrics:
             rows = m.n_rows(X) or 0
             step = max(1, math.ceil(rows / max(1, int(self.option("max_metric_rows", 10_000)))))
-            sample = [m.snapshot(m.rows_every(v, step)) if v is not None else None for v in (X, y, sample_weight)]
+            sample = [m.rows_every(v, step) if v is not None else None for v in (X, y, sample_weight)]
             budget = float(self.option("metric_time_budget_s", 1.0))
-            producers.append(_metrics_producer(run.id, lambda: pickle.loads(data), *sample, budget))
+            producers.append(_metrics_producer(run.id, lambda: pickle.loads(data), *sample, budget,
+                                               unchanged=_unchanged_check(X, fingerprint)))
         run._submit(Deferred(lambda: [record for produce in producers for record in produce()]))
 
     # ------------------------------------------------------------------ partial_fit
@@ -644,10 +663,17 @@ class SklearnIntegration(Integration):
 
 
 # ---------------------------------------------------------------------- module-level hooks
+_signatures: weakref.WeakKeyDictionary[Any, inspect.Signature] = weakref.WeakKeyDictionary()
+
+
 def _fit_data(call: _patching.Call) -> tuple[Any, Any, Any]:
     """The training data, by position (``X`` is named differently by text vectorizers and some meta estimators)."""
+    function = getattr(call.wrapped, "__func__", call.wrapped)
     try:
-        arguments = call.bound.arguments
+        signature = _signatures.get(function)
+        if signature is None:
+            signature = _signatures[function] = inspect.signature(call.wrapped)
+        arguments = signature.bind(*call.args, **call.kwargs).arguments
     except (TypeError, ValueError):
         return (call.args[0] if call.args else None), None, None
     values = list(arguments.values())
