@@ -41,6 +41,7 @@ def _git(args: list[str], cwd: str) -> str | None:
 
 
 def git_info(path: str | None = None) -> dict[str, Any]:
+    """Commit, dirty flag, branch and remote of the repository at ``path`` (uncached)."""
     cwd = path or os.getcwd()
     commit = _git(["rev-parse", "HEAD"], cwd)
     if not commit:
@@ -54,6 +55,12 @@ def git_info(path: str | None = None) -> dict[str, Any]:
     if remote:
         info["remote"] = remote
     return info
+
+
+@lru_cache(maxsize=8)
+def _git_info_once(path: str) -> dict[str, Any]:
+    # Once per process: four git commands per run would cost ~10 ms of CPU each time.
+    return git_info(path)
 
 
 @lru_cache(maxsize=1)
@@ -97,7 +104,7 @@ def capture_environment() -> dict[str, Any]:
         "world_size": world_size(),
         "packages": installed_packages(),
     }
-    git = git_info(script_dir())
+    git = _git_info_once(script_dir())
     if git:
         env["git"] = git
     env["capture_s"] = round(time.perf_counter() - started, 4)

@@ -315,9 +315,9 @@ class Run:
             raise ValueError(f"status must be one of finished, failed, killed, not {status!r}")
         if self._console is not None:
             try:
-                path = self._console.stop()
-                if path:
-                    self.log_artifact(path, name="console.log", kind="console", _staged=True)
+                text = self._console.stop()
+                if text:
+                    self._submit(Deferred(lambda: [self._console_artifact(text)]))
             except Exception as exc:
                 self._warn_once("console-stop", f"console capture failed: {exc!r}")
             self._console = None
@@ -332,6 +332,11 @@ class Run:
                 if _current_run.get() is self:
                     _current_run.set(_open_runs.get(self.parent_run_id or ""))
             self._token = None
+
+    def _console_artifact(self, text: str) -> Artifact:
+        from ._console import write_console_file
+
+        return Artifact(new_id(), self.id, "console.log", write_console_file(text), "console", True)
 
     def __enter__(self) -> Run:
         return self
