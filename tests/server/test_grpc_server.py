@@ -408,3 +408,39 @@ def _wait_port(server) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(server.log())
+
+
+def test_sigterm_finishes_in_flight_batches(server):
+    from modelbox_autolog.backends import BackendUnavailable
+    from modelbox_autolog.backends.sqlite import SQLiteStore
+
+    backend = GrpcBackend(server.uri)
+    run_id = new_id()
+    backend.write(Batch(new_id(), "w", [RunStart(run_id, "term", None, time.time())]))
+    acknowledged = []
+    refused = []
+    first = threading.Event()
+
+    def writer() -> None:
+        for n in range(500):
+            points = [(run_id, "x", 0.0, n * 5000 + i, 0.0, None) for i in range(5000)]
+            try:
+                backend.write(Batch(new_id(), "w", points))
+            except BackendUnavailable as exc:
+                refused.append(exc)
+                return
+            acknowledged.append(n)
+            first.set()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    assert first.wait(60)
+    assert server.kill(signal.SIGTERM) == 0
+    thread.join(60)
+    assert refused and acknowledged
+    store = SQLiteStore(f"sqlite:///{server.db}")
+    try:
+        assert len(store.metrics(run_id, "x")) == 5000 * len(acknowledged)  # every acknowledged batch, nothing else
+    finally:
+        store.close()
+    backend.close()
