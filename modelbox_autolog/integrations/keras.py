@@ -478,9 +478,13 @@ class KerasIntegration(Integration):
 
     def _flush_pending_inputs(self, model: Any, run: Run) -> None:
         for item in self._pending_inputs.pop(model, []):
-            run.log_input(item["path"], kind="model", api=item["api"], bytes=item["bytes"])
-            run.log_event("checkpoint_loaded", duration_s=item["duration_s"], timestamp=item["started"],
-                          path=item["path"], bytes=item["bytes"], api=item["api"])
+            self._log_input(run, item)
+
+    @staticmethod
+    def _log_input(run: Run, item: Mapping[str, Any]) -> None:
+        run.log_input(item["path"], kind="model", api=item["api"], bytes=item["bytes"])
+        run.log_event("checkpoint_loaded", duration_s=item["duration_s"], timestamp=item["started"],
+                      path=item["path"], bytes=item["bytes"], api=item["api"])
 
     # ------------------------------------------------------------------ fit
     def _fit_hook(self, call: Call) -> Generator[Any, Any, None]:
@@ -653,12 +657,11 @@ class KerasIntegration(Integration):
             source = _save_source.get()
             if source is not None:
                 item["api"] = f"{source['source']}:{api}"
-            if model is not None:
-                self._pending_inputs.setdefault(model, []).append(item)
             run = active_run()
             if run is not None:
-                self._flush_pending_inputs(model, run)
-            # else: no run yet; the next fit of this model consumed it
+                self._log_input(run, item)
+            elif model is not None:  # no run yet: the next fit of this model consumes it
+                self._pending_inputs.setdefault(model, []).append(item)
 
         return hook
 

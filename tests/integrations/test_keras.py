@@ -99,10 +99,9 @@ def test_explicit_callback_is_not_doubled_and_works_without_autolog(store_uri, c
     assert issubclass(callback_cls, keras.callbacks.Callback)
 
     # without autolog: it opens a run for the fit and logs into it
-    mbx.autolog(frameworks="keras", disable=True)
-    from modelbox_autolog import _config
-
-    _config.set_current(_config.build_config(backend=store_uri, experiment="manual", capture_console=False))
+    mbx.autolog(backend=store_uri, experiment="manual", capture_console=False)
+    mbx.autolog(frameworks="keras", disable=True)  # the store stays configured, nothing is patched
+    assert "fit" not in keras.Model.__dict__
     _model().fit(x, y, epochs=2, verbose=0, callbacks=[callback_cls()])
     mbx.flush(10)
     (manual,) = client.runs()
@@ -151,8 +150,13 @@ def test_model_checkpoint_and_backup_are_recorded_once(autologged, tmp_path):
         keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
     ]
     model.fit(x, y, epochs=2, verbose=0, callbacks=callbacks)
-
     run = _only_run(autologged)
+    with mbx.start_run(name="restore") as restore:
+        model.load_weights(tmp_path / "ep2.weights.h5")
+    mbx.flush(10)
+    (loaded,) = autologged.run(restore.id).inputs()
+    assert loaded.kind == "model" and loaded.ref == str(tmp_path / "ep2.weights.h5")
+
     saved = run.events("checkpoint_saved")
     by_source: dict[str, list] = {}
     for event in saved:
