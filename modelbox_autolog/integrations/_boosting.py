@@ -56,8 +56,7 @@ def params_dict(params: Any) -> dict[str, Any]:
 def estimator_params(estimator: Any) -> dict[str, Any]:
     """A scikit-learn style wrapper's ``get_params()``, without the unset (None) ones."""
     params = {k: v for k, v in estimator.get_params(deep=False).items() if v is not None}
-    cls = type(estimator)
-    params["estimator_class"] = f"{cls.__module__}.{cls.__qualname__}"
+    params["estimator_class"] = class_path(estimator)
     return params
 
 
@@ -69,7 +68,7 @@ def class_path(obj: Any) -> str:
 def import_class(path: str, allowed_prefix: str) -> type:
     """The class a model was logged as; only from the framework's own package."""
     module_name, _, class_name = path.rpartition(".")
-    if not module_name.split(".")[0] == allowed_prefix:
+    if module_name.split(".")[0] != allowed_prefix:
         raise ValueError(f"refusing to load a model class from outside {allowed_prefix}: {path}")
     return getattr(importlib.import_module(module_name), class_name)
 
