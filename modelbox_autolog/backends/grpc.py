@@ -278,6 +278,8 @@ class GrpcStore(Store):
             if remaining is not None and remaining <= 0:
                 return
             call = self._conn.stub.Watch(spb.WatchRequest(since=seq), timeout=remaining, metadata=self._conn.metadata)
+            if stop is not None:  # an idle stream sends nothing: cancel it from the side when asked to stop
+                threading.Thread(target=_cancel_when, args=(stop, call), name="modelbox-watch-stop", daemon=True).start()
             try:
                 for msg in call:
                     attempt = 0
@@ -287,7 +289,7 @@ class GrpcStore(Store):
                         call.cancel()
                         return
             except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
                     return
                 if exc.code() != grpc.StatusCode.UNAVAILABLE:
                     raise _error(exc, self._conn.target) from None
@@ -299,6 +301,13 @@ class GrpcStore(Store):
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _cancel_when(stop: threading.Event, call: Any) -> None:
+    while not stop.wait(0.25):
+        if call.done():
+            return
+    call.cancel()
 
 
 def _model_id(model_id: str) -> str:

@@ -35,7 +35,7 @@ class ServerProcess:
         self.log_path = os.path.join(folder, "server.log")
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "modelbox_autolog.server.cli", "--store", f"sqlite:///{self.db}",
+        return [sys.executable, "-m", "modelbox_autolog", "server", "--store", f"sqlite:///{self.db}",
                 "--port", str(self.port), "--workers", "4", "--grace", "10", *self.extra]
 
     def start(self) -> ServerProcess:

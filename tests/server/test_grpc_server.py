@@ -102,6 +102,7 @@ def test_every_record_type_round_trips(server, tmp_path, capsys):
     assert [e.name for e in client.experiments()] == ["remote"]
     assert [x.id for x in client.models(name="churn-clf", labels={"env": "prod"})] == [m.id]
     kinds = {(c.kind, c.object_type) for c in client.store.changes(0)}
+    assert list(client.watch(since=0, timeout=1.0, poll_interval=0.1)) == client.store.changes(0)
     assert {("created", "run"), ("created", "model"), ("appended", "metrics"), ("updated", "model")} <= kinds
     with pytest.raises(KeyError):
         client.run("0" * 32)
@@ -212,6 +213,8 @@ def test_a_watcher_reconnects_and_resumes_without_gaps(server):
         write_run()
     wait_for(GrpcStore(server.uri).last_change_seq())
     stop.set()
+    watcher.join(30)
+    assert not watcher.is_alive()
     assert reconnects, "the stream should have been cut by the restart"
     everything = [c.seq for c in GrpcStore(server.uri).changes(0)]
     assert seen == everything and len(everything) == 1 + 6 * 2  # the experiment, then a run and an event per write
@@ -348,7 +351,7 @@ def test_a_200_mb_upload_keeps_server_memory_bounded(server, tmp_path):
 
 # ---------------------------------------------------------------------- operations
 def test_startup_errors_are_clear(server, tmp_path):
-    cmd = [sys.executable, "-m", "modelbox_autolog.server.cli", "--store", f"sqlite:///{tmp_path}/other.db", "--port", str(server.port)]
+    cmd = [sys.executable, "-m", "modelbox_autolog", "server", "--store", f"sqlite:///{tmp_path}/other.db", "--port", str(server.port)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "in use" in done.stderr
     blocker = _write_file(tmp_path / "not-a-folder", b"")
