@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.modelbox-installed
 
-.PHONY: demo test lint bench bench-peers setup clean
+.PHONY: demo test lint bench bench-peers setup clean proto
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check modelbox_autolog tests benchmarks examples
+	$(PY) -m modelbox_autolog.proto.generate --check
 	MODELBOX_AUTOLOG_TESTING=1 $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(PY) -m ruff check modelbox_autolog tests benchmarks examples
+	$(PY) -m modelbox_autolog.proto.generate --check
+
+# Regenerate the gRPC code from modelbox_autolog/proto/modelbox/v1/*.proto (grpcio-tools).
+proto: $(STAMP)
+	$(PY) -m modelbox_autolog.proto.generate
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_hotpath.py

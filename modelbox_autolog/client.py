@@ -184,6 +184,10 @@ class Client:
     def watch(self, since: int | None = None, *, poll_interval: float = 0.5, timeout: float | None = None) -> Iterator[ChangeEvent]:
         """Change events in order, as they happen. ``since=None`` starts from now; ``0`` from the start."""
         store = self.store
+        streaming = getattr(store, "watch", None)
+        if streaming is not None:  # a server pushes changes (and resumes after reconnects)
+            yield from streaming(since=since, timeout=timeout)
+            return
         seq = store.last_change_seq() if since is None else since
         deadline = None if timeout is None else time.monotonic() + timeout
         while deadline is None or time.monotonic() < deadline:
