@@ -246,6 +246,11 @@ class SQLiteStore(Backend, Store):
         return copied
 
     def _copy_one(self, source: str, rel: str) -> tuple[str, int | None, str | None]:
+        """Place one file at ``rel`` under the artifacts folder: (rel, bytes, sha256).
+
+        An extension point: the gRPC server's ``ServerStore`` moves staged uploads instead of
+        copying them (its override of this method and ``_copy_files``).
+        """
         dest = inside(self.artifacts_dir, rel)
         try:
             size, sha = copy_file(source, dest)
