@@ -451,6 +451,7 @@ def _remove_staged(batch: Batch) -> None:
             if getattr(item, "delete_source", False):
                 try:
                     os.unlink(item.source_path)
+                    os.rmdir(os.path.dirname(item.source_path))  # our staging folder, once empty
                 except OSError:
                     pass
 
