@@ -21,7 +21,9 @@ sys.path.insert(0, HERE)
 
 import modelbox_autolog as mbx  # noqa: E402
 
-ORDER = ["manual", "sklearn", "xgboost", "lightgbm", "catboost", "keras", "pytorch", "lightning", "fastai"]
+# Keras last, and triton preloaded: importing triton (via torch._dynamo) after tensorflow
+# segfaults in this stack (TensorFlow 2.21 + triton 3.x), with or without autologging.
+ORDER = ["manual", "sklearn", "xgboost", "lightgbm", "catboost", "pytorch", "lightning", "fastai", "keras"]
 
 
 def examples() -> list[str]:
@@ -34,6 +36,8 @@ def installed(modules: tuple[str, ...]) -> bool:
 
 
 def main() -> int:
+    if importlib.util.find_spec("triton") is not None and importlib.util.find_spec("tensorflow") is not None:
+        importlib.import_module("triton")
     mbx.autolog()  # the one line
     ran, skipped, failed = [], [], []
     for name in examples():

@@ -9,6 +9,14 @@ import pytest
 os.environ.setdefault("MODELBOX_AUTOLOG_TESTING", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# TensorFlow 2.21 and triton 3.x cannot share a process in one order: importing triton (which
+# torch._dynamo, Lightning and torchvision.ops do) after tensorflow segfaults, with or without
+# this library. The suite imports both, so triton goes first, as users mixing them must do too.
+try:
+    import triton  # noqa: F401
+except ImportError:
+    pass
+
 import modelbox_autolog as mbx  # noqa: E402
 from modelbox_autolog import testing  # noqa: E402
 
