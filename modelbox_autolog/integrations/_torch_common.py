@@ -7,9 +7,7 @@ Nothing here imports torch at module level: objects are classified through ``sys
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,7 +26,6 @@ MODEL_KINDS = frozenset({"module", "script_module", "state_dict", "checkpoint"})
 # Files up to this size are copied at once (cheap next to the save itself) so that a loop
 # overwriting the same path every epoch cannot race the exporter's copy; bigger files are
 # logged by path and copied by the exporter shortly after.
-SNAPSHOT_LIMIT_BYTES = 64 * 1024 * 1024
 
 _CHECKPOINT_KEYS = ("epoch", "step", "global_step", "iteration", "best_score", "loss")
 _MODEL_STATE_KEYS = ("state_dict", "model_state_dict", "model", "model_state", "net", "weights")
@@ -121,29 +118,6 @@ def target_of(f: Any) -> tuple[str | None, bool]:
             return None, False
     name = getattr(f, "name", None)
     return (name if isinstance(name, str) else None), False
-
-
-def file_bytes(path: str | None) -> int | None:
-    if not path:
-        return None
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return None
-
-
-def snapshot(path: str, size: int | None) -> tuple[str, bool]:
-    """(file to log, staged): a private copy of small files, the path itself for big ones."""
-    if size is None or size > SNAPSHOT_LIMIT_BYTES:
-        return path, False
-    folder = tempfile.mkdtemp(prefix="modelbox-ckpt-")
-    target = os.path.join(folder, os.path.basename(path) or "checkpoint")
-    try:
-        shutil.copyfile(path, target)
-    except OSError:
-        shutil.rmtree(folder, ignore_errors=True)
-        return path, False
-    return target, True
 
 
 def model_name(path: str) -> str:

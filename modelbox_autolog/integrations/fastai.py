@@ -20,14 +20,13 @@ from typing import Any
 from .. import _patching
 from .._patching import Call, in_group, safe_method
 from .._run import Run, active_run, autorun
+from ._checkpoint_files import file_bytes, snapshot
 from ._torch_common import (
     FASTAI_IO,
     FASTAI_LR_FIND,
-    file_bytes,
     load_torch_file,
     scalar,
     single_file,
-    snapshot,
 )
 from .base import Integration
 

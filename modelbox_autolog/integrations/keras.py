@@ -34,6 +34,7 @@ from typing import Any
 
 from .._patching import Call, entered, in_group, safe, safe_method
 from .._run import Run, active_run, autorun, start_run
+from ._checkpoint_files import file_bytes, snapshot
 from .base import Integration
 
 KERAS_FIT = "keras-fit"
@@ -43,7 +44,6 @@ KERAS_LOAD = "keras-load"
 
 # Files up to this size are copied at once (cheap next to the save itself) so that a callback
 # overwriting the same path every epoch cannot race the exporter's copy.
-SNAPSHOT_LIMIT_BYTES = 64 * 1024 * 1024
 
 _FIT_PARAMS = ("epochs", "batch_size", "validation_split", "shuffle", "initial_epoch", "steps_per_epoch",
                "validation_steps", "validation_batch_size", "validation_freq")
@@ -131,30 +131,6 @@ def _callback_list_class() -> type:
     from keras.callbacks import CallbackList
 
     return CallbackList
-
-
-def _file_bytes(path: str) -> int | None:
-    try:
-        if os.path.isdir(path):
-            return sum(os.path.getsize(os.path.join(folder, name))
-                       for folder, _dirs, names in os.walk(path) for name in names)
-        return os.path.getsize(path)
-    except OSError:
-        return None
-
-
-def _snapshot(path: str, size: int | None) -> tuple[str, bool]:
-    """(file to log, staged): a private copy of small files, the path itself for big ones."""
-    if size is None or size > SNAPSHOT_LIMIT_BYTES:
-        return path, False
-    folder = tempfile.mkdtemp(prefix="modelbox-keras-ckpt-")
-    target = os.path.join(folder, os.path.basename(path) or "checkpoint")
-    try:
-        shutil.copyfile(path, target)
-    except OSError:
-        shutil.rmtree(folder, ignore_errors=True)
-        return path, False
-    return target, True
 
 
 def _path_of(value: Any) -> str | None:
@@ -624,19 +600,19 @@ class KerasIntegration(Integration):
     def _record_save(self, run: Run, model: Any, path: str, api: str, weights: bool, source: dict[str, Any] | None,
                      is_checkpoint: bool, started: float, duration: float) -> None:
         config = self.config
-        size = _file_bytes(path)
+        size = file_bytes(path)
         attrs = {"path": path, "bytes": size, "api": api, "weights_only": weights,
                  "source": (source or {}).get("source", "user"), **{k: v for k, v in (source or {}).items() if k != "source"}}
         run.log_event("checkpoint_saved", duration_s=duration, timestamp=started, **attrs)
         if not os.path.isfile(path):
             return  # a directory format: the event says where it is
         if not is_checkpoint and config.log_models:
-            file, staged = _snapshot(path, size)
+            file, staged = snapshot(path, size)
             run.log_model(file, name=_model_stem(path), framework="keras", _staged=staged,
                           metadata={"format": "keras" if path.endswith(".keras") else "h5", "saved_by": api,
                                     "path": path})
         elif config.log_checkpoints:
-            file, staged = _snapshot(path, size)
+            file, staged = snapshot(path, size)
             run.log_artifact(file, name=os.path.basename(path), kind="checkpoint", _staged=staged)
 
     # ------------------------------------------------------------------ loads
@@ -653,7 +629,7 @@ class KerasIntegration(Integration):
             model = call.instance if call.instance is not None else call.argument("model")
             if model is None:
                 model = result  # load_model returns the model
-            item = {"path": path, "bytes": _file_bytes(path), "api": api, "started": started, "duration_s": duration}
+            item = {"path": path, "bytes": file_bytes(path), "api": api, "started": started, "duration_s": duration}
             source = _save_source.get()
             if source is not None:
                 item["api"] = f"{source['source']}:{api}"

@@ -22,7 +22,8 @@ from typing import Any
 
 from .._patching import Call, in_group, safe_method
 from .._run import Run, active_run, autorun
-from ._torch_common import LIGHTNING_IO, file_bytes, scalar, single_file
+from ._checkpoint_files import file_bytes
+from ._torch_common import LIGHTNING_IO, scalar, single_file
 from .base import Integration
 
 LIGHTNING_FIT = "lightning-fit"

@@ -21,18 +21,17 @@ from typing import Any
 from .. import _run
 from .._context import global_rank, world_size
 from .._patching import Call, in_group, report_error
+from ._checkpoint_files import file_bytes, snapshot
 from ._torch_common import (
     FRAMEWORK_IO_GROUPS,
     MODEL_KINDS,
     QUIET_GROUPS,
     describe,
-    file_bytes,
     in_dataloader_worker,
     load_torch_file,
     model_name,
     scalar,
     single_file,
-    snapshot,
     target_of,
 )
 from .base import Integration
