@@ -11,13 +11,13 @@ import os
 import sys
 import tempfile
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import _config
 from .._patching import Call, entered, in_group
 from .._run import LoggedModel, Run, active_run, autorun, start_run
+from ._identity import WeakIdentityMap
 
 # ---------------------------------------------------------------------- arguments and params
 
@@ -209,38 +209,20 @@ def log_final_model(run: Run, save: Callable[[str], Any], filename: str, *, name
 
 
 class _Lineage:
-    """Which run trained a live model and which file or model it came from, keyed by identity
-    (CatBoost models define ``__eq__`` and are unhashable, so no WeakKeyDictionary)."""
+    """Which run trained a live model and which file or model it came from."""
 
     def __init__(self) -> None:
-        self._entries: dict[int, tuple[weakref.ref, Run | None, str | None]] = {}
-        self._lock = threading.Lock()
+        self._map = WeakIdentityMap()
 
     def remember(self, obj: Any, run: Run | None = None, source: str | None = None) -> None:
-        key = id(obj)
-        try:
-            ref = weakref.ref(obj, lambda _ref, key=key: self._forget(key, _ref))
-        except TypeError:
-            return  # not weak-referenceable: we keep no lineage rather than keep it alive
-        with self._lock:
-            previous = self._entries.get(key)
-            if previous is not None and previous[0]() is obj:
-                run = run or previous[1]
-                source = source or previous[2]
-            self._entries[key] = (ref, run, source)
+        previous = self._map.get(obj)
+        if previous is not None:
+            run = run or previous[0]
+            source = source or previous[1]
+        self._map.set(obj, (run, source))
 
     def recall(self, obj: Any) -> tuple[Run | None, str | None]:
-        with self._lock:
-            entry = self._entries.get(id(obj))
-        if entry is None or entry[0]() is not obj:
-            return None, None
-        return entry[1], entry[2]
-
-    def _forget(self, key: int, ref: weakref.ref) -> None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] is ref:
-                del self._entries[key]
+        return self._map.get(obj) or (None, None)
 
 
 lineage = _Lineage()

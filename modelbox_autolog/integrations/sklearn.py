@@ -52,6 +52,7 @@ from .._exporter import Deferred
 from .._records import Input, Metric, ModelFile, ModelRecord, new_id
 from .._run import NullRun, Run, active_run, autorun, start_run
 from .._values import to_attrs, to_key
+from ._identity import WeakIdentityMap
 from .base import Integration
 
 FIT_METHODS = ("fit", "fit_transform", "fit_predict", "partial_fit")
@@ -65,50 +66,9 @@ _subclass_depth: ContextVar[int] = ContextVar("modelbox_sklearn_subclass_depth",
 
 
 # ---------------------------------------------------------------------- identity registries
-class _WeakIdentityMap:
-    """object -> value, by identity, without keeping the object alive (estimators may define __eq__)."""
-
-    def __init__(self) -> None:
-        self._items: dict[int, tuple[weakref.ref, Any]] = {}
-        self._lock = threading.Lock()
-
-    def set(self, obj: Any, value: Any) -> None:
-        key = id(obj)
-
-        def forget(_ref: weakref.ref, key: int = key) -> None:
-            with self._lock:
-                entry = self._items.get(key)
-                if entry is not None and entry[0] is _ref:
-                    del self._items[key]
-
-        try:
-            ref = weakref.ref(obj, forget)
-        except TypeError:
-            return  # not weak-referenceable: no lineage for it
-        with self._lock:
-            self._items[key] = (ref, value)
-
-    def get(self, obj: Any) -> Any:
-        with self._lock:
-            entry = self._items.get(id(obj))
-        return entry[1] if entry is not None and entry[0]() is obj else None
-
-    def pop(self, obj: Any) -> Any:
-        with self._lock:
-            entry = self._items.get(id(obj))
-            if entry is None or entry[0]() is not obj:
-                return None
-            del self._items[id(obj)]
-        return entry[1]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-_fitted_by = _WeakIdentityMap()  # estimator -> Run that fitted it (lineage for joblib.dump)
-_loaded_from = _WeakIdentityMap()  # estimator -> (path, attrs) it was joblib.load-ed from
-_partial_runs = _WeakIdentityMap()  # estimator -> Run its partial_fit calls log into
+_fitted_by = WeakIdentityMap()  # estimator -> Run that fitted it (lineage for joblib.dump)
+_loaded_from = WeakIdentityMap()  # estimator -> (path, attrs) it was joblib.load-ed from
+_partial_runs = WeakIdentityMap()  # estimator -> Run its partial_fit calls log into
 
 
 def remember_fitted(estimator: Any, run: Run) -> None:
