@@ -20,7 +20,7 @@ def main() -> None:
         for epoch in range(5):
             with run.event("epoch", epoch=epoch):
                 losses = []
-                for step in range(20):
+                for _ in range(20):
                     x = random.uniform(-1, 1)
                     error = weight * x - 3 * x
                     weight -= 0.05 * error * x
