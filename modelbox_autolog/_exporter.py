@@ -20,6 +20,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin before 3.11
 from typing import Any
 
 from ._config import Config, testing_mode
@@ -298,7 +299,7 @@ class Exporter:
             try:
                 future.result(timeout=0.05)
                 return "ok"
-            except TimeoutError:
+            except FutureTimeout:
                 # A backend that is merely slower than the producer keeps its place (memory
                 # allows up to twice the capacity); one that stalls with the queue full, or
                 # a queue past twice its capacity, sends records to disk instead.
@@ -331,6 +332,7 @@ class Exporter:
             try:
                 self._backend.write(single)
                 self.stats["written"] += 1
+                _remove_staged(single)
             except BackendUnavailable:
                 self._to_journal(single)
                 self._mark_down()
@@ -380,7 +382,7 @@ class Exporter:
                 try:
                     replayed = future.result(timeout=0.05)
                     break
-                except TimeoutError:
+                except FutureTimeout:
                     if len(self.queue) > self.capacity:
                         self._spill_queue()
                     if self._past_deadline():
