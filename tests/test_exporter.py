@@ -201,3 +201,16 @@ def test_batches_respect_size_and_many_threads_logging(configured):
     assert mbx.flush(30)
     for r in configured.runs():
         assert [p.step for p in r.metrics("m")] == list(range(5000))
+
+
+def test_a_record_the_store_refuses_is_isolated_and_counted(configured):
+    with mbx.start_run() as run:
+        for i in range(10):
+            run.log_metric("fine", i)
+        run.log_metric("huge_step", 1.0, step=2**70)  # cannot be stored as a 64-bit step
+    assert mbx.flush(10) is False  # something was dropped, and flush says so
+    stored = configured.run(run.id)
+    assert len(stored.metrics("fine")) == 10 and stored.status == "finished"
+    exporter = _exporter.all_exporters()[0]
+    assert exporter.stats["dropped"] == 1
+    assert any("refused" in reason for reason in exporter.drop_reasons)
