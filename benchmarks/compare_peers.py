@@ -81,6 +81,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         record["calls"] = args.calls
         record.update(tool.manual(args.experiment, args.calls))
         record["per_call_us"] = record["log_s"] / args.calls * 1e6
+        record["per_point_stored_us"] = (record["log_s"] + record["store_s"]) / args.calls * 1e6
     else:
         from peers import trainers
 
@@ -211,7 +212,7 @@ def aggregate(records: list[dict[str, Any]], workloads: list[str]) -> dict[str, 
             failed = sum(1 for r in records if r["workload"] == workload and r["tool"] == tool and "error" in r)
             row: dict[str, Any] = {"tool": tool, "reps": len(ok), "failed": failed}
             if ok:
-                keys = ("per_call_us", "log_s", "store_s", "begin_s", "import_s") if workload == "manual" else (
+                keys = ("per_call_us", "per_point_stored_us", "log_s", "store_s", "begin_s", "import_s") if workload == "manual" else (
                     "train_s", "end_to_end_s", "begin_s", "store_s", "import_s", "setup_s")
                 for key in keys:
                     row[key] = _summary([r[key] for r in ok])
@@ -288,18 +289,19 @@ def table(results: dict[str, Any], reps: int) -> str:
             lines.append("| sklearn | wandb | n/a: W&B has no scikit-learn autologging | | | | | |")
     if "manual" in results:
         lines += ["", "Manual logging: `log_metric` calls on the training thread, then until everything is stored.", "",
-                  "| tool | calls | µs per call [min-max] | x ours | log s | until stored s | stored |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| tool | calls | µs per call [min-max] | x ours | log s | then until stored s "
+                  "| µs per stored point | stored |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in results["manual"]:
             if not row["reps"]:
-                lines.append(f"| {LABEL[row['tool']]} | failed | | | | | |")
+                lines.append(f"| {LABEL[row['tool']]} | failed | | | | | | |")
                 continue
             p = row["per_call_us"]
             note = " (fewer: ms per point)" if row["tool"].startswith("mlflow") else ""
             lines.append(
                 f"| {LABEL[row['tool']]} | {row['calls']:,}{note} | {p['median']:.2f} [{p['min']:.2f}-{p['max']:.2f}] "
                 f"| {row['per_call_vs_ours']:,.1f}x | {row['log_s']['median']:.3f} | {row['store_s']['median']:.3f} "
-                f"| {row['logged'].get('metric_points', 0):,}/{row['calls']:,} {'yes' if row['stored_all'] else 'NO'} |")
+                f"| {row['per_point_stored_us']['median']:,.2f} | {row['logged'].get('metric_points', 0):,}/{row['calls']:,} {'yes' if row['stored_all'] else 'NO'} |")
     return "\n".join(lines)
 
 
@@ -327,7 +329,10 @@ def chart(results: dict[str, Any], path: str, subtitle: str) -> None:
                 ys.append(row["train_ratio"])
                 lo.append(row["train_ratio"] - row["train_s"]["min"] / base)
                 hi.append(row["train_s"]["max"] / base - row["train_ratio"])
-            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, color=colors[tool], label=LABEL[tool])
+            bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, color=colors[tool], label=LABEL[tool])
+            for bar, value in zip(bars, ys, strict=True):
+                ax.annotate(f"{value:.2f}x", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
+                            fontsize=7, xytext=(0, 2), textcoords="offset points")
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.axhline(TARGET_RATIO, color="#2e7d32", linestyle="--", linewidth=0.8, label=f"target {TARGET_RATIO}x")
         ax.set_xticks(range(len(training)), training)
