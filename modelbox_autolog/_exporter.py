@@ -117,6 +117,7 @@ class Exporter:
         self._retry_at = 0.0
         self._backoff = BACKOFF_MIN_S
         self._stopping = False
+        self._busy = False
         self._deadline = float("inf")
         self._reported: set[str] = set()
 
@@ -251,12 +252,20 @@ class Exporter:
 
     def _drain(self) -> None:
         while self.queue:
-            records, markers = self._take(self.batch_size)
-            self._space.set()
-            if records:
-                batch = Batch(new_id(), self.writer, records, time.time())
-                self._deliver(batch)
-            self._settle(markers)
+            self._busy = True
+            try:
+                records, markers = self._take(self.batch_size)
+                self._space.set()
+                if records:
+                    batch = Batch(new_id(), self.writer, records, time.time())
+                    self._deliver(batch)
+                self._settle(markers)
+            finally:
+                self._busy = False
+
+    def settled(self) -> bool:
+        """Nothing queued, in flight or waiting in the journal: a reader sees everything logged."""
+        return not self.queue and not self._busy and not self._down and not self._journal.pending_records
 
     def _settle(self, markers: list[FlushMarker]) -> None:
         if not markers:

@@ -87,7 +87,7 @@ class Client:
         if self._store is None:
             self._store = open_store(self.uri)
         exporter = _exporters.get(self.uri)
-        if exporter is not None and exporter.queue:
+        if exporter is not None and not exporter.settled():
             exporter.flush(self._flush_timeout)  # read what this process has logged so far
         return self._store
 

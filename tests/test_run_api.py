@@ -249,3 +249,11 @@ def test_sigterm_marks_runs_killed_and_keeps_what_was_logged(store_uri, client, 
     (run,) = client.runs()
     assert run.status == "killed"
     assert len(run.metrics("m")) == 100
+
+
+def test_client_reads_its_own_writes_without_an_explicit_flush(configured):
+    for attempt in range(20):
+        with mbx.start_run(name=f"r{attempt}") as run:
+            for i in range(3000):
+                run.log_metric("m", i)
+        assert len(configured.run(run.id).metrics("m")) == 3000
