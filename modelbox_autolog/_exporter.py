@@ -181,6 +181,14 @@ class Exporter:
         self._wake.set()
         self._thread.join(timeout + 1.0)
         self._close_backend()
+        if not self._thread.is_alive():
+            # Stopped, not dead: a record logged after shutdown() starts a fresh thread, and
+            # the exit handler will flush it too.
+            self._backend = None
+            self._thread = None
+            self._stopping = False
+            self._deadline = float("inf")
+            self.wake_at = 0
 
     def _close_backend(self) -> None:
         if self._backend is not None:
@@ -501,8 +509,6 @@ def shutdown_all(timeout: float) -> None:
     deadline = time.monotonic() + timeout
     for exporter in all_exporters():
         exporter.shutdown(max(0.0, deadline - time.monotonic()))
-    with _registry_lock:
-        _exporters.clear()
 
 
 def _after_fork_in_child() -> None:

@@ -64,4 +64,6 @@ def reset(timeout: float = 10.0) -> None:
     for run in _run.open_runs():
         run.end("finished")
     _exporter.shutdown_all(timeout)
+    with _exporter._registry_lock:
+        _exporter._exporters.clear()  # a clean slate: the next run opens its backend afresh
     _config.set_current(_config.build_config())

@@ -257,3 +257,15 @@ def test_client_reads_its_own_writes_without_an_explicit_flush(configured):
             for i in range(3000):
                 run.log_metric("m", i)
         assert len(configured.run(run.id).metrics("m")) == 3000
+
+
+def test_logging_after_shutdown_is_not_lost(configured):
+    with mbx.start_run(name="before") as run:
+        run.log_metric("m", 1.0)
+    mbx.shutdown()
+    run.log_metric("m", 2.0)  # an ended run still accepts records; the exporter restarts
+    with mbx.start_run(name="after") as later:
+        later.log_metric("n", 3.0)
+    assert mbx.flush(10)
+    assert [p.value for p in configured.run(run.id).metrics("m")] == [1.0, 2.0]
+    assert [p.value for p in configured.run(later.id).metrics("n")] == [3.0]
