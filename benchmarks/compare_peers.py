@@ -313,7 +313,8 @@ def chart(results: dict[str, Any], path: str, subtitle: str) -> None:
 
     colors = {"none": "#9e9e9e", "modelbox": "#2e7d32", "mlflow": "#1565c0", "wandb": "#f9a825",
               "mlflow-sync": "#1565c0", "mlflow-async": "#64b5f6"}
-    training = [w for w in results if w != "manual"]
+    training = [w for w in results if w != "manual"
+                and any(r["tool"] == "none" and r["reps"] for r in results[w])]
     fig, axes = plt.subplots(1, 2 if "manual" in results else 1, figsize=(13, 4.8), squeeze=False)
     if training:
         ax = axes[0][0]
@@ -330,9 +331,9 @@ def chart(results: dict[str, Any], path: str, subtitle: str) -> None:
                 lo.append(row["train_ratio"] - row["train_s"]["min"] / base)
                 hi.append(row["train_s"]["max"] / base - row["train_ratio"])
             bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, color=colors[tool], label=LABEL[tool])
-            for bar, value in zip(bars, ys, strict=True):
-                ax.annotate(f"{value:.2f}x", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
-                            fontsize=7, xytext=(0, 2), textcoords="offset points")
+            for bar, value, up in zip(bars, ys, hi, strict=True):  # above the error bar
+                ax.annotate(f"{value:.2f}x", (bar.get_x() + bar.get_width() / 2, value + up), ha="center",
+                            va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.axhline(TARGET_RATIO, color="#2e7d32", linestyle="--", linewidth=0.8, label=f"target {TARGET_RATIO}x")
         ax.set_xticks(range(len(training)), training)
@@ -349,8 +350,9 @@ def chart(results: dict[str, Any], path: str, subtitle: str) -> None:
         bars = ax.bar([LABEL[r["tool"]] for r in rows], ys, color=[colors[r["tool"]] for r in rows],
                       yerr=[[r["per_call_us"]["median"] - r["per_call_us"]["min"] for r in rows],
                             [r["per_call_us"]["max"] - r["per_call_us"]["median"] for r in rows]], capsize=3)
-        for bar, value in zip(bars, ys, strict=True):
-            ax.annotate(f"{value:,.1f} µs", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
+        for bar, value, row in zip(bars, ys, rows, strict=True):
+            top = row["per_call_us"]["max"]
+            ax.annotate(f"{value:,.1f} µs", (bar.get_x() + bar.get_width() / 2, top), ha="center", va="bottom",
                         fontsize=8, xytext=(0, 3), textcoords="offset points")
         ax.set_yscale("log")
         ax.set_ylabel("µs per log_metric call (log scale)")
@@ -372,6 +374,12 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return info
+
+
+def _subtitle(report: dict[str, Any]) -> str:
+    info = report["machine"]
+    return (f"{info.get('cpu', '')}, {info['cpus']} cpus, load {info['load_average'][0]:.1f}; "
+            f"{report['mode']} run, {report['reps']} reps, {report['date']}")
 
 
 def drive(args: argparse.Namespace) -> int:
@@ -431,9 +439,7 @@ def drive(args: argparse.Namespace) -> int:
     stem = "peers" if args.full else "peers-quick"
     with open(os.path.join(RESULTS, f"{stem}.json"), "w") as handle:
         json.dump(report, handle, indent=2)
-    subtitle = (f"{info.get('cpu', '')}, {info['cpus']} cpus, load {info['load_average'][0]:.1f}; "
-                f"{report['mode']} run, {reps} reps, {report['date']}")
-    chart(results, os.path.join(RESULTS, f"{stem}.png"), subtitle)
+    chart(results, os.path.join(RESULTS, f"{stem}.png"), _subtitle(report))
     print()
     print(text)
     print()
@@ -463,7 +469,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--replot", action="store_true", help="redraw the PNG from the saved JSON only")
     args = parser.parse_args(argv)
+    if args.replot:
+        stem = os.path.join(RESULTS, "peers" if args.full else "peers-quick")
+        with open(f"{stem}.json") as handle:
+            report = json.load(handle)
+        chart(report["results"], f"{stem}.png", _subtitle(report))
+        return 0
     if args.worker:
         record = worker(args)
         with open(args.result, "w") as handle:
