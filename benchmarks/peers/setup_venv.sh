@@ -25,7 +25,8 @@ shared="$("$MAIN/bin/python" -c 'import sysconfig; print(sysconfig.get_path("pur
 own="$("$PEERS/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 printf '%s\n' "$shared" > "$own/modelbox-shared-frameworks.pth"
 
-if [ -f "$STAMP" ] && [ "$STAMP" -nt "$REQ" ] && [ "$STAMP" -nt "$ROOT/pyproject.toml" ]; then
+if [ -f "$STAMP" ] && [ "$STAMP" -nt "$REQ" ] && [ "$STAMP" -nt "$ROOT/pyproject.toml" ] \
+        && [ "$STAMP" -nt "$ROOT/constraints.txt" ]; then
     exit 0
 fi
 pip_install() {
