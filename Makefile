@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.modelbox-installed
 
-.PHONY: demo test lint bench bench-peers setup clean proto
+.PHONY: demo test lint bench bench-peers peers-setup setup clean proto
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,21 @@ lint: $(STAMP)
 proto: $(STAMP)
 	$(PY) -m modelbox_autolog.proto.generate
 
-bench: $(STAMP)
+# Benchmarks: the core's targets, then the side-by-side comparison with MLflow and W&B, which
+# runs in its own virtualenv (.venv-peers: mlflow and wandb beside this project's frameworks).
+PEERS_VENV ?= .venv-peers
+PEERS_PY := $(PEERS_VENV)/bin/python
+PEERS_ARGS ?=
+
+peers-setup: $(STAMP)
+	MODELBOX_MAIN_VENV=$(abspath $(VENV)) MODELBOX_PEERS_VENV=$(abspath $(PEERS_VENV)) bash benchmarks/peers/setup_venv.sh
+
+bench: peers-setup
 	$(PY) benchmarks/bench_hotpath.py
+	$(PEERS_PY) benchmarks/compare_peers.py --full
+
+bench-peers: peers-setup
+	$(PEERS_PY) benchmarks/compare_peers.py $(PEERS_ARGS)
 
 clean:
-	rm -rf $(VENV) modelbox-runs .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(PEERS_VENV) modelbox-runs .pytest_cache build *.egg-info
