@@ -65,17 +65,46 @@ def _git_info_once(path: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def installed_packages() -> dict[str, str]:
-    from importlib.metadata import distributions
+    """name -> version of every installed distribution.
 
+    Read from folder names (``NAME-VERSION.dist-info``) and, for ``.egg-info`` folders, the
+    two header lines of PKG-INFO: a directory listing, where parsing every METADATA file
+    costs ~0.3 s of CPU in a large environment.
+    """
     packages: dict[str, str] = {}
-    for dist in distributions():
+    for entry in sys.path:
+        folder = entry or "."
         try:
-            name = dist.metadata["Name"]
-        except Exception:
+            names = os.listdir(folder)
+        except OSError:
             continue
-        if name:
-            packages[name.lower()] = dist.version
+        for name in names:
+            if name.endswith(".dist-info"):
+                dist_name, _, version = name[: -len(".dist-info")].partition("-")
+            elif name.endswith(".egg-info"):
+                dist_name, version = _egg_info(os.path.join(folder, name))
+            else:
+                continue
+            if dist_name and version:
+                packages.setdefault(dist_name.lower().replace("_", "-"), version)
     return dict(sorted(packages.items()))
+
+
+def _egg_info(path: str) -> tuple[str, str]:
+    info = os.path.join(path, "PKG-INFO") if os.path.isdir(path) else path
+    name = version = ""
+    try:
+        with open(info, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("Name:"):
+                    name = line[5:].strip()
+                elif line.startswith("Version:"):
+                    version = line[8:].strip()
+                if (name and version) or not line.strip():
+                    break
+    except OSError:
+        pass
+    return name, version
 
 
 def script_dir() -> str:

@@ -70,6 +70,7 @@ class _IoWorker:
         return future
 
     def _run(self) -> None:
+        _lower_priority()
         while True:
             self._ready.wait()
             self._ready.clear()
@@ -199,6 +200,7 @@ class Exporter:
 
     # ------------------------------------------------------------------ exporter thread
     def _loop(self) -> None:
+        _lower_priority()
         self._io = _IoWorker("modelbox-io")
         self._open_backend()
         if self._backend is not None and self._journal.segments():
@@ -460,6 +462,14 @@ class Exporter:
         # Release anyone still waiting in flush(): nothing more will happen.
         for marker in self._journal_markers:
             marker.done.set()
+
+
+def _lower_priority() -> None:
+    """Let the OS prefer the training threads: ours are background work (Linux: per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
 
 
 def _remove_staged(batch: Batch) -> None:
