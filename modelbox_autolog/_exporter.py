@@ -153,9 +153,9 @@ class Exporter:
             self._ensure_started()
         if not self._wake.is_set():
             self._wake.set()
-        if len(self.queue) > 4 * self.capacity and threading.current_thread() is not self._thread:
+        if len(self.queue) > 6 * self.capacity and threading.current_thread() is not self._thread:
             # Last-resort back-pressure, bounded: the exporter spills to disk long before this
-            # (at 1-2x capacity); only a disk slower than the training loop gets here. Wait a
+            # (at 1-4x capacity); only a disk slower than the training loop gets here. Wait a
             # moment for it, then carry on regardless: memory grows rather than data lost.
             self.stats["waits"] += 1
             self._space.clear()
@@ -319,12 +319,12 @@ class Exporter:
                 future.result(timeout=0.05)
                 return "ok"
             except FutureTimeout:
-                # A backend that is merely slower than the producer keeps its place (memory
-                # allows up to twice the capacity); one that stalls with the queue full, or
-                # a queue past twice its capacity, sends records to disk instead.
+                # A backend that is merely slower than a burst keeps its place (memory allows up
+                # to four times the capacity, ~170 MB of points); one that stalls with the queue
+                # full, or a queue past that, sends records to disk instead.
                 backlog = len(self.queue)
                 stalled = backlog > self.capacity and time.monotonic() - started > STALL_S
-                if stalled or backlog > 2 * self.capacity or self._past_deadline():
+                if stalled or backlog > 4 * self.capacity or self._past_deadline():
                     # The backend is too slow for the load: this batch and what follows go to the
                     # journal, in order. If the slow write lands after all, replay skips it.
                     self._report("slow", f"backend {self.uri} is slow; spilling to the journal {self._journal.path}")
