@@ -6,13 +6,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import Client, RunView
+    from .entities import ChangeEvent, Experiment, MetricPoint, ModelInfo
 
 from ._autolog import autolog, enabled_integrations
 from ._run import LoggedModel, NullRun, Run, active_run, flush, shutdown, start_run
 from .backends import BackendError, NotFound
-from .client import Client, RunView
-from .entities import ChangeEvent, Experiment, MetricPoint, ModelInfo
+
+_LAZY = {  # read-side names, imported on first use so that `import` + `autolog()` stay cheap
+    "Client": "client", "RunView": "client",
+    "ChangeEvent": "entities", "Experiment": "entities", "MetricPoint": "entities", "ModelInfo": "entities",
+}
 
 __version__ = "0.1.0"
 
@@ -24,9 +31,13 @@ def stats() -> dict[str, dict[str, int]]:
     return {e.uri: dict(e.stats) for e in all_exporters()}
 
 
-def __getattr__(name: str) -> Any:  # lazy submodules: mbx.testing, mbx.integrations
+def __getattr__(name: str) -> Any:  # lazy names and submodules: mbx.Client, mbx.testing...
     import importlib
 
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
     if name in ("testing", "integrations", "plots", "cli"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'modelbox_autolog' has no attribute {name!r}")
