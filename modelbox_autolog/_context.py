@@ -114,7 +114,16 @@ def script_dir() -> str:
 
 
 def capture_environment() -> dict[str, Any]:
-    """Slow-ish (imports metadata, runs git): call it on the exporter thread, not in a fit."""
+    """Slow-ish the first time (lists packages, runs git): call it on the exporter thread.
+
+    What cannot change during a process is computed once; the rank is read each time (a
+    process joins its distributed group after start-up).
+    """
+    return {**_process_environment(), "rank": global_rank(), "world_size": world_size()}
+
+
+@lru_cache(maxsize=1)
+def _process_environment() -> dict[str, Any]:
     import platform
 
     started = time.perf_counter()
@@ -129,8 +138,6 @@ def capture_environment() -> dict[str, Any]:
         "argv": list(sys.argv),
         "cwd": os.getcwd(),
         "executable": sys.executable,
-        "rank": global_rank(),
-        "world_size": world_size(),
         "packages": installed_packages(),
     }
     git = _git_info_once(script_dir())

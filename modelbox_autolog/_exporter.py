@@ -32,6 +32,7 @@ log = logging.getLogger("modelbox_autolog")
 JOURNAL_CHUNK = 1024  # records per journal line: each JSON encode holds the GIL well under 1 ms
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.1, 5.0
 STALL_S = 0.5  # a backend write in flight this long, with the queue full, counts as stalled
+BACKGROUND_MAX_WAIT_S = 2.0  # background work never waits longer than this for training to pause
 
 
 class FlushMarker:
@@ -46,12 +47,20 @@ class FlushMarker:
 
 
 class Deferred:
-    """Work to do on the exporter thread that yields records (e.g. capturing the environment)."""
+    """Work to do on the exporter thread that yields records (e.g. capturing the environment).
 
-    __slots__ = ("produce",)
+    ``background=True``: heavy work (training metrics, serialising a model file) that waits,
+    up to ``BACKGROUND_MAX_WAIT_S``, while an instrumented fit is running anywhere in the
+    process, so it competes with training for neither the GIL nor a core. It always runs
+    before a ``flush`` that follows it completes, and at shutdown.
+    """
 
-    def __init__(self, produce: Callable[[], list[Any]]) -> None:
+    __slots__ = ("produce", "background", "since")
+
+    def __init__(self, produce: Callable[[], list[Any]], background: bool = False) -> None:
         self.produce = produce
+        self.background = background
+        self.since = time.monotonic()
 
 
 class _IoWorker:
@@ -119,6 +128,7 @@ class Exporter:
         self._backoff = BACKOFF_MIN_S
         self._stopping = False
         self._busy = False
+        self._waiting: list[Deferred] = []  # background work held back while fits run
         self._deadline = float("inf")
         self._reported: set[str] = set()
 
@@ -215,7 +225,7 @@ class Exporter:
             if self._down and time.monotonic() >= self._retry_at:
                 self._recover()
             self._drain()
-            if self._stopping and not self.queue:
+            if self._stopping and not self.queue and not self._waiting:
                 break
         if self._down and not self._past_deadline():
             self._recover()
@@ -252,30 +262,53 @@ class Exporter:
             elif cls is FlushMarker:
                 markers.append(item)
             elif cls is Deferred:
-                try:
-                    records.extend(item.produce())
-                except Exception as exc:
-                    self._report("deferred", f"could not produce records: {exc!r}")
+                if item.background:
+                    self._waiting.append(item)
+                else:
+                    records.extend(self._produce(item))
             else:
                 records.append(item)
         return records, markers
 
+    def _produce(self, item: Deferred) -> list[Any]:
+        try:
+            return list(item.produce())
+        except Exception as exc:
+            self._report("deferred", f"could not produce records: {exc!r}")
+            return []
+
+    def _run_waiting(self, force: bool) -> list[Any]:
+        """Background work that may run now: all of it if forced or no fit is running, else the overdue."""
+        if not self._waiting:
+            return []
+        if force or self._stopping or not _patching_busy():
+            ready, self._waiting = self._waiting, []
+        else:
+            limit = time.monotonic() - BACKGROUND_MAX_WAIT_S
+            ready = [item for item in self._waiting if item.since <= limit]
+            self._waiting = [item for item in self._waiting if item.since > limit]
+        return [record for item in ready for record in self._produce(item)]
+
     def _drain(self) -> None:
-        while self.queue:
-            self._busy = True
-            try:
-                records, markers = self._take(self.batch_size)
+        self._busy = True
+        try:
+            while True:
+                records, markers = self._take(self.batch_size) if self.queue else ([], [])
                 self._space.set()
+                records.extend(self._run_waiting(force=bool(markers)))  # a flush waits for it
                 if records:
                     batch = Batch(new_id(), self.writer, records, time.time())
                     self._deliver(batch)
                 self._settle(markers)
-            finally:
-                self._busy = False
+                if not self.queue:
+                    break
+        finally:
+            self._busy = False
 
     def settled(self) -> bool:
         """Nothing queued, in flight or waiting in the journal: a reader sees everything logged."""
-        return not self.queue and not self._busy and not self._down and not self._journal.pending_records
+        return (not self.queue and not self._busy and not self._waiting and not self._down
+                and not self._journal.pending_records)
 
     def _settle(self, markers: list[FlushMarker]) -> None:
         if not markers:
@@ -462,6 +495,12 @@ class Exporter:
         # Release anyone still waiting in flush(): nothing more will happen.
         for marker in self._journal_markers:
             marker.done.set()
+
+
+def _patching_busy() -> bool:
+    from ._patching import calls_in_progress
+
+    return calls_in_progress() > 0
 
 
 def _lower_priority() -> None:

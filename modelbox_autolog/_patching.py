@@ -105,6 +105,14 @@ def entered(group: str) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------- calls
+_in_progress = [0]  # instrumented calls running now, in any thread (for background work to wait)
+_in_progress_lock = threading.Lock()
+
+
+def calls_in_progress() -> int:
+    return _in_progress[0]
+
+
 class Call:
     """The intercepted call, as the hook sees it."""
 
@@ -177,9 +185,17 @@ def _call_with_hook(site: str, group: str | None, hook: Hook, wrapped: Callable[
         report_error(site, exc)
 
     token = _active_groups.set((*_active_groups.get(), group)) if group is not None else None
+    counted = gen is not None
+    if counted:
+        with _in_progress_lock:
+            _in_progress[0] += 1
     try:
         result = wrapped(*call_args, **call_kwargs)
     except BaseException as user_exc:
+        if counted:
+            counted = False
+            with _in_progress_lock:
+                _in_progress[0] -= 1
         if token is not None:
             _active_groups.reset(token)
             token = None
@@ -187,6 +203,9 @@ def _call_with_hook(site: str, group: str | None, hook: Hook, wrapped: Callable[
             _throw_into(site, gen, user_exc)
         raise
     finally:
+        if counted:
+            with _in_progress_lock:
+                _in_progress[0] -= 1
         if token is not None:
             _active_groups.reset(token)
 

@@ -72,8 +72,20 @@ def safe_repr(value: Any) -> str:
         return f"<unrepresentable {type(value).__name__}: {exc!r}>"
 
 
+_encode_str = json.encoder.encode_basestring  # C implementation, no encoder object per call
+
+
 def to_param_text(value: Any) -> str:
     """JSON text of a param value; non-JSON values become the JSON string of their repr."""
+    cls = type(value)  # fast paths for the common scalars: a fit logs dozens of these
+    if cls is str and len(value) <= MAX_PARAM_CHARS:
+        return _encode_str(value)
+    if cls is int:
+        return str(value)
+    if cls is bool or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    if cls is float and math.isfinite(value):
+        return repr(value)
     if isinstance(value, str) and len(value) > MAX_PARAM_CHARS:  # cut before encoding: cheap for 10 MB
         return json.dumps(value[:MAX_PARAM_CHARS] + f"...<truncated {len(value)} chars>", ensure_ascii=False)
     try:

@@ -508,7 +508,7 @@ class SklearnIntegration(Integration):
             budget = float(self.option("metric_time_budget_s", 1.0))
             producers.append(_metrics_producer(run.id, lambda: pickle.loads(data), *sample, budget,
                                                unchanged=_unchanged_check(X, fingerprint)))
-        run._submit(Deferred(lambda: [record for produce in producers for record in produce()]))
+        run._submit(Deferred(lambda: [record for produce in producers for record in produce()], background=True))
 
     # ------------------------------------------------------------------ partial_fit
     def _partial_fit_hook(self, call: _patching.Call) -> Iterator[Any]:
