@@ -152,6 +152,7 @@ def autolog(
 
     check_uri(config.backend)
     _config.set_current(config)
+    _warm_up(config)
 
     _watch(selected)
     if names is None:
@@ -176,6 +177,16 @@ def _watch_third_party() -> None:
         _watch(s for name, s in _third_party_specs().items() if name not in SPECS)
     except Exception as exc:
         _patching.safe("plugins", _patching.report_error, "plugins", exc)
+
+
+def _warm_up(config: _config.Config) -> None:
+    """Open the default backend on the exporter thread now, so the first fit does not pay for it."""
+    from ._exporter import exporter_for
+    from ._run import is_logging_process
+    from .backends import canonical_uri
+
+    if is_logging_process(config):
+        _patching.safe("warm-up", lambda: exporter_for(canonical_uri(config.backend), config).warm_up(config.capture_env))
 
 
 def _load_class_quietly(spec: Spec) -> type[Integration] | None:

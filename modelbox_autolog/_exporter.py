@@ -141,6 +141,12 @@ class Exporter:
                 self._thread = threading.Thread(target=self._loop, name="modelbox-exporter", daemon=True)
                 self._thread.start()
 
+    def warm_up(self, capture_env: bool) -> None:
+        """Start the thread now (autolog() calls this): the backend is opened, its schema made
+        and the environment read before the first fit, not during it."""
+        self._warm_env = capture_env
+        self._ensure_started()
+
     def after_fork_in_child(self) -> None:
         """A forked child (e.g. a DataLoader worker) starts empty: the parent exports its own records."""
         if self._backend is not None:
@@ -213,6 +219,13 @@ class Exporter:
         _lower_priority()
         self._io = _IoWorker("modelbox-io")
         self._open_backend()
+        if getattr(self, "_warm_env", False):
+            from ._context import capture_environment
+
+            try:
+                capture_environment()  # cached per process: later runs get it for free
+            except Exception as exc:
+                self._report("env", f"environment capture failed: {exc!r}")
         if self._backend is not None and self._journal.segments():
             self._recover()  # leftovers of earlier processes writing to this backend
         while True:

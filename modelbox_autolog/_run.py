@@ -298,7 +298,7 @@ class Run:
             from ._context import capture_environment
 
             run_id = self.id
-            self._submit(Deferred(lambda: [RunUpdate(run_id, env=capture_environment())]))
+            self._submit(Deferred(lambda: [RunUpdate(run_id, env=capture_environment())], background=True))
         if self.config.capture_console and self.parent_run_id is None:
             from ._console import ConsoleCapture
 
