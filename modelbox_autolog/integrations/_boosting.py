@@ -289,3 +289,19 @@ def record_load(model: Any, target: Any, framework: str) -> None:
     run = active_run()
     if run is not None and _config.current().log_checkpoints:
         run.log_input(path, kind="model", framework=framework)
+
+
+def wrapper_fit(call: Call, framework: str, group: str, log_models: bool,
+                log_wrapper: Any, booster_of: Any) -> Any:
+    """The call hook of a scikit-learn wrapper's ``fit``: one run (or a child run inside a
+    meta-estimator), the estimator's params, and the fitted wrapper as the Model."""
+    where = placement(group)
+    if where == SKIP:
+        return
+    estimator = call.instance
+    with training_run(framework, type(estimator).__name__, where) as run:
+        run.log_params(estimator_params(estimator))
+        with sklearn_internals_quiet():
+            yield None
+        logged = log_wrapper(run, estimator) if where == TOP and log_models else None
+        remember_trained(run, logged, estimator, booster_of(estimator))

@@ -126,16 +126,8 @@ class LightGBMIntegration(Integration):
                 run.log_metric("best_iteration", best)
 
     def _fit_hook(self, call: Call):
-        where = boosting.placement(FIT_GROUP)
-        if where == boosting.SKIP:
-            return
-        estimator = call.instance
-        with boosting.training_run(FRAMEWORK, type(estimator).__name__, where) as run:
-            run.log_params(boosting.estimator_params(estimator))
-            with boosting.sklearn_internals_quiet():
-                yield None
-            logged = self._log_wrapper(run, estimator) if where == boosting.TOP and self.config.log_models else None
-            boosting.remember_trained(run, logged, estimator, estimator.booster_)
+        return boosting.wrapper_fit(call, FRAMEWORK, FIT_GROUP, self.config.log_models, self._log_wrapper,
+                                    lambda estimator: estimator.booster_)
 
     def _log_outcome(self, run: Run, booster: Any) -> None:
         best_iteration = getattr(booster, "best_iteration", 0) or 0

@@ -111,16 +111,8 @@ class XGBoostIntegration(Integration):
                 boosting.remember_trained(run, logged, booster)
 
     def _fit_hook(self, call: Call):
-        where = boosting.placement(FIT_GROUP)
-        if where == boosting.SKIP:
-            return
-        estimator = call.instance
-        with boosting.training_run(FRAMEWORK, type(estimator).__name__, where) as run:
-            run.log_params(boosting.estimator_params(estimator))
-            with boosting.sklearn_internals_quiet():
-                yield None
-            logged = self._log_wrapper(run, estimator) if where == boosting.TOP and self.config.log_models else None
-            boosting.remember_trained(run, logged, estimator, estimator.get_booster())
+        return boosting.wrapper_fit(call, FRAMEWORK, FIT_GROUP, self.config.log_models, self._log_wrapper,
+                                    lambda estimator: estimator.get_booster())
 
     def _log_outcome(self, run: Run, booster: Any, params: dict[str, Any]) -> None:
         best_iteration = booster.attr("best_iteration")
