@@ -161,11 +161,27 @@ class SQLiteStore(Backend, Store):
         self._series: dict[tuple[str, str], int] = {}
         try:
             self._conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-            self._prepare()
+            self._prepare_when_free()
         except sqlite3.DatabaseError as exc:
             raise BackendError(f"{self.path} is not a usable ModelBox store: {exc}") from exc
 
     # ---------------------------------------------------------------- setup
+    def _prepare_when_free(self, budget_s: float = 15.0) -> None:
+        """Set up the connection, retrying while another connection is creating the same new
+        store (switching to WAL and creating tables can answer "locked" without waiting)."""
+        deadline = time.monotonic() + budget_s
+        delay = 0.01
+        while True:
+            try:
+                self._prepare()
+                return
+            except sqlite3.OperationalError as exc:
+                text = str(exc).lower()
+                if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+
     def _prepare(self) -> None:
         conn = self._conn
         if self.path != ":memory:":
@@ -186,7 +202,12 @@ class SQLiteStore(Backend, Store):
                 known = conn.execute("SELECT count(*) FROM sqlite_master WHERE name='runs'").fetchone()[0]
                 if not known:
                     raise BackendError(f"{self.path} is a SQLite database of something else, not a ModelBox store")
-            conn.executescript("BEGIN;" + SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+            try:
+                conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     def store(self) -> SQLiteStore:
         return self
