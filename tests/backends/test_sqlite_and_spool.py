@@ -122,3 +122,24 @@ def test_torn_last_line_of_a_spool_is_ignored(tmp_path, store_uri):
     with open(path, "a") as handle:
         handle.write('{"v":1,"id":"half')  # a writer died mid-line
     assert replay(str(spool), open_backend(store_uri)) == 1
+
+
+def test_a_new_store_opened_by_several_connections_at_once(tmp_path):
+    import threading
+
+    errors: list[str] = []
+    for attempt in range(15):
+        uri = f"sqlite:///{tmp_path}/race{attempt}/modelbox.db"
+
+        def open_store(uri: str = uri) -> None:
+            try:
+                SQLiteStore(uri).runs()
+            except Exception as exc:  # collected: the assertion below shows them
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=open_store) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
