@@ -114,7 +114,8 @@ class PyTorchIntegration(Integration):
             return run
 
     def _open_process_run(self) -> _run.Run:
-        run = _run.start_run(tags={"framework": "pytorch", "autolog": "true", "scope": "process"}, _auto=True)
+        run = _run.start_run(name="pytorch-process", tags={"framework": "pytorch", "autolog": "true", "scope": "process"},
+                             _auto=True)
         # Keep it out of the context's run stack: a later fit of any framework opens its own run.
         if run._token is not None:
             try:
