@@ -185,8 +185,11 @@ def _warm_up(config: _config.Config) -> None:
     from ._run import is_logging_process
     from .backends import canonical_uri
 
-    if is_logging_process(config):
+    def warm() -> None:
         _patching.safe("warm-up", lambda: exporter_for(canonical_uri(config.backend), config).warm_up(config.capture_env))
+
+    if is_logging_process(config):  # even creating the exporter costs ms: not on the caller's thread
+        threading.Thread(target=warm, name="modelbox-warm-up", daemon=True).start()
 
 
 def _load_class_quietly(spec: Spec) -> type[Integration] | None:

@@ -138,8 +138,9 @@ class Exporter:
         with self._start_lock:
             if self._thread is None:
                 self.wake_at = self.batch_size
-                self._thread = threading.Thread(target=self._loop, name="modelbox-exporter", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._loop, name="modelbox-exporter", daemon=True)
+                thread.start()
+                self._thread = thread  # published only once started: shutdown() may join it at once
 
     def warm_up(self, capture_env: bool) -> None:
         """Start the thread now (autolog() calls this): the backend is opened, its schema made
@@ -193,12 +194,16 @@ class Exporter:
                 self._close_backend()
                 return
             self._ensure_started()
+        with self._start_lock:
+            thread = self._thread
+        if thread is None:
+            return
         self._deadline = time.monotonic() + max(0.0, timeout)
         self._stopping = True
         self._wake.set()
-        self._thread.join(timeout + 1.0)
+        thread.join(timeout + 1.0)
         self._close_backend()
-        if not self._thread.is_alive():
+        if not thread.is_alive():
             # Stopped, not dead: a record logged after shutdown() starts a fresh thread, and
             # the exit handler will flush it too.
             self._backend = None
