@@ -23,7 +23,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin before 3.11
 from typing import Any
 
-from ._config import Config, testing_mode
+from ._config import Config
 from ._records import Batch, new_id
 from .backends import Backend, BackendError, BackendUnavailable, open_backend
 
@@ -117,7 +117,6 @@ class Exporter:
         self._thread: threading.Thread | None = None
         self._io: _IoWorker | None = None
         self._backend: Backend | None = None
-        self._backend_error: str | None = None
         from ._journal import Journal  # imported when first needed: keeps `import` cheap
 
         self._journal = Journal(self.config.journal_dir, self.uri, self.writer)
@@ -255,10 +254,8 @@ class Exporter:
             return True
         try:
             self._backend = open_backend(self.uri)
-            self._backend_error = None
             return True
         except Exception as exc:  # bad path, server gone: keep everything in the journal
-            self._backend_error = str(exc)
             self._report("open", f"cannot open backend {self.uri}: {exc}; records are kept in {self._journal.path}")
             self._mark_down()
             return False
@@ -389,8 +386,6 @@ class Exporter:
                 self._report("rejected", f"backend {self.uri} refused a batch ({exc}); retrying record by record")
                 return "rejected"
             except Exception as exc:
-                if testing_mode():
-                    self._report("bug", f"unexpected error writing to {self.uri}: {exc!r}")
                 self._report("rejected", f"unexpected error writing to {self.uri}: {exc!r}; retrying record by record")
                 return "rejected"
 

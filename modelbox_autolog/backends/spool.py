@@ -18,15 +18,13 @@ from .base import Backend, BackendError, BackendUnavailable, Store
 from .files import copy_file, safe_relpath
 from .uris import spool_dir
 
-dir_from_uri = spool_dir
-
 
 class SpoolBackend(Backend):
     scheme = "file"
 
     def __init__(self, uri: str, *, directory: str | None = None, copy_files: bool = True) -> None:
         super().__init__(uri)
-        self.directory = os.path.abspath(directory or dir_from_uri(uri))
+        self.directory = os.path.abspath(directory or spool_dir(uri))
         self.copy_files = copy_files
         try:
             os.makedirs(self.directory, exist_ok=True)

@@ -182,14 +182,19 @@ class PyTorchIntegration(Integration):
             raise
         self.record_load(result, f, perf_counter() - t0, started, api)
 
+    @staticmethod
+    def _io_facts(obj: Any, f: Any) -> tuple[str, dict[str, Any], str | None, bool, int | None]:
+        """(object kind, its attributes, path, whether ``f`` was a path, file size) of a save or load."""
+        kind, attrs = describe(obj)
+        path, is_path = target_of(f)
+        return kind, attrs, path, is_path, file_bytes(path) if is_path else None
+
     def record_save(self, obj: Any, f: Any, duration: float, started: float, api: str) -> None:
         """One save: an event, and the file as a model (weights) or a checkpoint artifact."""
         run = self._target_run()
         if run is None:
             return
-        kind, attrs = describe(obj)
-        path, is_path = target_of(f)
-        size = file_bytes(path) if is_path else None
+        kind, attrs, path, is_path, size = self._io_facts(obj, f)
         config = self.config
         if config.log_checkpoints:
             run.log_event("checkpoint_saved", duration_s=duration, timestamp=started,
@@ -209,9 +214,7 @@ class PyTorchIntegration(Integration):
         run = self._target_run()
         if run is None:
             return
-        kind, attrs = describe(result)
-        path, is_path = target_of(f)
-        size = file_bytes(path) if is_path else None
+        kind, attrs, path, _is_path, size = self._io_facts(result, f)
         if self.config.log_checkpoints:
             run.log_event("checkpoint_loaded", duration_s=duration, timestamp=started,
                           path=path, bytes=size, kind=kind, api=api, **attrs)
