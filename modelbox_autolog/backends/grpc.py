@@ -2,7 +2,7 @@
 
 The write side uploads the files a batch names (client-streaming, sha256 checked by the
 server), then sends the batch in one ``WriteBatch`` call, idempotent by batch id. Transient
-failures (UNAVAILABLE, DEADLINE_EXCEEDED) are retried briefly here and then raised as
+failures (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED by a stopping server) are retried briefly here and then raised as
 ``BackendUnavailable``, so the core exporter spools to its journal and replays later.
 The read side (``GrpcStore``) answers ``mbx.Client`` and the CLI through the same service.
 The channel is lazy: opening a backend never waits for the server.
@@ -34,7 +34,8 @@ UPLOAD_CHUNK = 256 << 10  # small messages flow within HTTP/2 windows: faster, l
 WRITE_TIMEOUT_S = 60.0
 READ_TIMEOUT_S = 30.0
 RETRIES = 2  # our own short retry; the exporter's jittered backoff and journal do the rest
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+# CANCELLED reaches a client whose call the server abandoned while shutting down: transient too.
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
 MAX_MESSAGE_BYTES = 256 << 20
 
 _CHANNEL_OPTIONS = [
@@ -89,7 +90,10 @@ class Connection:
         if tls:
             ca_path = os.environ.get("MODELBOX_TLS_CA")
             try:
-                ca = open(ca_path, "rb").read() if ca_path else None
+                ca = None
+                if ca_path:
+                    with open(ca_path, "rb") as handle:
+                        ca = handle.read()
             except OSError as exc:
                 raise BackendError(f"cannot read MODELBOX_TLS_CA={ca_path}: {exc.strerror}") from exc
             self.channel = grpc.secure_channel(self.target, grpc.ssl_channel_credentials(root_certificates=ca), _CHANNEL_OPTIONS)
