@@ -45,10 +45,10 @@ def _load_class(spec: Spec) -> type[Integration] | None:
 
 
 def _third_party_specs() -> dict[str, Spec]:
-    from importlib.metadata import entry_points
+    from ._plugins import integration_entry_points
 
     found: dict[str, Spec] = {}
-    for entry in entry_points(group="modelbox_autolog.integrations"):
+    for entry in integration_entry_points():
         try:
             cls = entry.load()  # an integration module must not import its framework
             found[entry.name] = Spec(entry.name, entry.value, tuple(cls.modules), cls.distribution, entry.name)
@@ -156,9 +156,9 @@ def autolog(
 
     _watch(selected)
     if names is None:
-        # Scanning installed packages for third-party integrations reads every distribution's
-        # metadata (tens of ms): do it off the caller's thread. A module imported meanwhile is
-        # still bound, because registering a hook fires at once for modules already imported.
+        # Looking for third-party integrations reads the installed distributions' entry points
+        # (a few ms, once per sys.path, see _plugins): off the caller's thread. A module imported
+        # meanwhile is still bound, because registering a hook fires at once for modules already imported.
         threading.Thread(target=_watch_third_party, name="modelbox-plugins", daemon=True).start()
 
 

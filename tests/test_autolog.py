@@ -75,3 +75,68 @@ def test_non_zero_rank_logs_nothing(monkeypatch, store_uri, client):
         pass
     mbx.flush(5)
     assert len(client.runs()) == 1
+
+
+PLUGIN_MODULE = '''
+from modelbox_autolog.integrations.base import Integration
+from modelbox_autolog._run import autorun
+
+
+class ToyPluginIntegration(Integration):
+    name = "toyplug"
+    modules = ("toyplug_lib",)
+
+    def setup(self, module):
+        self.patch(module, "train", self._hook)
+
+    def _hook(self, call):
+        with autorun("toyplug", name="toyplug-train") as run:
+            result = yield None
+            run.log_metric("score", float(result))
+'''
+
+
+def test_third_party_integration_is_found_through_its_entry_point(tmp_path, monkeypatch, store_uri, client):
+    import time
+
+    from modelbox_autolog import _plugins
+
+    site = tmp_path / "site"
+    (site / "toyplug-1.0.dist-info").mkdir(parents=True)
+    (site / "toyplug-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: toyplug\nVersion: 1.0\n")
+    (site / "toyplug-1.0.dist-info" / "entry_points.txt").write_text(
+        "[modelbox_autolog.integrations]\ntoyplug = toyplug_integration:ToyPluginIntegration\n")
+    (site / "toyplug_integration.py").write_text(PLUGIN_MODULE)
+    (site / "toyplug_lib.py").write_text("def train(x):\n    return x * 2\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert [e.name for e in _plugins.integration_entry_points()] == ["toyplug"]
+
+    mbx.autolog(backend=store_uri, capture_console=False)
+    deadline = time.monotonic() + 10
+    while "toyplug" not in mbx.enabled_integrations() and time.monotonic() < deadline:
+        time.sleep(0.01)  # entry points are read on a background thread
+    import toyplug_lib
+
+    try:
+        assert toyplug_lib.train(21) == 42
+        assert mbx.enabled_integrations()["toyplug"] is True
+        mbx.flush(10)
+        [run] = client.runs()
+        assert run.tags["framework"] == "toyplug"
+        assert run.metrics("score")[-1].value == 42.0
+    finally:
+        mbx.autolog(disable=True)
+        sys.modules.pop("toyplug_lib", None)
+        sys.modules.pop("toyplug_integration", None)
+    assert toyplug_lib.train(1) == 2
+
+
+def test_no_plugin_declared_means_no_metadata_parse(tmp_path, monkeypatch):
+    from modelbox_autolog import _plugins
+
+    site = tmp_path / "site"
+    (site / "other-1.0.dist-info").mkdir(parents=True)
+    (site / "other-1.0.dist-info" / "entry_points.txt").write_text("[console_scripts]\nother = other:main\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(_plugins, "_read", lambda: pytest.fail("importlib.metadata parsed without need"))
+    assert _plugins.integration_entry_points() == []
