@@ -4,8 +4,10 @@
 
 Each workload lives in ``benchmarks/workloads/<name>.py`` and defines ``prepare()`` -> state and
 ``train(state)``; ``VARIANTS`` (optional) maps extra variant names to autolog keyword arguments.
-Plain and autologged runs alternate in one process, after one warm-up of each; the table
-shows medians and the ratio autolog/plain. Results go to ``benchmarks/results/frameworks-<name>.json``.
+Plain and autologged runs alternate in one process (in ABBA order), after one warm-up of each; the table
+shows medians, the ratio of medians autolog/plain, and the paired ratio: the median, over
+repetitions, of each autologged run divided by the plain run next to it, which cancels the
+slow drifts of a shared virtual machine (both runs of a pair see the same machine). Results go to ``benchmarks/results/frameworks-<name>.json``.
 """
 
 from __future__ import annotations
@@ -51,17 +53,19 @@ def measure(name: str, reps: int) -> dict:
 
     for variant in times:
         once(variant, record=False)  # warm-up
-    for _ in range(reps):
-        for variant in times:
+    for rep in range(reps):
+        order = list(times) if rep % 2 == 0 else list(reversed(times))  # ABBA: no variant always goes first
+        for variant in order:
             once(variant, record=True)
     testing.reset()
     plain = statistics.median(times["plain"])
     rows = []
     for variant, samples in times.items():
         med = statistics.median(samples)
+        paired = statistics.median(a / b for a, b in zip(samples, times["plain"]))
         rows.append({
             "variant": variant, "median_s": med, "min_s": min(samples), "max_s": max(samples),
-            "ratio": med / plain, "samples": samples,
+            "ratio": med / plain, "paired_ratio": paired, "samples": samples,
         })
     return {"workload": name, "description": getattr(workload, "DESCRIPTION", ""), "reps": reps, "rows": rows}
 
@@ -75,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.workloads:
         result = measure(name, args.reps)
         print(f"\n{name}: {result['description']}  ({args.reps} alternating repetitions)")
-        print(f"{'variant':<14}{'median s':>10}{'min s':>10}{'max s':>10}{'ratio':>9}")
+        print(f"{'variant':<14}{'median s':>10}{'min s':>10}{'max s':>10}{'ratio':>9}{'paired':>9}")
         for row in result["rows"]:
-            print(f"{row['variant']:<14}{row['median_s']:>10.3f}{row['min_s']:>10.3f}{row['max_s']:>10.3f}{row['ratio']:>8.3f}x")
+            print(f"{row['variant']:<14}{row['median_s']:>10.3f}{row['min_s']:>10.3f}{row['max_s']:>10.3f}"
+                  f"{row['ratio']:>8.3f}x{row['paired_ratio']:>8.3f}x")
         with open(os.path.join(HERE, "results", f"frameworks-{name}.json"), "w") as handle:
             json.dump(result, handle, indent=2)
     return 0

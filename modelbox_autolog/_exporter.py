@@ -33,6 +33,7 @@ JOURNAL_CHUNK = 1024  # records per journal line: each JSON encode holds the GIL
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.1, 5.0
 STALL_S = 0.5  # a backend write in flight this long, with the queue full, counts as stalled
 BACKGROUND_MAX_WAIT_S = 2.0  # background work never waits longer than this for training to pause
+HOLD_MAX_S = 2.0  # records queued during a fit are written at least this often
 
 
 class FlushMarker:
@@ -78,13 +79,21 @@ class _IoWorker:
         self._ready.set()
         return future
 
+    def stop(self) -> None:
+        """The thread ends once the jobs already submitted are done (a stuck one keeps it, as a daemon)."""
+        self._jobs.append(None)
+        self._ready.set()
+
     def _run(self) -> None:
         _lower_priority()
         while True:
             self._ready.wait()
             self._ready.clear()
             while self._jobs:
-                future, fn, args = self._jobs.popleft()
+                job = self._jobs.popleft()
+                if job is None:
+                    return
+                future, fn, args = job
                 if not future.set_running_or_notify_cancel():
                     continue
                 try:
@@ -128,6 +137,8 @@ class Exporter:
         self._stopping = False
         self._busy = False
         self._waiting: list[Deferred] = []  # background work held back while fits run
+        self._held_since: float | None = None  # since when queued records wait for a fit to end
+        self._flush_asked = False
         self._deadline = float("inf")
         self._reported: set[str] = set()
 
@@ -181,6 +192,7 @@ class Exporter:
         """True when every record submitted before this call is stored in the backend."""
         marker = FlushMarker(self.stats["dropped"])
         self.queue.append(marker)
+        self._flush_asked = True
         self._ensure_started()
         self._wake.set()
         marker.done.wait(timeout)
@@ -236,11 +248,13 @@ class Exporter:
             timeout = self.config.flush_interval_s
             if self._down:
                 timeout = max(0.01, min(timeout, self._retry_at - time.monotonic()))
-            if not self.queue and not self._stopping:
+            if not self._stopping and (not self.queue or self._hold_back()):
                 self._wake.wait(timeout)
             self._wake.clear()
             if self._down and time.monotonic() >= self._retry_at:
                 self._recover()
+            if self._hold_back():
+                continue
             self._drain()
             if self._stopping and not self.queue and not self._waiting:
                 break
@@ -248,6 +262,7 @@ class Exporter:
             self._recover()
         self._journal.seal()
         self._finish_report()
+        self._io.stop()
 
     def _open_backend(self) -> bool:
         if self._backend is not None:
@@ -259,6 +274,21 @@ class Exporter:
             self._report("open", f"cannot open backend {self.uri}: {exc}; records are kept in {self._journal.path}")
             self._mark_down()
             return False
+
+    def _hold_back(self) -> bool:
+        """While an instrumented fit runs, queued records wait in memory, so writing them never
+        competes with training for the GIL: until the fit ends, a batch's worth is queued, a
+        flush asks, or ``HOLD_MAX_S`` passes (a long fit's metrics still arrive that often)."""
+        if self._stopping or self._flush_asked or len(self.queue) >= self.wake_at or not _patching_busy():
+            self._held_since = None
+            return False
+        now = time.monotonic()
+        if self._held_since is None:
+            self._held_since = now
+        elif now - self._held_since >= HOLD_MAX_S:
+            self._held_since = None
+            return False
+        return True
 
     def _past_deadline(self) -> bool:
         return self._stopping and time.monotonic() >= self._deadline
@@ -296,16 +326,21 @@ class Exporter:
         """Background work that may run now: all of it if forced or no fit is running, else the overdue."""
         if not self._waiting:
             return []
-        if force or self._stopping or not _patching_busy():
-            ready, self._waiting = self._waiting, []
-        else:
-            limit = time.monotonic() - BACKGROUND_MAX_WAIT_S
-            ready = [item for item in self._waiting if item.since <= limit]
-            self._waiting = [item for item in self._waiting if item.since > limit]
-        return [record for item in ready for record in self._produce(item)]
+        force = force or self._stopping
+        overdue = time.monotonic() - BACKGROUND_MAX_WAIT_S
+        records: list[Any] = []
+        keep: list[Deferred] = []
+        for item in self._waiting:  # a fit that starts meanwhile holds back the items after it
+            if force or item.since <= overdue or not _patching_busy():
+                records.extend(self._produce(item))
+            else:
+                keep.append(item)
+        self._waiting = keep
+        return records
 
     def _drain(self) -> None:
         self._busy = True
+        self._flush_asked = False  # cleared before taking: a marker queued later sets it again
         try:
             while True:
                 records, markers = self._take(self.batch_size) if self.queue else ([], [])

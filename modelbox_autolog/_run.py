@@ -155,6 +155,16 @@ class Run:
         for key, value in flat.items():
             self._submit(Param(self.id, key, to_param_text(value)))
 
+    def _log_params_later(self, params: Mapping[Any, Any]) -> None:
+        """``log_params``, flattened and encoded on the exporter thread: for integrations whose
+        ``params`` is a fresh dict of values that do not change meanwhile (one record queued, not one per param)."""
+        run_id = self.id
+
+        def produce() -> list[Param]:
+            return [Param(run_id, key, to_param_text(value)) for key, value in flatten(params).items()]
+
+        self._submit(Deferred(produce))
+
     # ------------------------------------------------------------------ metrics (hot path)
     def log_metric(self, key: str, value: Any, step: int | None = None, epoch: int | None = None, timestamp: float | None = None) -> None:
         try:

@@ -104,9 +104,18 @@ def from_param_text(text: str) -> Any:
         return text
 
 
+_ATOMS = frozenset((str, int, bool, type(None)))
+
+
 def to_attrs(attrs: Mapping[Any, Any]) -> dict[str, Any]:
     """Event/model attribute dicts: JSON-able values, keys as strings."""
-    return {to_key(k): _jsonable(v) for k, v in attrs.items()}
+    clean: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if key.__class__ is not str or len(key) > MAX_KEY_CHARS:
+            key = to_key(key)
+        cls = value.__class__
+        clean[key] = value if cls in _ATOMS or (cls is float and math.isfinite(value)) else _jsonable(value)
+    return clean
 
 
 def to_tags(tags: Mapping[Any, Any] | None) -> dict[str, str]:

@@ -57,20 +57,33 @@ def open_store(uri: str) -> Store:
 __all__ = ["Backend", "BackendError", "BackendUnavailable", "ImmutableModel", "NotFound", "Store", "open_backend", "open_store", "scheme_of"]
 
 
+_canonical: dict[str, str] = {}  # URIs whose spelling does not depend on the working directory
+
+
 def canonical_uri(uri: str) -> str:
-    """One spelling per location: relative sqlite/file paths made absolute."""
+    """One spelling per location: relative sqlite/file paths made absolute (every run asks: cached)."""
+    known = _canonical.get(uri)
+    if known is not None:
+        return known
     import os
 
     scheme = scheme_of(uri)
+    path = None
     if scheme == "sqlite":
         from .uris import sqlite_path
 
-        return "sqlite:///" + os.path.abspath(sqlite_path(uri))
-    if scheme == "file":
+        path = sqlite_path(uri)
+        result = "sqlite:///" + os.path.abspath(path)
+    elif scheme == "file":
         from .uris import spool_dir
 
-        return "file://" + os.path.abspath(spool_dir(uri))
-    return uri
+        path = spool_dir(uri)
+        result = "file://" + os.path.abspath(path)
+    else:
+        result = uri
+    if (path is None or os.path.isabs(path)) and len(_canonical) < 256:
+        _canonical[uri] = result
+    return result
 
 
 def check_uri(uri: str) -> None:

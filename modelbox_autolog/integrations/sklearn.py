@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import inspect
 import itertools
@@ -49,9 +50,10 @@ from typing import Any
 
 from .. import _patching
 from .._exporter import Deferred
-from .._records import Input, Metric, ModelFile, ModelRecord, new_id
+from .._records import Input, Metric, ModelFile, ModelRecord, Param, new_id
 from .._run import NullRun, Run, active_run, autorun, start_run
-from .._values import to_attrs, to_key
+from .._values import to_attrs, to_key, to_param_text
+from . import _sklearn_metrics as m
 from ._identity import WeakIdentityMap
 from .base import Integration
 
@@ -97,8 +99,16 @@ def _is_estimator(obj: Any) -> bool:
     return not isinstance(obj, type) and callable(getattr(obj, "fit", None)) and callable(getattr(obj, "get_params", None))
 
 
+_own_integration: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
+
+
 def _from_own_integration(cls: type) -> bool:
-    return any((getattr(k, "__module__", "") or "").split(".")[0] in OWN_INTEGRATIONS for k in cls.__mro__)
+    known = _own_integration.get(cls)
+    if known is None:
+        known = any((getattr(k, "__module__", "") or "").split(".")[0] in OWN_INTEGRATIONS for k in cls.__mro__)
+        with contextlib.suppress(TypeError):
+            _own_integration[cls] = known
+    return known
 
 
 def _class_path(obj: Any) -> str:
@@ -106,8 +116,13 @@ def _class_path(obj: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _param_value(value: Any) -> Any:
     """Estimators inside params become their class name: their repr is slow and says nothing new."""
+    if type(value) in _PLAIN:
+        return value
     if _is_estimator(value):
         return type(value).__name__
     if isinstance(value, (list, tuple)):
@@ -116,8 +131,28 @@ def _param_value(value: Any) -> Any:
 
 
 def _params_of(estimator: Any) -> dict[str, Any]:
+    """A snapshot (estimators named, lists copied) of ``get_params(deep=True)``; encoding is left to the exporter."""
     params = {k: _param_value(v) for k, v in estimator.get_params(deep=True).items()}
     return {"estimator_class": _class_path(estimator), **params}
+
+
+_param_names: weakref.WeakKeyDictionary[type, tuple[Any, list[str]]] = weakref.WeakKeyDictionary()
+
+
+def _cached_param_names(wrapped: Any, cls: Any, args: tuple, kwargs: dict) -> Any:
+    """``BaseEstimator._get_param_names``, remembered per class: sklearn reads ``__init__``'s
+    signature with ``inspect`` on every ``get_params`` (~25 µs per estimator, per call, and
+    ``clone`` calls it for every candidate of a search). Same answer, a fresh list each time;
+    a class whose ``__init__`` is replaced is read again."""
+    if args or kwargs or not isinstance(cls, type):
+        return wrapped(*args, **kwargs)
+    init = cls.__init__
+    known = _param_names.get(cls)
+    if known is not None and known[0] is init:
+        return list(known[1])
+    names = wrapped()
+    _param_names[cls] = (init, list(names))
+    return names
 
 
 def _fitted_values(estimator: Any, prefix: str = "") -> tuple[dict[str, float], dict[str, Any]]:
@@ -148,7 +183,9 @@ def _fitted_values(estimator: Any, prefix: str = "") -> tuple[dict[str, float], 
     return metrics, params
 
 
+@functools.cache
 def _library_versions() -> dict[str, str]:
+    """Versions of the libraries a pickled estimator needs (fixed for the process; callers copy it)."""
     import sys
 
     versions = {"python": sys.version.split()[0]}
@@ -232,8 +269,6 @@ def _evaluate(model: Any, X: Any, y: Any, sample_weight: Any) -> dict[str, float
     """Training metrics of a fitted model on (a sample of) its training data."""
     from sklearn.base import is_classifier, is_regressor
 
-    from . import _sklearn_metrics as m
-
     if is_classifier(model) and y is not None and hasattr(model, "predict"):
         predicted = model.predict(X)
         proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
@@ -251,8 +286,6 @@ def _evaluate(model: Any, X: Any, y: Any, sample_weight: Any) -> dict[str, float
 
 def _unchanged_check(X: Any, fingerprint: str | None) -> Any:
     """A test, for the exporter thread, that the user has not edited the training data in place since the fit."""
-    from . import _sklearn_metrics as m
-
     def unchanged() -> bool:
         try:
             return fingerprint is not None and m.fingerprint(X) == fingerprint
@@ -264,8 +297,6 @@ def _unchanged_check(X: Any, fingerprint: str | None) -> Any:
 
 def _metrics_producer(run_id: str, load: Any, X: Any, y: Any, sample_weight: Any, budget_s: float, unchanged: Any) -> Any:
     """Work for the exporter thread: load the model snapshot, score a probe, then as many rows as the budget allows."""
-    from . import _sklearn_metrics as m
-
     def produce() -> list[Any]:
         try:
             if not unchanged():
@@ -305,6 +336,39 @@ def _model_producer(run_id: str, name: str, data: bytes, metadata: dict[str, Any
     return produce
 
 
+class _Snapshot:
+    """The pickled fitted estimator, unpickled at most once, on the exporter thread."""
+
+    __slots__ = ("data", "_model")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._model: Any = None
+
+    def load(self) -> Any:
+        if self._model is None:
+            import pickle
+
+            self._model = pickle.loads(self.data)
+        return self._model
+
+
+def _fitted_values_producer(run_id: str, snapshot: _Snapshot) -> Any:
+    """Work for the exporter thread: what the estimator learnt (``n_iter_``, ``inertia_``...), from the snapshot."""
+
+    def produce() -> list[Any]:
+        try:
+            metrics, params = _fitted_values(snapshot.load())
+        except Exception:  # a snapshot that does not load: the model file still says what it can
+            return []
+        stamp = time.time()
+        records: list[Any] = [Metric(run_id, key, value, 0, stamp, None) for key, value in metrics.items()]
+        records += [Param(run_id, key, to_param_text(value)) for key, value in params.items()]
+        return records
+
+    return produce
+
+
 # ---------------------------------------------------------------------- the integration
 class SklearnIntegration(Integration):
     name = "sklearn"
@@ -322,6 +386,7 @@ class SklearnIntegration(Integration):
 
         for owner in (_MetadataRequester, _SetOutputMixin):
             self.patch_raw(owner, "__init_subclass__", self._on_subclass)
+        self.patch_raw(BaseEstimator, "_get_param_names", _cached_param_names)
         for cls in self._existing_estimators(BaseEstimator):
             self._instrument(cls)
         self.patch_raw(ConvergenceWarning, "__init__", _on_convergence_warning)
@@ -332,6 +397,7 @@ class SklearnIntegration(Integration):
 
     def teardown(self) -> None:
         _staging.cleanup()
+        _param_names.clear()
 
     # ------------------------------------------------------------------ finding estimators
     @staticmethod
@@ -398,19 +464,17 @@ class SklearnIntegration(Integration):
             duration = time.perf_counter() - t0
             run.log_event("fit", duration_s=duration, timestamp=started, method=call.wrapped.__name__,
                           estimator=type(estimator).__name__, rows=_rows(X))
-            self._log_outcome(run, estimator, seen)
-            self._log_model_and_metrics(run, estimator, dataset, fingerprint, X, y, sample_weight)
+            snapshot = self._log_model_and_metrics(run, estimator, dataset, fingerprint, X, y, sample_weight)
+            self._log_outcome(run, estimator, seen, fitted_values=not snapshot)
             _remember_tree(estimator, run)
 
     def _log_inputs(self, run: Run, estimator: Any, X: Any, y: Any) -> tuple[str | None, str | None]:
-        run.log_params(_params_of(estimator))
+        run._log_params_later(_params_of(estimator))
         loaded = _loaded_from.pop(estimator)
         if loaded is not None:
             _log_model_input(run, *loaded)
         if X is None:
             return None, None
-        from . import _sklearn_metrics as m
-
         info: dict[str, Any] = {"shape": m.shape_of(X), "type": type(X).__name__}
         try:
             digest = m.fingerprint(X)
@@ -421,17 +485,18 @@ class SklearnIntegration(Integration):
             info["dtype"] = str(X.dtype)
         if y is not None:
             info["target_shape"] = m.shape_of(y)
-        run.log_params({"dataset": info})
+        run._log_params_later({"dataset": info})
         ref = f"sklearn-data:{digest}"
         run.log_input(ref, kind="dataset", role="train", **info)
         return ref, digest
 
-    def _log_outcome(self, run: Run, estimator: Any, warnings_seen: list[str]) -> None:
-        metrics, params = _fitted_values(estimator)
-        if metrics:
-            run.log_metrics(metrics)
-        if params:
-            run.log_params(params)
+    def _log_outcome(self, run: Run, estimator: Any, warnings_seen: list[str], fitted_values: bool = True) -> None:
+        if fitted_values:  # else read from the snapshot, on the exporter thread
+            metrics, params = _fitted_values(estimator)
+            if metrics:
+                run.log_metrics(metrics)
+            if params:
+                run.log_params(params)
         for message in warnings_seen:
             run.log_event("convergence_warning", message=message[:2000])
         if warnings_seen:
@@ -479,25 +544,26 @@ class SklearnIntegration(Integration):
 
     # ------------------------------------------------------------------ models and metrics
     def _log_model_and_metrics(self, run: Run, estimator: Any, dataset: str | None, fingerprint: str | None,
-                               X: Any, y: Any, sample_weight: Any) -> None:
+                               X: Any, y: Any, sample_weight: Any) -> bool:
         """Snapshot the fitted estimator (an in-memory pickle: the only part paid on the training
-        thread); the exporter thread writes the model file and computes the training metrics from
-        that snapshot, on a view of the training rows (no copy), skipped if the data changed since."""
+        thread). The exporter thread, once no fit is running, writes the model file, reads what
+        the estimator learnt (``n_iter_``...) and computes the training metrics from that snapshot,
+        on a view of the training rows (no copy), skipped if the data changed since.
+        True when the snapshot was taken."""
         import pickle
-
-        from . import _sklearn_metrics as m
 
         log_models = self.config.log_models
         want_metrics = (bool(self.option("log_training_metrics", True)) and X is not None
                         and (hasattr(estimator, "predict") or hasattr(estimator, "score")))
         if not (log_models or want_metrics):
-            return
+            return False  # no snapshot of a model nobody asked for: it may be large
         try:
             data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # e.g. a FunctionTransformer holding a lambda: the user's choice, not our bug
             run.log_event("model_not_logged", reason=f"{type(exc).__name__}: {exc}"[:500])
-            return
-        producers = []
+            return False
+        model = _Snapshot(data)
+        producers = [_fitted_values_producer(run.id, model)]
         if log_models:
             metadata = {"estimator_class": _class_path(estimator), "saved_by": "autolog", **_library_versions()}
             producers.append(_model_producer(run.id, type(estimator).__name__, data, metadata, dataset))
@@ -506,9 +572,10 @@ class SklearnIntegration(Integration):
             step = max(1, math.ceil(rows / max(1, int(self.option("max_metric_rows", 10_000)))))
             sample = [m.rows_every(v, step) if v is not None else None for v in (X, y, sample_weight)]
             budget = float(self.option("metric_time_budget_s", 1.0))
-            producers.append(_metrics_producer(run.id, lambda: pickle.loads(data), *sample, budget,
+            producers.append(_metrics_producer(run.id, model.load, *sample, budget,
                                                unchanged=_unchanged_check(X, fingerprint)))
         run._submit(Deferred(lambda: [record for produce in producers for record in produce()], background=True))
+        return True
 
     # ------------------------------------------------------------------ partial_fit
     def _partial_fit_hook(self, call: _patching.Call) -> Iterator[Any]:
@@ -623,30 +690,44 @@ class SklearnIntegration(Integration):
 
 
 # ---------------------------------------------------------------------- module-level hooks
-_signatures: weakref.WeakKeyDictionary[Any, inspect.Signature] = weakref.WeakKeyDictionary()
+_layouts: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _positional_names(call: _patching.Call) -> tuple[str, ...] | None:
+    """The fit method's positional parameter names (without self), cached per function."""
+    function = getattr(call.wrapped, "__func__", call.wrapped)
+    layout = _layouts.get(function)
+    if layout is None:
+        try:
+            parameters = inspect.signature(call.wrapped).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        layout = tuple(p.name for p in parameters if p.kind in _POSITIONAL)
+        with contextlib.suppress(TypeError):
+            _layouts[function] = layout
+    return layout
 
 
 def _fit_data(call: _patching.Call) -> tuple[Any, Any, Any]:
     """The training data, by position (``X`` is named differently by text vectorizers and some meta estimators)."""
-    function = getattr(call.wrapped, "__func__", call.wrapped)
-    try:
-        signature = _signatures.get(function)
-        if signature is None:
-            signature = _signatures[function] = inspect.signature(call.wrapped)
-        arguments = signature.bind(*call.args, **call.kwargs).arguments
-    except (TypeError, ValueError):
-        return (call.args[0] if call.args else None), None, None
-    values = list(arguments.values())
-    X = values[0] if values else None
-    extra = next((v for k, v in arguments.items() if k in ("fit_params", "kwargs", "params") and isinstance(v, dict)), {})
-    y = arguments.get("y", extra.get("y"))
-    sample_weight = arguments.get("sample_weight", extra.get("sample_weight"))
-    return X, y, sample_weight
+    args, kwargs = call.args, call.kwargs
+    names = _positional_names(call)
+    if names is None:
+        return (args[0] if args else None), None, None
+
+    def argument(name: str) -> Any:
+        if name in names:
+            index = names.index(name)
+            if index < len(args):
+                return args[index]
+        return kwargs.get(name)  # also when it travels in the method's **kwargs
+
+    X = args[0] if args else (kwargs.get(names[0]) if names else None)
+    return X, argument("y"), argument("sample_weight")
 
 
 def _rows(data: Any) -> int | None:
-    from . import _sklearn_metrics as m
-
     return m.n_rows(data) if data is not None else None
 
 
