@@ -62,7 +62,7 @@ def measure(name: str, reps: int) -> dict:
     rows = []
     for variant, samples in times.items():
         med = statistics.median(samples)
-        paired = statistics.median(a / b for a, b in zip(samples, times["plain"]))
+        paired = statistics.median(a / b for a, b in zip(samples, times["plain"], strict=True))
         rows.append({
             "variant": variant, "median_s": med, "min_s": min(samples), "max_s": max(samples),
             "ratio": med / plain, "paired_ratio": paired, "samples": samples,

@@ -214,3 +214,82 @@ def test_a_record_the_store_refuses_is_isolated_and_counted(configured):
     exporter = _exporter.all_exporters()[0]
     assert exporter.stats["dropped"] == 1
     assert any("refused" in reason for reason in exporter.drop_reasons)
+
+
+def _stored_params(store_uri: str) -> int:
+    """Rows in the store, read without flushing (a Client would flush this process's records first)."""
+    conn = sqlite3.connect(path_from_uri(store_uri))
+    try:
+        return conn.execute("SELECT COUNT(*) FROM params").fetchone()[0]
+    except sqlite3.OperationalError:  # no schema yet
+        return 0
+    finally:
+        conn.close()
+
+
+def test_records_wait_while_a_fit_runs_but_never_long(configured, store_uri):
+    """A fit in progress keeps the exporter from writing (no competition for the GIL), for at most HOLD_MAX_S."""
+    from modelbox_autolog import _patching
+    from tests.toylib import Trainer
+
+    seen: dict[str, float] = {}
+
+    def hook(call):
+        with mbx.start_run() as run:
+            run.log_params({"during": 1})
+            yield None
+
+    def slow_epoch(epoch, loss):
+        if epoch == 0:
+            time.sleep(0.6)  # several flush intervals: nothing may be written yet
+            seen["during_fit"] = _stored_params(store_uri)
+            deadline = time.monotonic() + _exporter.HOLD_MAX_S + 3
+            while _stored_params(store_uri) == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seen["held_s"] = time.monotonic()
+
+    assert _patching.patch_call("toy", Trainer, "fit", hook, group="toy.fit")
+    try:
+        started = time.monotonic()
+        Trainer(epochs=1).fit([1.0], callbacks=[slow_epoch])
+    finally:
+        _patching.revert("toy")
+    assert seen["during_fit"] == 0
+    assert seen["held_s"] - started < _exporter.HOLD_MAX_S + 1.5  # written while the fit still ran
+    assert _stored_params(store_uri) == 1
+
+
+def test_flush_during_a_fit_is_not_held_back(configured, store_uri):
+    from modelbox_autolog import _patching
+    from tests.toylib import Trainer
+
+    flushed: list[bool] = []
+
+    def hook(call):
+        with mbx.start_run() as run:
+            run.log_params({"during": 1})
+            flushed.append(mbx.flush(5))
+            yield None
+
+    _patching.patch_call("toy", Trainer, "fit", hook, group="toy.fit")
+    try:
+        started = time.monotonic()
+        Trainer(epochs=1).fit([1.0])
+        elapsed = time.monotonic() - started
+    finally:
+        _patching.revert("toy")
+    assert flushed == [True] and _stored_params(store_uri) == 1
+    assert elapsed < _exporter.HOLD_MAX_S
+
+
+def test_exporter_threads_end_with_shutdown(store_uri):
+    for _ in range(3):
+        mbx.autolog(backend=store_uri, frameworks=[], capture_console=False, silent=True)
+        with mbx.start_run() as run:
+            run.log_metric("x", 1.0)
+        assert mbx.flush(10)
+        mbx.shutdown()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(t.name.startswith("modelbox-") for t in threading.enumerate()):
+        time.sleep(0.05)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("modelbox-")] == []

@@ -330,3 +330,31 @@ def test_sparse_and_dataframe_inputs(autologged, data):
     runs = autologged.runs()
     assert len(runs) == 2 and all(r.params["dataset.shape"] == [60, 4] for r in runs)
     assert all("training_accuracy_score" in r.metric_keys() for r in runs)
+
+
+def test_param_names_are_cached_per_class_and_restored_on_disable(store_uri):
+    from sklearn.base import BaseEstimator
+    from sklearn.linear_model import Ridge
+
+    original = BaseEstimator.__dict__["_get_param_names"]
+    plain = Ridge(alpha=0.5).get_params(deep=True)
+    mbx.autolog(backend=store_uri, capture_console=False)
+    assert BaseEstimator.__dict__["_get_param_names"] is not original
+    assert Ridge(alpha=0.5).get_params(deep=True) == plain
+    names = Ridge._get_param_names()
+    names.append("mutated by the caller")
+    assert "mutated by the caller" not in Ridge._get_param_names()
+
+    class Custom(BaseEstimator):
+        def __init__(self, a=1):
+            self.a = a
+
+    assert Custom().get_params() == {"a": 1}
+
+    def other_init(self, a=1, b=2):
+        self.a, self.b = a, b
+
+    Custom.__init__ = other_init  # a replaced __init__ is read again
+    assert Custom().get_params() == {"a": 1, "b": 2}
+    mbx.autolog(disable=True)
+    assert BaseEstimator.__dict__["_get_param_names"] is original
