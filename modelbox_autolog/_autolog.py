@@ -48,7 +48,7 @@ def _third_party_specs() -> dict[str, Spec]:
     from ._plugins import integration_entry_points
 
     found: dict[str, Spec] = {}
-    for entry in integration_entry_points():
+    for entry in integration_entry_points(_config.current().journal_dir):
         try:
             cls = entry.load()  # an integration module must not import its framework
             found[entry.name] = Spec(entry.name, entry.value, tuple(cls.modules), cls.distribution, entry.name)
@@ -155,10 +155,13 @@ def autolog(
     _warm_up(config)
 
     _watch(selected)
-    if names is None:
+    from ._plugins import known_to_be_none
+
+    if names is None and not known_to_be_none(config.journal_dir):
         # Looking for third-party integrations reads the installed distributions' entry points
-        # (a few ms, once per sys.path, see _plugins): off the caller's thread. A module imported
-        # meanwhile is still bound, because registering a hook fires at once for modules already imported.
+        # (a few ms; skipped when an earlier process found none and nothing was installed since,
+        # see _plugins): off the caller's thread. A module imported meanwhile is still bound,
+        # because registering a hook fires at once for modules already imported.
         threading.Thread(target=_watch_third_party, name="modelbox-plugins", daemon=True).start()
 
 
@@ -181,11 +184,15 @@ def _watch_third_party() -> None:
 
 def _warm_up(config: _config.Config) -> None:
     """Open the default backend on the exporter thread now, so the first fit does not pay for it."""
-    from ._exporter import exporter_for
+    from ._exporter import exporter_for, shutdowns
     from ._run import is_logging_process
     from .backends import canonical_uri
 
+    scheduled = shutdowns()
+
     def warm() -> None:
+        if shutdowns() != scheduled:  # shut down meanwhile: a late warm-up must not start it again
+            return
         _patching.safe("warm-up", lambda: exporter_for(canonical_uri(config.backend), config).warm_up(config.capture_env))
 
     if is_logging_process(config):  # even creating the exporter costs ms: not on the caller's thread

@@ -236,12 +236,9 @@ class Exporter:
         self._io = _IoWorker("modelbox-io")
         self._open_backend()
         if getattr(self, "_warm_env", False):
-            from ._context import capture_environment
-
-            try:
-                capture_environment()  # cached per process: later runs get it for free
-            except Exception as exc:
-                self._report("env", f"environment capture failed: {exc!r}")
+            # Read once per process (packages, git) and cached, but as background work: a
+            # fresh process's first fit, started right after autolog(), must not wait for it.
+            self._waiting.append(Deferred(self._prefetch_environment, background=True))
         if self._backend is not None and self._journal.segments():
             self._recover()  # leftovers of earlier processes writing to this backend
         while True:
@@ -263,6 +260,15 @@ class Exporter:
         self._journal.seal()
         self._finish_report()
         self._io.stop()
+
+    def _prefetch_environment(self) -> list[Any]:
+        from ._context import capture_environment
+
+        try:
+            capture_environment()
+        except Exception as exc:
+            self._report("env", f"environment capture failed: {exc!r}")
+        return []
 
     def _open_backend(self) -> bool:
         if self._backend is not None:
@@ -602,7 +608,15 @@ def flush_all(timeout: float | None = None) -> bool:
     return ok
 
 
+_shutdowns = [0]  # how many times shutdown_all ran: a warm-up scheduled before one must not undo it
+
+
+def shutdowns() -> int:
+    return _shutdowns[0]
+
+
 def shutdown_all(timeout: float) -> None:
+    _shutdowns[0] += 1
     deadline = time.monotonic() + timeout
     for exporter in all_exporters():
         exporter.shutdown(max(0.0, deadline - time.monotonic()))

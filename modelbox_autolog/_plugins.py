@@ -6,15 +6,20 @@ Almost no environment declares our group, so a first pass only reads ``entry_poi
 files (plain file reads, which release the GIL) looking for the group's name; the full
 parse runs only when one declares it, or when ``sys.path`` holds an archive we cannot list.
 The answer is kept per ``sys.path``: a plugin installed into a running process is found once
-``sys.path`` changes, or by the next process.
+``sys.path`` changes, or by the next process. "Nothing declares it" is also noted on disk (in
+the journal folder) with the modification times of the ``sys.path`` folders, which change when a
+distribution is installed, upgraded or removed: the next process then skips even the first pass,
+which, run beside a fit that starts right after ``autolog()``, would slow that fit down.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
 from importlib.metadata import EntryPoint
+from typing import Any
 
 GROUP = "modelbox_autolog.integrations"
 
@@ -22,14 +27,75 @@ _lock = threading.Lock()
 _cache: dict[tuple[str, ...], list[EntryPoint]] = {}
 
 
-def integration_entry_points() -> list[EntryPoint]:
-    """Entry points of the ``modelbox_autolog.integrations`` group, in ``importlib.metadata`` order."""
+NOTE_NAME = "entry-points.json"
+
+
+def integration_entry_points(note_dir: str | None = None) -> list[EntryPoint]:
+    """Entry points of the ``modelbox_autolog.integrations`` group, in ``importlib.metadata`` order.
+
+    ``note_dir``: where to leave the on-disk note that nothing declares the group.
+    """
     key = tuple(sys.path)
     with _lock:
         found = _cache.get(key)
         if found is None:
+            stamp = _stamp(key)  # taken before reading: an install meanwhile changes it
             found = _cache[key] = _read() if _may_declare(key) else []
+            if not found and stamp is not None and note_dir:
+                _write_note(note_dir, stamp)
         return list(found)
+
+
+def known_to_be_none(note_dir: str | None) -> bool:
+    """True when no distribution on ``sys.path`` declares the group, known without reading any
+    (this process already looked, or an earlier one did and the folders have not changed)."""
+    key = tuple(sys.path)
+    with _lock:
+        found = _cache.get(key)
+    if found is not None:
+        return not found
+    stamp = _stamp(key)
+    if stamp is None or not note_dir or _read_note(note_dir) != stamp:
+        return False
+    with _lock:
+        _cache[key] = []
+    return True
+
+
+def _stamp(paths: tuple[str, ...]) -> list[list[Any]] | None:
+    """Each ``sys.path`` folder with its modification time; None if one is an archive."""
+    stamp: list[list[Any]] = []
+    for entry in paths:
+        folder = os.path.abspath(entry or os.curdir)
+        try:
+            info = os.stat(folder)
+        except OSError:
+            stamp.append([folder, -1])
+            continue
+        if not os.path.isdir(folder):
+            return None
+        stamp.append([folder, info.st_mtime_ns])
+    return stamp
+
+
+def _read_note(note_dir: str) -> Any:
+    try:
+        with open(os.path.join(note_dir, NOTE_NAME), encoding="utf-8") as handle:
+            return json.load(handle).get("none_declared_for")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _write_note(note_dir: str, stamp: list[list[Any]]) -> None:
+    try:
+        os.makedirs(note_dir, exist_ok=True)
+        path = os.path.join(note_dir, NOTE_NAME)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump({"group": GROUP, "none_declared_for": stamp}, handle)
+        os.replace(temporary, path)
+    except OSError:
+        pass  # only a shortcut for the next process
 
 
 def _read() -> list[EntryPoint]:

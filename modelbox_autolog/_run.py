@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from . import _config
+from ._console import ConsoleCapture, write_console_file
 from ._context import global_rank
 from ._exporter import Deferred, Exporter, exporter_for, flush_all, shutdown_all
 from ._records import (
@@ -310,8 +311,6 @@ class Run:
             run_id = self.id
             self._submit(Deferred(lambda: [RunUpdate(run_id, env=capture_environment())], background=True))
         if self.config.capture_console and self.parent_run_id is None:
-            from ._console import ConsoleCapture
-
             try:
                 self._console = ConsoleCapture()
             except Exception as exc:
@@ -344,8 +343,6 @@ class Run:
             self._token = None
 
     def _console_artifact(self, text: str) -> Artifact:
-        from ._console import write_console_file
-
         return Artifact(new_id(), self.id, "console.log", write_console_file(text), "console", True)
 
     def __enter__(self) -> Run:

@@ -140,3 +140,23 @@ def test_no_plugin_declared_means_no_metadata_parse(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setattr(_plugins, "_read", lambda: pytest.fail("importlib.metadata parsed without need"))
     assert _plugins.integration_entry_points() == []
+
+
+def test_none_declared_is_remembered_until_a_distribution_is_installed(tmp_path, monkeypatch):
+    import os
+
+    from modelbox_autolog import _plugins
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    note_dir = str(tmp_path / "state")
+    assert not _plugins.known_to_be_none(note_dir)  # nobody looked yet
+    assert _plugins.integration_entry_points(note_dir) == []
+    monkeypatch.setattr(_plugins, "_cache", {})  # a new process
+    assert _plugins.known_to_be_none(note_dir)
+
+    monkeypatch.setattr(_plugins, "_cache", {})
+    (site / "late-1.0.dist-info").mkdir()  # an install changes the folder
+    os.utime(site, ns=(0, os.stat(site).st_mtime_ns + 1_000_000_000))
+    assert not _plugins.known_to_be_none(note_dir)
