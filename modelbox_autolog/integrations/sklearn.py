@@ -17,10 +17,12 @@ Searches add the best params and score, ``cv_results_`` as a CSV table, and the 
 as child runs. ``partial_fit`` calls of one estimator share one run, ended when the estimator is
 fitted from scratch, garbage collected, or at exit.
 
-The model file is written and the training metrics are computed on the exporter thread, from
-an in-memory pickle of the fitted estimator and a strided view of the training rows (no copy;
-skipped if the data's fingerprint changed meanwhile), within a time budget: the fit itself only
-pays for that pickle. ``joblib.dump`` of any estimator is captured as a
+The model file, what the estimator learnt and the training metrics all come from one snapshot
+(a pickle) of the fitted estimator, taken on the exporter thread once no fit is running, or on
+the training thread just before something refits it (``_sklearn_snapshot``); the metrics use a
+strided view of the training rows (no copy; skipped if the data's fingerprint changed
+meanwhile), within a time budget. On the training thread a fit pays for the params, a
+fingerprint of 16 rows and the run's records (~0.3 ms). ``joblib.dump`` of any estimator is captured as a
 model with lineage to the run that fitted it; ``joblib.load`` of an estimator is recorded as an
 input model of the active run (or of the next run that fits or saves that estimator).
 
@@ -50,11 +52,12 @@ from typing import Any
 
 from .. import _patching
 from .._exporter import Deferred
-from .._records import Input, Metric, ModelFile, ModelRecord, Param, new_id
+from .._records import Event, Input, Metric, ModelFile, ModelRecord, Param, new_id
 from .._run import NullRun, Run, active_run, autorun, start_run
 from .._values import to_attrs, to_key, to_param_text
 from . import _sklearn_metrics as m
 from ._identity import WeakIdentityMap
+from ._sklearn_snapshot import Snapshot
 from .base import Integration
 
 FIT_METHODS = ("fit", "fit_transform", "fit_predict", "partial_fit")
@@ -71,6 +74,14 @@ _subclass_depth: ContextVar[int] = ContextVar("modelbox_sklearn_subclass_depth",
 _fitted_by = WeakIdentityMap()  # estimator -> Run that fitted it (lineage for joblib.dump)
 _loaded_from = WeakIdentityMap()  # estimator -> (path, attrs) it was joblib.load-ed from
 _partial_runs = WeakIdentityMap()  # estimator -> Run its partial_fit calls log into
+_pending = WeakIdentityMap()  # estimator (and its fitted parts) -> Snapshot not yet taken
+
+
+def _take_pending(estimator: Any) -> None:
+    """Something is about to refit ``estimator``: the snapshot of its last fit is taken first."""
+    snapshot = _pending.pop(estimator)
+    if snapshot is not None and snapshot.pending:
+        snapshot.take()
 
 
 def remember_fitted(estimator: Any, run: Run) -> None:
@@ -82,17 +93,20 @@ def remember_fitted(estimator: Any, run: Run) -> None:
 
 
 # ---------------------------------------------------------------------- small helpers
-def _remember_tree(estimator: Any, run: Run, depth: int = 0) -> None:
+def _remember_tree(estimator: Any, run: Run, snapshot: Snapshot | None = None, depth: int = 0) -> None:
     """The estimator and the fitted parts users save on their own (a search's best estimator,
-    a pipeline's steps) all trace back to this run."""
+    a pipeline's steps) all trace back to this run; refitting any of them first takes the
+    run's pending snapshot."""
     _fitted_by.set(estimator, run)
+    if snapshot is not None:
+        _pending.set(estimator, snapshot)
     if depth > 3:
         return
     parts = [step for _name, step in getattr(estimator, "steps", None) or [] if isinstance(_name, str)]
     parts += [getattr(estimator, attr, None) for attr in ("best_estimator_", "estimator_", "final_estimator_")]
     for part in parts:
         if _is_estimator(part):
-            _remember_tree(part, run, depth + 1)
+            _remember_tree(part, run, snapshot, depth + 1)
 
 
 def _is_estimator(obj: Any) -> bool:
@@ -130,10 +144,20 @@ def _param_value(value: Any) -> Any:
     return value
 
 
-def _params_of(estimator: Any) -> dict[str, Any]:
-    """A snapshot (estimators named, lists copied) of ``get_params(deep=True)``; encoding is left to the exporter."""
-    params = {k: _param_value(v) for k, v in estimator.get_params(deep=True).items()}
-    return {"estimator_class": _class_path(estimator), **params}
+def _params_of(estimator: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``get_params(deep=True)`` as it is, and as logged (estimators named, lists copied; encoding
+    is left to the exporter). Sub-estimators about to be refitted have their pending snapshots taken."""
+    raw = estimator.get_params(deep=True)
+    params: dict[str, Any] = {"estimator_class": _class_path(estimator)}
+    for key, value in raw.items():
+        if type(value) in _PLAIN:
+            params[key] = value
+        elif _is_estimator(value):
+            _take_pending(value)
+            params[key] = type(value).__name__
+        else:
+            params[key] = _param_value(value)
+    return raw, params
 
 
 _param_names: weakref.WeakKeyDictionary[type, tuple[Any, list[str]]] = weakref.WeakKeyDictionary()
@@ -323,10 +347,14 @@ def _metrics_producer(run_id: str, load: Any, X: Any, y: Any, sample_weight: Any
     return produce
 
 
-def _model_producer(run_id: str, name: str, data: bytes, metadata: dict[str, Any], dataset: str | None) -> Any:
+def _model_producer(run_id: str, name: str, snapshot: Snapshot, metadata: dict[str, Any], dataset: str | None) -> Any:
     """Work for the exporter thread: write the pickled snapshot (joblib.load reads it) as a staged model file."""
 
     def produce() -> list[Any]:
+        data = snapshot.take()
+        if data is None:
+            return []  # the event saying why comes with the fitted values
+        metadata.update(_library_versions())
         path = os.path.join(_staging.folder(), MODEL_FILE)
         with open(path, "wb") as handle:
             handle.write(data)
@@ -336,34 +364,20 @@ def _model_producer(run_id: str, name: str, data: bytes, metadata: dict[str, Any
     return produce
 
 
-class _Snapshot:
-    """The pickled fitted estimator, unpickled at most once, on the exporter thread."""
-
-    __slots__ = ("data", "_model")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self._model: Any = None
-
-    def load(self) -> Any:
-        if self._model is None:
-            import pickle
-
-            self._model = pickle.loads(self.data)
-        return self._model
-
-
-def _fitted_values_producer(run_id: str, snapshot: _Snapshot) -> Any:
-    """Work for the exporter thread: what the estimator learnt (``n_iter_``, ``inertia_``...), from the snapshot."""
+def _fitted_values_producer(run_id: str, snapshot: Snapshot) -> Any:
+    """Work for the exporter thread: take the snapshot; what the estimator learnt (``n_iter_``,
+    ``inertia_``...) as it was then; an event if it could not be pickled."""
 
     def produce() -> list[Any]:
-        try:
-            metrics, params = _fitted_values(snapshot.load())
-        except Exception:  # a snapshot that does not load: the model file still says what it can
-            return []
+        snapshot.take()
         stamp = time.time()
-        records: list[Any] = [Metric(run_id, key, value, 0, stamp, None) for key, value in metrics.items()]
-        records += [Param(run_id, key, to_param_text(value)) for key, value in params.items()]
+        records: list[Any] = []
+        if snapshot.failure is not None:
+            records.append(Event(new_id(), run_id, "model_not_logged", stamp, None, {"reason": snapshot.failure}))
+        if snapshot.fitted is not None:
+            metrics, params = snapshot.fitted
+            records += [Metric(run_id, key, value, 0, stamp, None) for key, value in metrics.items()]
+            records += [Param(run_id, key, to_param_text(value)) for key, value in params.items()]
         return records
 
     return produce
@@ -441,6 +455,7 @@ class SklearnIntegration(Integration):
         estimator = call.instance
         if estimator is None or _from_own_integration(type(estimator)):
             return
+        _take_pending(estimator)
         partial = _partial_runs.pop(estimator)
         if partial is not None:
             partial.end("finished")  # a fit from scratch closes the estimator's partial_fit run
@@ -449,7 +464,7 @@ class SklearnIntegration(Integration):
             if isinstance(run, NullRun):
                 yield None
                 return
-            dataset, fingerprint = self._log_inputs(run, estimator, X, y)
+            params, dataset, fingerprint = self._log_inputs(run, estimator, X, y)
             seen: list[str] = []
             warnings_token = _warnings_seen.set(seen)
             started, t0 = time.time(), time.perf_counter()
@@ -464,17 +479,19 @@ class SklearnIntegration(Integration):
             duration = time.perf_counter() - t0
             run.log_event("fit", duration_s=duration, timestamp=started, method=call.wrapped.__name__,
                           estimator=type(estimator).__name__, rows=_rows(X))
-            snapshot = self._log_model_and_metrics(run, estimator, dataset, fingerprint, X, y, sample_weight)
-            self._log_outcome(run, estimator, seen, fitted_values=not snapshot)
-            _remember_tree(estimator, run)
+            snapshot = self._log_model_and_metrics(run, estimator, params, dataset, fingerprint, X, y, sample_weight)
+            self._log_outcome(run, estimator, seen, fitted_values=snapshot is None)
+            _remember_tree(estimator, run, snapshot)
 
-    def _log_inputs(self, run: Run, estimator: Any, X: Any, y: Any) -> tuple[str | None, str | None]:
-        run._log_params_later(_params_of(estimator))
+    def _log_inputs(self, run: Run, estimator: Any, X: Any, y: Any) -> tuple[dict[str, Any], str | None, str | None]:
+        """Params, and the training data as a dataset input; returns the raw params, the dataset ref and its fingerprint."""
+        raw, params = _params_of(estimator)
+        run._log_params_later(params)
         loaded = _loaded_from.pop(estimator)
         if loaded is not None:
             _log_model_input(run, *loaded)
         if X is None:
-            return None, None
+            return raw, None, None
         info: dict[str, Any] = {"shape": m.shape_of(X), "type": type(X).__name__}
         try:
             digest = m.fingerprint(X)
@@ -488,7 +505,7 @@ class SklearnIntegration(Integration):
         run._log_params_later({"dataset": info})
         ref = f"sklearn-data:{digest}"
         run.log_input(ref, kind="dataset", role="train", **info)
-        return ref, digest
+        return raw, ref, digest
 
     def _log_outcome(self, run: Run, estimator: Any, warnings_seen: list[str], fitted_values: bool = True) -> None:
         if fitted_values:  # else read from the snapshot, on the exporter thread
@@ -543,45 +560,38 @@ class SklearnIntegration(Integration):
                 child.end("finished")
 
     # ------------------------------------------------------------------ models and metrics
-    def _log_model_and_metrics(self, run: Run, estimator: Any, dataset: str | None, fingerprint: str | None,
-                               X: Any, y: Any, sample_weight: Any) -> bool:
-        """Snapshot the fitted estimator (an in-memory pickle: the only part paid on the training
-        thread). The exporter thread, once no fit is running, writes the model file, reads what
-        the estimator learnt (``n_iter_``...) and computes the training metrics from that snapshot,
-        on a view of the training rows (no copy), skipped if the data changed since.
-        True when the snapshot was taken."""
-        import pickle
-
+    def _log_model_and_metrics(self, run: Run, estimator: Any, params: dict[str, Any], dataset: str | None,
+                               fingerprint: str | None, X: Any, y: Any, sample_weight: Any) -> Snapshot | None:
+        """Hand the fitted estimator to the exporter thread, which snapshots it once no fit is
+        running (see _sklearn_snapshot) and from that snapshot writes the model file, reads what
+        the estimator learnt (``n_iter_``...) and computes the training metrics, on a view of the
+        training rows (no copy), skipped if the data changed since. None when nothing needs a snapshot."""
         log_models = self.config.log_models
         want_metrics = (bool(self.option("log_training_metrics", True)) and X is not None
                         and (hasattr(estimator, "predict") or hasattr(estimator, "score")))
         if not (log_models or want_metrics):
-            return False  # no snapshot of a model nobody asked for: it may be large
-        try:
-            data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # e.g. a FunctionTransformer holding a lambda: the user's choice, not our bug
-            run.log_event("model_not_logged", reason=f"{type(exc).__name__}: {exc}"[:500])
-            return False
-        model = _Snapshot(data)
-        producers = [_fitted_values_producer(run.id, model)]
+            return None  # no snapshot of a model nobody asked for: it may be large
+        snapshot = Snapshot(estimator, params, _is_estimator, _fitted_values)
+        producers = [_fitted_values_producer(run.id, snapshot)]
         if log_models:
-            metadata = {"estimator_class": _class_path(estimator), "saved_by": "autolog", **_library_versions()}
-            producers.append(_model_producer(run.id, type(estimator).__name__, data, metadata, dataset))
+            metadata = {"estimator_class": _class_path(estimator), "saved_by": "autolog"}
+            producers.append(_model_producer(run.id, type(estimator).__name__, snapshot, metadata, dataset))
         if want_metrics:
             rows = m.n_rows(X) or 0
             step = max(1, math.ceil(rows / max(1, int(self.option("max_metric_rows", 10_000)))))
             sample = [m.rows_every(v, step) if v is not None else None for v in (X, y, sample_weight)]
             budget = float(self.option("metric_time_budget_s", 1.0))
-            producers.append(_metrics_producer(run.id, model.load, *sample, budget,
+            producers.append(_metrics_producer(run.id, snapshot.load, *sample, budget,
                                                unchanged=_unchanged_check(X, fingerprint)))
         run._submit(Deferred(lambda: [record for produce in producers for record in produce()], background=True))
-        return True
+        return snapshot
 
     # ------------------------------------------------------------------ partial_fit
     def _partial_fit_hook(self, call: _patching.Call) -> Iterator[Any]:
         estimator = call.instance
         if estimator is None or _from_own_integration(type(estimator)):
             return
+        _take_pending(estimator)
         run = active_run()
         own = run is None
         if own:
@@ -625,7 +635,7 @@ class SklearnIntegration(Integration):
                 if leftover:
                     os.remove(leftover)
             run._console = None
-        run.log_params(_params_of(estimator))
+        run.log_params(_params_of(estimator)[1])
         _partial_runs.set(estimator, run)
         weakref.finalize(estimator, run.end, "finished")
         return run

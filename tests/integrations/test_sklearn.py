@@ -358,3 +358,60 @@ def test_param_names_are_cached_per_class_and_restored_on_disable(store_uri):
     assert Custom().get_params() == {"a": 1, "b": 2}
     mbx.autolog(disable=True)
     assert BaseEstimator.__dict__["_get_param_names"] is original
+
+
+def _model_of(client, run):
+    [model] = run.models()
+    return client.load_model(model.id)
+
+
+def test_refitting_one_estimator_keeps_each_runs_model(autologged, data):
+    """The snapshot of a fit is taken before the next fit of the same object changes it,
+    with the hyperparameters it was fitted with even when they were reassigned meanwhile."""
+    X, y = data
+    model = LogisticRegression()
+    fitted = {}
+    for C in (0.01, 100.0):
+        model.C = C  # the notebook way: reassign, refit
+        model.fit(X, y)
+        fitted[C] = model.coef_.copy()
+    mbx.flush(10)
+    runs = sorted(autologged.runs(), key=lambda r: r.start_time)
+    assert [r.params["C"] for r in runs] == [0.01, 100.0]
+    for run, C in zip(runs, (0.01, 100.0), strict=True):
+        restored = _model_of(autologged, run)
+        assert restored.C == C
+        np.testing.assert_allclose(restored.coef_, fitted[C])
+        assert run.metrics("n_iter_")[-1].value >= 1
+
+
+def test_hyperparameters_changed_after_fit_are_not_in_the_model(autologged, data):
+    X, y = data
+    model = LogisticRegression(C=0.5).fit(X, y)
+    model.C = 7.0  # before the exporter took the snapshot
+    model.set_params(max_iter=3)
+    mbx.flush(10)
+    restored = _model_of(autologged, only_run(autologged))
+    assert (restored.C, restored.max_iter) == (0.5, 100)
+    np.testing.assert_allclose(restored.coef_, model.coef_)
+    assert (model.C, model.max_iter) == (7.0, 3)  # the user's estimator is never touched
+
+
+def test_refitting_a_pipeline_step_alone_keeps_the_pipelines_model(autologged, data):
+    X, y = data
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    before = pipe.predict_proba(X)
+    pipe.steps[1][1].fit(X[:30] * 3, 1 - y[:30])  # the step, refitted on its own
+    mbx.flush(10)
+    runs = {r.name: r for r in autologged.runs()}
+    np.testing.assert_allclose(_model_of(autologged, runs["Pipeline"]).predict_proba(X), before)
+
+
+def test_a_replaced_sub_estimator_is_reported_not_saved_wrong(autologged, data):
+    X, y = data
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    pipe.steps[1] = ("logisticregression", SGDClassifier())
+    run = only_run(autologged)
+    assert run.models() == []
+    [event] = run.events("model_not_logged")
+    assert "replaced" in event.attrs["reason"]
