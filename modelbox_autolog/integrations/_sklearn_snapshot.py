@@ -87,6 +87,14 @@ class Snapshot:
         copy.set_params(**changed)  # the hyperparameters it was fitted with
         return pickle.dumps(copy, protocol=pickle.HIGHEST_PROTOCOL)
 
+    def release(self) -> None:
+        """Drop the pickle and the copy once the exporter used them (the registry of pending
+        snapshots may keep this object as long as the user keeps the estimator)."""
+        with self._lock:
+            self._estimator = None
+            self.data = None
+            self._model = None
+
     def load(self) -> Any:
         """The unpickled copy (shared by the exporter's producers; they only read it)."""
         data = self.take()

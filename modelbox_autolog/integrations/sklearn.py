@@ -583,7 +583,13 @@ class SklearnIntegration(Integration):
             budget = float(self.option("metric_time_budget_s", 1.0))
             producers.append(_metrics_producer(run.id, snapshot.load, *sample, budget,
                                                unchanged=_unchanged_check(X, fingerprint)))
-        run._submit(Deferred(lambda: [record for produce in producers for record in produce()], background=True))
+        def produce_all() -> list[Any]:
+            try:
+                return [record for produce in producers for record in produce()]
+            finally:
+                snapshot.release()
+
+        run._submit(Deferred(produce_all, background=True))
         return snapshot
 
     # ------------------------------------------------------------------ partial_fit

@@ -415,3 +415,14 @@ def test_a_replaced_sub_estimator_is_reported_not_saved_wrong(autologged, data):
     assert run.models() == []
     [event] = run.events("model_not_logged")
     assert "replaced" in event.attrs["reason"]
+
+
+def test_no_copy_of_the_model_is_kept_once_stored(autologged, data):
+    from modelbox_autolog.integrations import sklearn as sk
+
+    X, y = data
+    model = LogisticRegression().fit(X, y)
+    assert only_run(autologged).models()
+    snapshot = sk._pending.get(model)
+    assert snapshot is not None and not snapshot.pending
+    assert snapshot.data is None and snapshot._model is None
