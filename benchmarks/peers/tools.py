@@ -261,6 +261,8 @@ def _records(path: str) -> list[bytes]:
             continue
         size = int.from_bytes(data[pos + 4:pos + 6], "little")
         kind = data[pos + 6]
+        if pos + 7 + size > len(data):  # a record still being written: read again later
+            break
         chunk = data[pos + 7:pos + 7 + size]
         pos += 7 + size
         if kind == 1:  # full
@@ -288,7 +290,10 @@ def _wait_for_exit_record(path: str, timeout: float = 120.0) -> None:
             payloads = []
         for payload in reversed(payloads):
             record = pb.Record()
-            record.ParseFromString(payload)
+            try:
+                record.ParseFromString(payload)
+            except Exception:  # torn while W&B's service writes it: the next pass reads it whole
+                continue
             if record.WhichOneof("record_type") == "exit":
                 return
         time.sleep(0.01)
