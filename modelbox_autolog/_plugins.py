@@ -7,7 +7,8 @@ files (plain file reads, which release the GIL) looking for the group's name; th
 parse runs only when one declares it, or when ``sys.path`` holds an archive we cannot list.
 The answer is kept per ``sys.path``: a plugin installed into a running process is found once
 ``sys.path`` changes, or by the next process. "Nothing declares it" is also noted on disk (in
-the journal folder) with the modification times of the ``sys.path`` folders, which change when a
+the journal folder, for the last 16 ``sys.path`` layouts: each script's folder starts its own)
+with the modification times of the ``sys.path`` folders, which change when a
 distribution is installed, upgraded or removed: the next process then skips even the first pass,
 which, run beside a fit that starts right after ``autolog()``, would slow that fit down.
 """
@@ -55,7 +56,7 @@ def known_to_be_none(note_dir: str | None) -> bool:
     if found is not None:
         return not found
     stamp = _stamp(key)
-    if stamp is None or not note_dir or _read_note(note_dir) != stamp:
+    if stamp is None or not note_dir or stamp not in _read_note(note_dir):
         return False
     with _lock:
         _cache[key] = []
@@ -78,21 +79,28 @@ def _stamp(paths: tuple[str, ...]) -> list[list[Any]] | None:
     return stamp
 
 
-def _read_note(note_dir: str) -> Any:
+NOTE_STAMPS = 16  # sys.path layouts remembered (each script's folder starts its own sys.path)
+
+
+def _read_note(note_dir: str) -> list[Any]:
     try:
         with open(os.path.join(note_dir, NOTE_NAME), encoding="utf-8") as handle:
-            return json.load(handle).get("none_declared_for")
+            stamps = json.load(handle).get("none_declared_for")
     except (OSError, ValueError, AttributeError):
-        return None
+        return []
+    return stamps if isinstance(stamps, list) else []
 
 
 def _write_note(note_dir: str, stamp: list[list[Any]]) -> None:
+    """Remember this layout first, with the most recent others whose folders are laid out differently."""
+    folders = [entry[0] for entry in stamp]
+    kept = [old for old in _read_note(note_dir) if isinstance(old, list) and [e[0] for e in old if e] != folders]
     try:
         os.makedirs(note_dir, exist_ok=True)
         path = os.path.join(note_dir, NOTE_NAME)
         temporary = f"{path}.{os.getpid()}.tmp"
         with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump({"group": GROUP, "none_declared_for": stamp}, handle)
+            json.dump({"group": GROUP, "none_declared_for": [stamp, *kept][:NOTE_STAMPS]}, handle)
         os.replace(temporary, path)
     except OSError:
         pass  # only a shortcut for the next process

@@ -160,3 +160,21 @@ def test_none_declared_is_remembered_until_a_distribution_is_installed(tmp_path,
     (site / "late-1.0.dist-info").mkdir()  # an install changes the folder
     os.utime(site, ns=(0, os.stat(site).st_mtime_ns + 1_000_000_000))
     assert not _plugins.known_to_be_none(note_dir)
+
+
+def test_the_note_remembers_several_sys_path_layouts(tmp_path, monkeypatch):
+    from modelbox_autolog import _plugins
+
+    note_dir = str(tmp_path / "state")
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    original = list(sys.path)
+    for folder in (first, second):  # two scripts in two folders, each with its own sys.path[0]
+        monkeypatch.setattr(sys, "path", [str(folder), *original])
+        monkeypatch.setattr(_plugins, "_cache", {})
+        assert _plugins.integration_entry_points(note_dir) == []
+    for folder in (first, second):
+        monkeypatch.setattr(sys, "path", [str(folder), *original])
+        monkeypatch.setattr(_plugins, "_cache", {})
+        assert _plugins.known_to_be_none(note_dir)
