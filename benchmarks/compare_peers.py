@@ -57,6 +57,7 @@ CALLS = {"modelbox": (100_000, 20_000), "mlflow-sync": (2_000, 500), "mlflow-asy
          "wandb": (100_000, 20_000)}
 TARGET_RATIO = 1.05
 TARGET_PER_CALL = {"wandb": 100.0, "mlflow-sync": 1000.0}
+SETTLE_S = 0.5  # pause between measurements: background work of the previous process ends first
 LABEL = {"none": "no logging", "modelbox": "modelbox", "mlflow": "mlflow", "wandb": "wandb",
          "mlflow-sync": "mlflow sync", "mlflow-async": "mlflow async"}
 
@@ -175,6 +176,8 @@ class Driver:
                "--result", result]
         if not self.args.full:
             cmd.append("--quick")
+        os.sync()  # the previous tool's writes reach the disk now, not during this measurement
+        time.sleep(SETTLE_S)
         started = time.perf_counter()
         with open(log, "w") as out:
             proc = subprocess.run(cmd, env=self.env, cwd=os.path.join(self.tmp, "work"), stdout=out,
