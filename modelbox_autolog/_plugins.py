@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import threading
 from importlib.metadata import EntryPoint
@@ -73,7 +74,7 @@ def _stamp(paths: tuple[str, ...]) -> list[list[Any]] | None:
         except OSError:
             stamp.append([folder, -1])
             continue
-        if not os.path.isdir(folder):
+        if not stat.S_ISDIR(info.st_mode):
             return None
         stamp.append([folder, info.st_mtime_ns])
     return stamp

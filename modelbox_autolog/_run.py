@@ -96,6 +96,11 @@ class _TimedEvent:
         self._run._emit_event(self._name, self._start, duration, attrs)
 
 
+def _param_records(run_id: str, params: Mapping[Any, Any]) -> list[Param]:
+    """Params flattened with '.', values as JSON text."""
+    return [Param(run_id, key, to_param_text(value)) for key, value in flatten(params).items()]
+
+
 class Run:
     """A unit of work being logged. Use it as a context manager, or call ``end()``."""
 
@@ -149,22 +154,18 @@ class Run:
     def log_params(self, params: Mapping[Any, Any]) -> None:
         """Nested dicts are flattened with '.'; values that are not JSON become their repr."""
         try:
-            flat = flatten(params)
+            records = _param_records(self.id, params)
         except Exception as exc:
             self._warn_once("params", f"params not logged: {exc!r}")
             return
-        for key, value in flat.items():
-            self._submit(Param(self.id, key, to_param_text(value)))
+        for record in records:
+            self._submit(record)
 
     def _log_params_later(self, params: Mapping[Any, Any]) -> None:
         """``log_params``, flattened and encoded on the exporter thread: for integrations whose
         ``params`` is a fresh dict of values that do not change meanwhile (one record queued, not one per param)."""
         run_id = self.id
-
-        def produce() -> list[Param]:
-            return [Param(run_id, key, to_param_text(value)) for key, value in flatten(params).items()]
-
-        self._submit(Deferred(produce))
+        self._submit(Deferred(lambda: _param_records(run_id, params)))
 
     # ------------------------------------------------------------------ metrics (hot path)
     def log_metric(self, key: str, value: Any, step: int | None = None, epoch: int | None = None, timestamp: float | None = None) -> None:

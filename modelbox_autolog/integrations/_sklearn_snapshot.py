@@ -25,14 +25,14 @@ from collections.abc import Callable
 from typing import Any
 
 _MISSING = object()
-_PLAIN = (str, int, float, bool, type(None))
+PLAIN = (str, int, float, bool, type(None))  # param values kept as they are
 
 
 def _same(a: Any, b: Any) -> bool:
     if a is b:
         return True
     try:
-        return type(a) is type(b) and type(a) in _PLAIN and bool(a == b)
+        return type(a) is type(b) and type(a) in PLAIN and bool(a == b)
     except Exception:
         return False
 

@@ -57,7 +57,7 @@ from .._run import NullRun, Run, active_run, autorun, start_run
 from .._values import to_attrs, to_key, to_param_text
 from . import _sklearn_metrics as m
 from ._identity import WeakIdentityMap
-from ._sklearn_snapshot import Snapshot
+from ._sklearn_snapshot import PLAIN, Snapshot
 from .base import Integration
 
 FIT_METHODS = ("fit", "fit_transform", "fit_predict", "partial_fit")
@@ -130,12 +130,9 @@ def _class_path(obj: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-_PLAIN = (str, int, float, bool, type(None))
-
-
 def _param_value(value: Any) -> Any:
     """Estimators inside params become their class name: their repr is slow and says nothing new."""
-    if type(value) in _PLAIN:
+    if type(value) in PLAIN:
         return value
     if _is_estimator(value):
         return type(value).__name__
@@ -150,13 +147,9 @@ def _params_of(estimator: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     raw = estimator.get_params(deep=True)
     params: dict[str, Any] = {"estimator_class": _class_path(estimator)}
     for key, value in raw.items():
-        if type(value) in _PLAIN:
-            params[key] = value
-        elif _is_estimator(value):
+        if type(value) not in PLAIN and _is_estimator(value):
             _take_pending(value)
-            params[key] = type(value).__name__
-        else:
-            params[key] = _param_value(value)
+        params[key] = _param_value(value)
     return raw, params
 
 
