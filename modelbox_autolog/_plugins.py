@@ -83,19 +83,27 @@ def _stamp(paths: tuple[str, ...]) -> list[list[Any]] | None:
 NOTE_STAMPS = 16  # sys.path layouts remembered (each script's folder starts its own sys.path)
 
 
-def _read_note(note_dir: str) -> list[Any]:
+def _read_note(note_dir: str) -> list[list[list[Any]]]:
+    """The stamps noted on disk; anything not shaped like one (another version's note, a
+    damaged file) is ignored, and replaced at the next write."""
     try:
         with open(os.path.join(note_dir, NOTE_NAME), encoding="utf-8") as handle:
             stamps = json.load(handle).get("none_declared_for")
     except (OSError, ValueError, AttributeError):
         return []
-    return stamps if isinstance(stamps, list) else []
+    return [old for old in stamps if _is_stamp(old)] if isinstance(stamps, list) else []
+
+
+def _is_stamp(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], int)
+        for entry in value)
 
 
 def _write_note(note_dir: str, stamp: list[list[Any]]) -> None:
     """Remember this layout first, with the most recent others whose folders are laid out differently."""
     folders = [entry[0] for entry in stamp]
-    kept = [old for old in _read_note(note_dir) if isinstance(old, list) and [e[0] for e in old if e] != folders]
+    kept = [old for old in _read_note(note_dir) if [entry[0] for entry in old] != folders]
     try:
         os.makedirs(note_dir, exist_ok=True)
         path = os.path.join(note_dir, NOTE_NAME)

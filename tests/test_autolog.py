@@ -162,6 +162,31 @@ def test_none_declared_is_remembered_until_a_distribution_is_installed(tmp_path,
     assert not _plugins.known_to_be_none(note_dir)
 
 
+@pytest.mark.parametrize("content", [
+    '{"none_declared_for": [["/some/folder", 1], ["/other", 2]]}',  # one stamp, as older versions wrote it
+    '{"none_declared_for": [[1, 2], "x", null]}',
+    '{"none_declared_for": 7}',
+    "[1, 2]",
+    "not json",
+])
+def test_a_note_of_another_shape_is_replaced_not_fatal(tmp_path, monkeypatch, content):
+    import os
+
+    from modelbox_autolog import _plugins
+
+    monkeypatch.setattr(_plugins, "_cache", {})
+
+    note_dir = tmp_path / "state"
+    note_dir.mkdir()
+    (note_dir / _plugins.NOTE_NAME).write_text(content)
+    assert not _plugins.known_to_be_none(str(note_dir))
+    assert _plugins.integration_entry_points(str(note_dir)) == []
+    stamps = json.loads((note_dir / _plugins.NOTE_NAME).read_text())["none_declared_for"]
+    assert [entry[0] for entry in stamps[0]] == [os.path.abspath(p or os.curdir) for p in sys.path]
+    monkeypatch.setattr(_plugins, "_cache", {})  # a new process
+    assert _plugins.known_to_be_none(str(note_dir))
+
+
 def test_the_note_remembers_several_sys_path_layouts(tmp_path, monkeypatch):
     from modelbox_autolog import _plugins
 
