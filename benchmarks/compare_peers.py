@@ -13,7 +13,11 @@ Workloads (data, seeds and epochs from ``benchmarks/workloads/<name>.py``):
 
 Every measurement is a fresh worker process (autologgers patch globally), cut off from the network
 (``unshare --net`` where allowed) and storing into a temporary directory: MLflow in a SQLite tracking
-store, W&B offline, ours in SQLite. The tools alternate, their order rotating with each repetition.
+store, W&B offline, ours in SQLite. The tools alternate, their order rotating with each repetition;
+no logging and ours are also measured in back-to-back pairs (``--pairs``, 20 with ``--full``) spread
+between the repetitions: one fresh process's training time moves by 10-15% on a shared 2-vCPU
+machine, and only many adjacent pairs resolve a 5% target. Ours is judged on the paired ratio (the
+median of each measurement's ratio to the no-logging one beside it), shown with a bootstrap interval.
 Timed per measurement: ``train`` = the training call alone, ``end-to-end`` = what must run right
 before it (``wandb.init``) + training + waiting until everything is stored (``mbx.flush``,
 ``wandb.finish``, MLflow's async flush). Each tool keeps its defaults (models included) and the
@@ -58,6 +62,11 @@ CALLS = {"modelbox": (100_000, 20_000), "mlflow-sync": (2_000, 500), "mlflow-asy
 TARGET_RATIO = 1.05
 TARGET_PER_CALL = {"wandb": 100.0, "mlflow-sync": 1000.0}
 SETTLE_S = 0.5  # pause between measurements: background work of the previous process ends first
+# Extra back-to-back (no logging, modelbox) pairs per training workload, order alternating: on a
+# shared 2-vCPU machine one fresh process's training time moves by 10-15% between repetitions, so
+# resolving a 5% target takes many adjacent pairs; the peers, at 2-17x, need far fewer.
+PAIRS = (20, 2)  # (full run, quick run)
+CONFIDENCE = 0.90  # of the bootstrap interval around our paired ratio
 LABEL = {"none": "no logging", "modelbox": "modelbox", "mlflow": "mlflow", "wandb": "wandb",
          "mlflow-sync": "mlflow sync", "mlflow-async": "mlflow async"}
 
@@ -242,10 +251,24 @@ def aggregate(records: list[dict[str, Any]], workloads: list[str]) -> dict[str, 
                 pairs = [t / base["by_rep"][rep] for rep, t in row["by_rep"].items() if base["by_rep"].get(rep)]
                 if pairs:
                     row["train_paired_ratio"] = statistics.median(pairs)
+                    row["train_paired_n"] = len(pairs)
+                    row["train_paired_ci"] = list(bootstrap_median_interval(pairs))
             if workload == "manual" and ours:
                 row["per_call_vs_ours"] = row["per_call_us"]["median"] / ours["per_call_us"]["median"]
         out[workload] = rows
     return out
+
+
+def bootstrap_median_interval(values: list[float], confidence: float = CONFIDENCE,
+                              resamples: int = 5000) -> tuple[float, float]:
+    """Percentile bootstrap interval of the median (seeded: the same samples give the same interval)."""
+    import random
+
+    rng = random.Random(0)
+    n = len(values)
+    medians = sorted(statistics.median(rng.choices(values, k=n)) for _ in range(resamples))
+    tail = (1.0 - confidence) / 2.0
+    return medians[int(tail * (resamples - 1))], medians[int((1.0 - tail) * (resamples - 1))]
 
 
 def targets(results: dict[str, Any]) -> dict[str, Any]:
@@ -253,10 +276,14 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
     for workload in ("sklearn", "xgboost", "keras", "lightning"):
         ours = next((r for r in results.get(workload, []) if r["tool"] == "modelbox" and "train_ratio" in r), None)
         if ours:
+            # Judged on the paired ratio (each measurement against the no-logging one right beside
+            # it, which cancels the machine's drifts); the ratio of medians is reported beside it.
+            paired = ours.get("train_paired_ratio", ours["train_ratio"])
             checks[f"{workload}_ratio_le_{TARGET_RATIO}"] = {
-                "value": round(ours["train_ratio"], 3), "end_to_end": round(ours["end_to_end_ratio"], 3),
-                "paired": round(ours.get("train_paired_ratio", ours["train_ratio"]), 3),
-                "met": ours["train_ratio"] <= TARGET_RATIO,
+                "value": round(paired, 3), "pairs": ours.get("train_paired_n", 0),
+                "interval": [round(v, 3) for v in ours.get("train_paired_ci", [paired, paired])],
+                "ratio_of_medians": round(ours["train_ratio"], 3), "end_to_end": round(ours["end_to_end_ratio"], 3),
+                "met": paired <= TARGET_RATIO,
             }
     manual = {r["tool"]: r for r in results.get("manual", []) if r["reps"]}
     for peer, factor in TARGET_PER_CALL.items():
@@ -278,27 +305,33 @@ def _logged_text(logged: dict[str, int]) -> str:
     return ", ".join(parts)
 
 
-def table(results: dict[str, Any], reps: int) -> str:
-    lines = [f"Training workloads: median of {reps} alternating repetitions [min-max]; ratio vs no logging "
-             "(of medians; paired: the median of each repetition's ratio).", "",
-             "| workload | tool | train s | ratio | paired | end-to-end s | ratio | import+setup s | logged (from the store) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+def table(results: dict[str, Any], reps: int, pairs: int = 0) -> str:
+    extra = f" (no logging and modelbox: also {pairs} back-to-back pairs)" if pairs else ""
+    lines = [f"Training workloads: median of {reps} rotating repetitions{extra} [min-max]; ratio vs no logging "
+             f"(of medians; paired: the median of each measurement's ratio to the no-logging one beside it, "
+             f"[{CONFIDENCE:.0%} bootstrap interval] for ours).", "",
+             "| workload | tool | n | train s | ratio | paired | end-to-end s | ratio | import+setup s | logged (from the store) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for workload, rows in results.items():
         if workload == "manual":
             continue
         for row in rows:
             if not row["reps"]:
-                lines.append(f"| {workload} | {LABEL[row['tool']]} | failed | | | | | | |")
+                lines.append(f"| {workload} | {LABEL[row['tool']]} | 0 | failed | | | | | | |")
                 continue
             t, e = row["train_s"], row["end_to_end_s"]
+            paired = f"{row.get('train_paired_ratio', 1):.3f}x"
+            if row["tool"] == "modelbox" and "train_paired_ci" in row:
+                low, high = row["train_paired_ci"]
+                paired += f" [{low:.3f}-{high:.3f}]"
             setup = row["import_s"]["median"] + row["setup_s"]["median"]
             lines.append(
-                f"| {workload} | {LABEL[row['tool']]} | {t['median']:.2f} [{t['min']:.2f}-{t['max']:.2f}] "
-                f"| {row.get('train_ratio', 1):.3f}x | {row.get('train_paired_ratio', 1):.3f}x "
+                f"| {workload} | {LABEL[row['tool']]} | {row['reps']} | {t['median']:.2f} [{t['min']:.2f}-{t['max']:.2f}] "
+                f"| {row.get('train_ratio', 1):.3f}x | {paired} "
                 f"| {e['median']:.2f} [{e['min']:.2f}-{e['max']:.2f}] "
                 f"| {row.get('end_to_end_ratio', 1):.3f}x | {setup:.2f} | {_logged_text(row['logged'])} |")
         if workload == "sklearn":
-            lines.append("| sklearn | wandb | n/a: W&B has no scikit-learn autologging | | | | | | |")
+            lines.append("| sklearn | wandb | | n/a: W&B has no scikit-learn autologging | | | | | | |")
     if "manual" in results:
         lines += ["", "Manual logging: `log_metric` calls on the training thread, then until everything is stored.", "",
                   "| tool | calls | µs per call [min-max] | x ours | log s | then until stored s "
@@ -390,8 +423,9 @@ def machine() -> dict[str, Any]:
 
 def _subtitle(report: dict[str, Any]) -> str:
     info = report["machine"]
+    pairs = f" + {report['pairs']} pairs" if report.get("pairs") else ""
     return (f"{info.get('cpu', '')}, {info['cpus']} cpus, load {info['load_average'][0]:.1f}; "
-            f"{report['mode']} run, {report['reps']} reps, {report['date']}")
+            f"{report['mode']} run, {report['reps']} reps{pairs}, {report['date']}")
 
 
 def drive(args: argparse.Namespace) -> int:
@@ -400,42 +434,57 @@ def drive(args: argparse.Namespace) -> int:
     if unknown:
         raise SystemExit(f"unknown workloads: {', '.join(sorted(unknown))}")
     reps = args.reps or (5 if args.full else 2)
+    pairs = args.pairs if args.pairs is not None else PAIRS[0 if args.full else 1]
     driver = Driver(args)
     started = time.time()
     print(f"stores in {driver.tmp}; network {'isolated (unshare --net)' if driver.prefix else 'NOT isolated'}; "
-          f"{'full' if args.full else 'quick'} run, {reps} repetitions", flush=True)
+          f"{'full' if args.full else 'quick'} run, {reps} repetitions + {pairs} pairs", flush=True)
     info = machine()
     init = driver.run("init", "mlflow", 0)
     if "error" in init:
         return 1
     records: list[dict[str, Any]] = []
+
+    def measure(workload: str, tool: str, rep: int) -> None:
+        calls = CALLS[tool][0 if args.full else 1] if workload == "manual" else 0
+        record = driver.run(workload, tool, rep, calls)
+        records.append(record)
+        if "error" not in record:
+            shown = (f"{record['per_call_us']:.2f} µs/call, stored in {record['store_s']:.3f} s"
+                     if workload == "manual" else
+                     f"train {record['train_s']:.2f} s, end-to-end {record['end_to_end_s']:.2f} s")
+            print(f"  {workload:<9} rep {rep} {tool:<12} {shown}", flush=True)
+
     for workload in workloads:
         driver.warm(workload)
         tools = TOOLS[workload]
+        extra = pairs if "none" in tools else 0
+        done = 0
         for rep in range(reps):
             order = tools[rep % len(tools):] + tools[:rep % len(tools)]  # rotate A/B/C/D
             for tool in order:
-                calls = CALLS[tool][0 if args.full else 1] if workload == "manual" else 0
-                record = driver.run(workload, tool, rep, calls)
-                records.append(record)
-                if "error" not in record:
-                    shown = (f"{record['per_call_us']:.2f} µs/call, stored in {record['store_s']:.3f} s"
-                             if workload == "manual" else
-                             f"train {record['train_s']:.2f} s, end-to-end {record['end_to_end_s']:.2f} s")
-                    print(f"  {workload:<9} rep {rep} {tool:<12} {shown}", flush=True)
+                measure(workload, tool, rep)
+            # The extra pairs, spread between the repetitions; each pair has its own rep number.
+            for _ in range(extra * (rep + 1) // reps - done):
+                pair = ("none", "modelbox") if done % 2 == 0 else ("modelbox", "none")
+                for tool in pair:
+                    measure(workload, tool, reps + done)
+                done += 1
     results = aggregate(records, workloads)
     checks = targets(results)
-    text = table(results, reps)
+    text = table(results, reps, pairs)
     info["load_average_end"] = list(os.getloadavg())
     versions = {r["tool"]: r.get("version", "") for r in records if r.get("version")}
     versions.update({r["workload"]: r["framework_version"] for r in records if r.get("framework_version")})
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "mode": "full" if args.full else "quick", "reps": reps, "duration_s": round(time.time() - started, 1),
+        "mode": "full" if args.full else "quick", "reps": reps, "pairs": pairs, "duration_s": round(time.time() - started, 1),
         "network": "isolated (unshare --net)" if driver.prefix else "not isolated", "machine": info,
         "versions": versions, "results": results, "targets": checks, "table_markdown": text,
         "notes": [
             "Each measurement is a fresh process; tools alternate with a rotating order per repetition.",
+            f"No logging and modelbox are also measured in {pairs} back-to-back pairs per training workload "
+            "(order alternating), spread between the repetitions: the target is judged on the paired ratio.",
             "train = the training call; end-to-end = wandb.init (W&B) + training + until stored.",
             "W&B: offline mode; Keras WandbMetricsLogger, XGBoost WandbCallback, Lightning WandbLogger "
             "(replaces Lightning's default logger); no scikit-learn autologging exists in W&B.",
@@ -457,8 +506,12 @@ def drive(args: argparse.Namespace) -> int:
     print()
     for name, check in checks.items():
         if name != "all_met":
-            print(f"target {name}: {'met' if check['met'] else 'NOT met'}"
-                  + (f" ({check['value']})" if "value" in check else ""))
+            detail = f" ({check['value']})" if "value" in check else ""
+            if "interval" in check:
+                low, high = check["interval"]
+                detail = (f" (paired {check['value']} over {check['pairs']} pairs, {CONFIDENCE:.0%} interval "
+                          f"{low}-{high}; ratio of medians {check['ratio_of_medians']})")
+            print(f"target {name}: {'met' if check['met'] else 'NOT met'}{detail}")
     print(f"results: {os.path.join(RESULTS, stem)}.json/.png ({report['duration_s']:.0f} s, {driver.count} processes)")
     if not args.keep:
         shutil.rmtree(driver.tmp, ignore_errors=True)
@@ -469,6 +522,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="the real run: 5 repetitions, full sizes")
     parser.add_argument("--reps", type=int, default=0, help="repetitions (default 5 with --full, else 2)")
+    parser.add_argument("--pairs", type=int, default=None,
+                        help=f"extra back-to-back (no logging, modelbox) pairs per training workload "
+                             f"(default {PAIRS[0]} with --full, else {PAIRS[1]})")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per measurement process")
     parser.add_argument("--keep", action="store_true", help="keep the temporary stores and logs")
