@@ -152,7 +152,7 @@ def autolog(
 
     check_uri(config.backend)
     _config.set_current(config)
-    _warm_up(config)
+    warming = _warm_up(config)
 
     _watch(selected)
     from ._plugins import known_to_be_none
@@ -163,6 +163,8 @@ def autolog(
         # see _plugins): off the caller's thread. A module imported meanwhile is still bound,
         # because registering a hook fires at once for modules already imported.
         threading.Thread(target=_watch_third_party, name="modelbox-plugins", daemon=True).start()
+    if warming is not None:
+        warming.wait(WARM_UP_WAIT_S)
 
 
 def _watch(specs: Iterable[Spec]) -> None:
@@ -182,21 +184,40 @@ def _watch_third_party() -> None:
         _patching.safe("plugins", _patching.report_error, "plugins", exc)
 
 
-def _warm_up(config: _config.Config) -> None:
-    """Open the default backend on the exporter thread now, so the first fit does not pay for it."""
+WARM_UP_WAIT_S = 0.05  # autolog() waits this long at most for the default backend to open
+
+
+def _warm_up(config: _config.Config) -> threading.Event | None:
+    """Open the default backend on the exporter thread now, so the first fit does not pay for it.
+
+    The exporter is created and started on a helper thread, overlapping the binding of the
+    frameworks; autolog() then waits up to ``WARM_UP_WAIT_S`` for the backend to be open, so a fit
+    started right after it does not compete with that work for the GIL. A slow backend (a remote
+    server, a busy disk) goes on opening in the background.
+    """
     from ._exporter import exporter_for, shutdowns
     from ._run import is_logging_process
     from .backends import canonical_uri
 
     scheduled = shutdowns()
+    ready = threading.Event()
+
+    def start() -> None:
+        exporter = exporter_for(canonical_uri(config.backend), config)
+        exporter.warm_up(config.capture_env)
+        exporter.opened.wait(WARM_UP_WAIT_S)
 
     def warm() -> None:
-        if shutdowns() != scheduled:  # shut down meanwhile: a late warm-up must not start it again
-            return
-        _patching.safe("warm-up", lambda: exporter_for(canonical_uri(config.backend), config).warm_up(config.capture_env))
+        try:
+            if shutdowns() == scheduled:  # shut down meanwhile: a late warm-up must not start it again
+                _patching.safe("warm-up", start)
+        finally:
+            ready.set()
 
     if is_logging_process(config):  # even creating the exporter costs ms: not on the caller's thread
         threading.Thread(target=warm, name="modelbox-warm-up", daemon=True).start()
+        return ready
+    return None
 
 
 def _load_class_quietly(spec: Spec) -> type[Integration] | None:

@@ -122,6 +122,7 @@ class Exporter:
         self.writer = new_id()
         self._wake = threading.Event()
         self._space = threading.Event()
+        self.opened = threading.Event()  # the backend was opened (or found unavailable) once
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._io: _IoWorker | None = None
@@ -234,7 +235,10 @@ class Exporter:
     def _loop(self) -> None:
         _lower_priority()
         self._io = _IoWorker("modelbox-io")
-        self._open_backend()
+        try:
+            self._open_backend()
+        finally:
+            self.opened.set()
         if getattr(self, "_warm_env", False):
             # Read once per process (packages, git) and cached, but as background work: a
             # fresh process's first fit, started right after autolog(), must not wait for it.

@@ -27,6 +27,24 @@ def test_autolog_imports_no_framework_and_is_fast():
     assert result["heavy"] == []
 
 
+def test_autolog_opens_the_backend_before_any_run(tmp_path):
+    """The first fit must not share the GIL with opening the store: autolog() starts it (and
+    waits briefly for it), so the store exists before anything is logged."""
+    db = tmp_path / "warm" / "modelbox.db"
+    code = (
+        "import sys, modelbox_autolog as mbx\n"
+        "from modelbox_autolog import _exporter\n"
+        "from modelbox_autolog.backends import canonical_uri\n"
+        f"uri = {f'sqlite:///{db}'!r}\n"
+        "mbx.autolog(backend=uri, silent=True)\n"
+        "exporter = _exporter.exporter_for(canonical_uri(uri), None)\n"
+        "print(exporter.opened.wait(30))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "True"
+    assert db.exists()
+
+
 def test_autolog_is_idempotent_and_disable_cancels_hooks():
     mbx.autolog(frameworks=[])
     mbx.autolog()
