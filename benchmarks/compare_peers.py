@@ -14,7 +14,7 @@ Workloads (data, seeds and epochs from ``benchmarks/workloads/<name>.py``):
 Every measurement is a fresh worker process (autologgers patch globally), cut off from the network
 (``unshare --net`` where allowed) and storing into a temporary directory: MLflow in a SQLite tracking
 store, W&B offline, ours in SQLite. The tools alternate, their order rotating with each repetition;
-no logging and ours are also measured in back-to-back pairs (``--pairs``, 20 with ``--full``) spread
+no logging and ours are also measured in back-to-back pairs (``--pairs``, 30 with ``--full``) spread
 between the repetitions: one fresh process's training time moves by 10-15% on a shared 2-vCPU
 machine, and only many adjacent pairs resolve a 5% target. Ours is judged on the paired ratio (the
 median of each measurement's ratio to the no-logging one beside it), shown with a bootstrap interval.
@@ -65,7 +65,7 @@ SETTLE_S = 0.5  # pause between measurements: background work of the previous pr
 # Extra back-to-back (no logging, modelbox) pairs per training workload, order alternating: on a
 # shared 2-vCPU machine one fresh process's training time moves by 10-15% between repetitions, so
 # resolving a 5% target takes many adjacent pairs; the peers, at 2-17x, need far fewer.
-PAIRS = (20, 2)  # (full run, quick run)
+PAIRS = (30, 2)  # (full run, quick run)
 CONFIDENCE = 0.90  # of the bootstrap interval around our paired ratio
 LABEL = {"none": "no logging", "modelbox": "modelbox", "mlflow": "mlflow", "wandb": "wandb",
          "mlflow-sync": "mlflow sync", "mlflow-async": "mlflow async"}
