@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.modelbox-installed
 
-.PHONY: demo test lint bench bench-peers peers-setup setup clean proto
+.PHONY: components demo test lint bench bench-peers peers-setup setup clean proto
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
-test: $(STAMP)
+# Debian packages of the real components the tests start (installed when missing and root).
+COMPONENTS ?=
+
+components:
+	@bash scripts/install-components.sh $(COMPONENTS)
+
+test: $(STAMP) components
 	$(PY) -m ruff check modelbox_autolog tests benchmarks examples
 	$(PY) -m modelbox_autolog.proto.generate --check
 	MODELBOX_AUTOLOG_TESTING=1 $(PY) -m pytest -q
