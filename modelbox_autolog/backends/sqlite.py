@@ -24,6 +24,8 @@ from .._records import Artifact as ArtifactRecord
 from .._records import Batch, Metric, ModelRecord, Param, RunStart, RunUpdate, new_id
 from .._records import Event as EventRecord
 from .._records import Input as InputRecord
+from ..artifacts import ArtifactStore, open_artifacts, place_files
+from ..artifacts.layout import Placed
 from ..entities import (
     Artifact,
     ChangeEvent,
@@ -36,8 +38,7 @@ from ..entities import (
     RunInfo,
 )
 from .base import Backend, BackendError, BackendUnavailable, ImmutableModel, NotFound, Store
-from .files import copy_file, inside, read_chunks, safe_relpath
-from .uris import sqlite_path
+from .uris import artifacts_param, sqlite_path
 
 SCHEMA_VERSION = 1
 
@@ -143,8 +144,10 @@ class SQLiteStore(Backend, Store):
 
     scheme = "sqlite"
 
-    def __init__(self, uri: str, *, database: str | None = None, artifacts_dir: str | None = None) -> None:
+    def __init__(self, uri: str, *, database: str | None = None, artifacts_dir: str | None = None,
+                 artifacts: ArtifactStore | None = None) -> None:
         super().__init__(uri)
+        artifacts_dir = artifacts_dir or artifacts_param(uri)
         self.path = database if database is not None else os.path.abspath(path_from_uri(uri))
         in_memory = self.path == ":memory:"
         if not in_memory:
@@ -156,7 +159,10 @@ class SQLiteStore(Backend, Store):
                 raise BackendError(f"cannot create the store folder {folder}: {exc.strerror}") from exc
             if not os.access(folder, os.W_OK):
                 raise BackendError(f"the store folder {folder} is not writable")
-        self.artifacts_dir = artifacts_dir or os.path.join(os.path.dirname(self.path), "artifacts")
+        if artifacts is None:
+            artifacts = open_artifacts(artifacts_dir or os.path.join(os.path.dirname(self.path), "artifacts"))
+        self.artifact_store = artifacts  # where file bytes live: composed, not owned by the SQL
+        self.artifacts_dir = getattr(artifacts, "root", None)  # the local folder, when it is one
         self._lock = threading.RLock()
         self._series: dict[tuple[str, str], int] = {}
         try:
@@ -220,9 +226,11 @@ class SQLiteStore(Backend, Store):
                 pass
 
     # ---------------------------------------------------------------- write side
-    def write(self, batch: Batch) -> None:
+    def write(self, batch: Batch, placed: Placed | None = None) -> None:
+        """Store a batch once; ``placed`` names files already in the artifact store (the server's
+        verified uploads), the others are copied there first, outside the transaction."""
         groups = batch.by_type()
-        files = self._copy_files(groups)  # slow part first, outside the transaction
+        files = place_files(self.artifact_store, groups, placed)
         with self._lock:
             conn = self._conn
             try:
@@ -254,37 +262,9 @@ class SQLiteStore(Backend, Store):
                 raise
             self._series.update(new_series)
 
-    def _copy_files(self, groups: dict[type, list[Any]]) -> dict[str, tuple[str, int | None, str | None]]:
-        """Copy artifact/model files into the artifacts folder: record key -> (relpath, bytes, sha)."""
-        copied: dict[str, tuple[str, int | None, str | None]] = {}
-        for record in groups.get(ArtifactRecord, ()):
-            rel = f"runs/{record.run_id}/{record.id}/{safe_relpath(record.name)}"
-            copied[record.id] = self._copy_one(record.source_path, rel)
-        for model in groups.get(ModelRecord, ()):
-            for file in model.files:
-                rel = f"models/{model.id}/{safe_relpath(file.name)}"
-                copied[f"{model.id}/{file.name}"] = self._copy_one(file.source_path, rel)
-        return copied
-
-    def _copy_one(self, source: str, rel: str) -> tuple[str, int | None, str | None]:
-        """Place one file at ``rel`` under the artifacts folder: (rel, bytes, sha256).
-
-        An extension point: the gRPC server's ``ServerStore`` moves staged uploads instead of
-        copying them (its override of this method and ``_copy_files``).
-        """
-        dest = inside(self.artifacts_dir, rel)
-        try:
-            size, sha = copy_file(source, dest)
-        except FileNotFoundError:
-            if os.path.exists(dest):  # copied by an earlier attempt of this batch
-                from .files import sha256_of
-
-                size, sha = sha256_of(dest)
-                return rel, size, sha
-            return rel, None, None  # source vanished: keep the record, mark it missing
-        except OSError as exc:
-            raise BackendUnavailable(f"cannot copy {source} into {self.artifacts_dir}: {exc}") from exc
-        return rel, size, sha
+    def applied(self, batch_id: str) -> bool:
+        """Whether a batch id was stored before (a re-sent batch)."""
+        return bool(self._query("SELECT 1 FROM applied_batches WHERE id=?", (batch_id,)))
 
     def _experiment_id(self, conn: sqlite3.Connection, name: str, now: float, changes: list) -> str:
         row = conn.execute("SELECT id FROM experiments WHERE name=?", (name,)).fetchone()
@@ -513,7 +493,7 @@ class SQLiteStore(Backend, Store):
     def artifacts(self, run_id: str) -> list[Artifact]:
         run_id = self._resolve_run_id(run_id)
         rows = self._query("SELECT id, name, path, bytes, sha256, kind FROM artifacts WHERE run_id=? ORDER BY created_at, rowid", (run_id,))
-        return [Artifact(i, n, os.path.join(self.artifacts_dir, p), b, s, k) for i, n, p, b, s, k in rows]
+        return [Artifact(i, n, self.artifact_store.location(p), b, s, k) for i, n, p, b, s, k in rows]
 
     def inputs(self, run_id: str) -> list[Input]:
         run_id = self._resolve_run_id(run_id)
@@ -524,7 +504,7 @@ class SQLiteStore(Backend, Store):
 
     def _model_info(self, row: tuple) -> ModelInfo:
         files = [
-            ModelFileInfo(n, os.path.join(self.artifacts_dir, p), b, s)
+            ModelFileInfo(n, self.artifact_store.location(p), b, s)
             for n, p, b, s in self._query("SELECT name, path, bytes, sha256 FROM model_files WHERE model_id=? ORDER BY name", (row[0],))
         ]
         return ModelInfo(
@@ -596,11 +576,7 @@ class SQLiteStore(Backend, Store):
         return self._change_model(current.id, {"status": "final"}, {"status": "final"})
 
     def read_file(self, path_or_uri: str) -> Iterable[bytes]:
-        root = os.path.realpath(self.artifacts_dir)
-        target = os.path.realpath(path_or_uri)
-        if not target.startswith(root + os.sep):
-            raise NotFound(f"{path_or_uri} is not a file of this store")
-        return read_chunks(target)
+        return self.artifact_store.read_file(path_or_uri)
 
     def changes(self, since: int = 0, limit: int = 1000) -> list[ChangeEvent]:
         rows = self._query(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from .base import BackendError
 
@@ -25,3 +25,11 @@ def spool_dir(uri: str) -> str:
     if not path:
         raise BackendError(f"{uri!r} names no folder; expected file:///DIR")
     return path
+
+
+def artifacts_param(uri: str) -> str | None:
+    """The ``?artifacts=LOCATION`` of a store URI (a folder or ``s3://BUCKET/PREFIX``), if any."""
+    if "?" not in uri:
+        return None
+    values = parse_qs(urlsplit(uri.split("#", 1)[0]).query).get("artifacts")
+    return values[-1] if values else None

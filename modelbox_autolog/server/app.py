@@ -13,12 +13,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ..backends.base import BackendError
-from ..backends.uris import sqlite_path
+from ..backends.sqlite import SQLiteStore
+from ..backends.uris import artifacts_param, sqlite_path
 from ..proto.modelbox.v1 import service_pb2_grpc as sgrpc
 from .interceptors import ServerInterceptor
 from .metrics import ServerMetrics
 from .service import ModelBoxService
-from .uploads import ServerStore, Staging
+from .uploads import Staging
 
 log = logging.getLogger("modelbox_autolog.server")
 SERVICE_NAME = "modelbox.v1.ModelBox"
@@ -50,12 +51,9 @@ class Server:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = _open_store(settings)
-        try:
-            self.staging = Staging(self.store.artifacts_dir, settings.max_upload_bytes)
-        except OSError as exc:
-            self.store.close()
-            raise StartupError(f"cannot create the artifacts folder {self.store.artifacts_dir}: {exc.strerror}") from exc
+        self.store = open_served_store(settings)
+        self.artifacts = self.store.artifact_store
+        self.staging = Staging(self.artifacts, settings.max_upload_bytes)
         self.metrics = ServerMetrics()
         self.service = ModelBoxService(self.store, self.staging, self.metrics, settings.max_watchers)
         self.health = health.HealthServicer()
@@ -150,23 +148,30 @@ class Server:
                 signal.signal(sig, handler)
 
 
-def _open_store(settings: Settings) -> ServerStore:
-    if not settings.store.startswith("sqlite:///"):
-        raise StartupError(f"--store {settings.store!r}: the server serves a SQLite store; give sqlite:///PATH")
-    path = os.path.abspath(sqlite_path(settings.store))
-    artifacts = os.path.abspath(settings.artifacts) if settings.artifacts else None
+def open_served_store(settings: Settings):
+    """The metadata store of ``--store`` composed with the artifact store of ``--artifacts``,
+    both checked (reachable, writable) so a bad location fails here with a precise message."""
+    from ..artifacts import ArtifactStoreError, open_artifacts
+
+    uri = settings.store
+    if not uri.startswith("sqlite:///"):
+        raise StartupError(f"--store {uri!r}: give sqlite:///PATH")
+    path = os.path.abspath(sqlite_path(uri))
+    location = settings.artifacts or artifacts_param(uri) or os.path.join(os.path.dirname(path), "artifacts")
     try:
-        store = ServerStore("sqlite:///" + path, artifacts_dir=artifacts)
+        artifacts = open_artifacts(location)
+    except ArtifactStoreError as exc:
+        raise StartupError(str(exc)) from exc
+    try:
+        store = SQLiteStore("sqlite:///" + path, artifacts=artifacts)
     except BackendError as exc:
         raise StartupError(f"cannot open the store: {exc}") from exc
-    folder = store.artifacts_dir
-    probe = folder
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    if not os.access(probe, os.W_OK | os.X_OK) or (os.path.exists(folder) and not os.path.isdir(folder)):
-        store.close()
-        raise StartupError(f"the artifacts folder {folder} is not writable")
     if not os.access(path, os.W_OK):
         store.close()
         raise StartupError(f"the store {path} is not writable")
+    try:
+        artifacts.check()
+    except ArtifactStoreError as exc:
+        store.close()
+        raise StartupError(str(exc)) from exc
     return store

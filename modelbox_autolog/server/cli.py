@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     scheme = "grpcs" if s.tls_cert else "grpc"
     where = f"[{s.host}]" if ":" in s.host else s.host
     print(f"modelbox server listening on {scheme}://{where}:{server.port}", flush=True)
-    print(f"  store {server.store.uri}  artifacts {server.store.artifacts_dir}", flush=True)
+    print(f"  store {server.store.uri}  artifacts {server.artifacts.uri}", flush=True)
     if server.metrics_port is not None:
         print(f"  metrics http://{where}:{server.metrics_port}/metrics", flush=True)
     if not s.token:
