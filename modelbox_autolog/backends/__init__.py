@@ -73,7 +73,8 @@ def canonical_uri(uri: str) -> str:
         from .uris import sqlite_path
 
         path = sqlite_path(uri)
-        result = "sqlite:///" + os.path.abspath(path)
+        query = uri.split("#", 1)[0].partition("?")[2]  # ?artifacts=... stays part of the location
+        result = "sqlite:///" + os.path.abspath(path) + (f"?{query}" if query else "")
     elif scheme == "file":
         from .uris import spool_dir
 

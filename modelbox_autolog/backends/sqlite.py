@@ -151,7 +151,8 @@ class SQLiteStore(Backend, Store):
         self.path = database if database is not None else os.path.abspath(path_from_uri(uri))
         in_memory = self.path == ":memory:"
         if not in_memory:
-            self.uri = "sqlite:///" + self.path
+            query = uri.split("#", 1)[0].partition("?")[2]
+            self.uri = "sqlite:///" + self.path + (f"?{query}" if query else "")
             folder = os.path.dirname(self.path)
             try:
                 os.makedirs(folder, exist_ok=True)

