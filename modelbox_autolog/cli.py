@@ -255,6 +255,42 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Bring a store's schema to this version's (PostgreSQL: numbered migrations, one transaction)."""
+    scheme = scheme_of(args.uri)
+    if scheme in ("postgresql", "postgres"):
+        import psycopg
+
+        from .backends import pg_migrations
+        from .backends.postgres import connect_error, split_uri
+
+        conninfo, display, _ = split_uri(args.uri)
+        try:
+            conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+        except psycopg.Error as exc:
+            raise connect_error(exc, conninfo) from exc
+        with conn:
+            before = pg_migrations.current_version(conn)
+            if before > pg_migrations.LATEST:
+                raise BackendError(f"{display} has schema v{before}, newer than this modelbox-autolog's "
+                                   f"v{pg_migrations.LATEST}; upgrade modelbox-autolog instead")
+            if before == pg_migrations.LATEST:
+                console.print(f"{display}: schema v{before}, up to date")
+                return 0
+            applied = pg_migrations.upgrade(conn)
+        for migration in applied:
+            console.print(f"  applied {migration.version:04d}_{migration.name}")
+        console.print(f"{display}: schema v{before} -> v{pg_migrations.LATEST}")
+        return 0
+    if scheme == "sqlite":
+        from .backends.sqlite import SCHEMA_VERSION, SQLiteStore
+
+        SQLiteStore(args.uri).close()  # opening a SQLite store brings its schema up to date
+        console.print(f"{args.uri}: schema v{SCHEMA_VERSION}, up to date")
+        return 0
+    raise BackendError(f"{args.uri}: only sqlite:// and postgresql:// stores have a schema to upgrade")
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     from .server import cli as server_cli
 
@@ -305,6 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sync", cmd_sync, "replay a file:// spool (or a journal folder) into a store; idempotent")
     p.add_argument("directory")
     p.add_argument("--to", required=True, help="target URI")
+    p = add("db", lambda args: p_db.print_help() or 2, "store schema maintenance")
+    p_db = p
+    db_sub = p.add_subparsers(dest="db_command")
+    p = db_sub.add_parser("upgrade", help="migrate a store's schema to this version (back it up first)",
+                          description="Migrate a store's schema to this version (back it up first).")
+    p.add_argument("uri", help="store URI: postgresql://USER@HOST:PORT/DB or sqlite:///PATH")
+    p.set_defaults(handler=cmd_db_upgrade)
     p = add("server", cmd_server, "run the gRPC modelbox server")
     try:
         from .server import cli as server_cli
