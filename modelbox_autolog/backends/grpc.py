@@ -11,13 +11,14 @@ The channel is lazy: opening a backend never waits for the server.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import grpc
 
@@ -28,6 +29,7 @@ from ..proto.modelbox.v1 import records_pb2 as rpb
 from ..proto.modelbox.v1 import service_pb2 as spb
 from ..proto.modelbox.v1 import service_pb2_grpc as sgrpc
 from .base import Backend, BackendError, BackendUnavailable, ImmutableModel, NotFound, Store
+from .uris import server_addresses
 
 DEFAULT_PORT = 50051
 UPLOAD_CHUNK = 256 << 10  # small messages flow within HTTP/2 windows: faster, less server memory
@@ -50,19 +52,51 @@ _CHANNEL_OPTIONS = [
 
 
 def parse_target(uri: str) -> tuple[str, bool]:
-    """``grpc://host:port`` -> ("host:port", tls)."""
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme not in ("grpc", "grpcs") or not parts.hostname:
-        raise BackendError(f"{uri!r} is not a server URI; expected grpc://HOST:PORT or grpcs://HOST:PORT")
-    if parts.path not in ("", "/") or parts.query:
-        raise BackendError(f"{uri!r}: a server URI has no path or query; expected grpc://HOST:PORT")
+    """``grpc://host:port`` -> ("host:port", tls); several addresses -> "host1:p1,host2:p2"."""
+    addresses, tls = server_addresses(uri, DEFAULT_PORT)
+    return ",".join(_hostport(host, port) for host, port in addresses), tls
+
+
+def _hostport(host: str, port: int) -> str:
+    return (f"[{host}]" if ":" in host else host) + f":{port}"
+
+
+def channel_target(uri: str) -> tuple[str, bool, list[tuple[str, Any]]]:
+    """(gRPC target, tls, extra channel options) for a server URI.
+
+    One address: gRPC's own DNS resolver. Several (replicas): a static ``ipv4:``/``ipv6:`` address
+    list (names resolved once, here) balanced by gRPC's ``round_robin`` policy, which spreads
+    calls over every replica and skips one that is down; our retry re-sends to the next one.
+    """
+    addresses, tls = server_addresses(uri, DEFAULT_PORT)
+    if len(addresses) == 1:
+        return _hostport(*addresses[0]), tls, []
+    resolved: dict[str, list[str]] = {"ipv4": [], "ipv6": []}
+    for host, port in addresses:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise BackendError(f"{uri!r}: cannot resolve {host}: {exc}") from exc
+        for family, _type, _proto, _name, sockaddr in infos:
+            family_name = "ipv6" if family == socket.AF_INET6 else "ipv4"
+            entry = _hostport(sockaddr[0], port)
+            if entry not in resolved[family_name]:
+                resolved[family_name].append(entry)
+    family = "ipv4" if resolved["ipv4"] else "ipv6"
+    options: list[tuple[str, Any]] = [("grpc.lb_policy_name", "round_robin"),
+                                      ("grpc.service_config", '{"loadBalancingConfig": [{"round_robin": {}}]}')]
+    names = [host for host, _ in addresses if not _is_ip(host)]
+    if names:  # certificates name the host, not its addresses
+        options += [("grpc.default_authority", names[0]), ("grpc.ssl_target_name_override", names[0])]
+    return f"{family}:" + ",".join(resolved[family]), tls, options
+
+
+def _is_ip(host: str) -> bool:
     try:
-        port = parts.port or DEFAULT_PORT
-    except ValueError as exc:
-        raise BackendError(f"{uri!r}: {exc}") from exc
-    host = parts.hostname
-    return (f"[{host}]" if ":" in host else host) + f":{port}", scheme == "grpcs"
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
 
 def _error(exc: grpc.RpcError, target: str) -> Exception:
@@ -84,7 +118,9 @@ class Connection:
     """One channel, its stub and the call metadata; shared by a backend and its store."""
 
     def __init__(self, uri: str) -> None:
-        self.target, tls = parse_target(uri)
+        self.target, _ = parse_target(uri)  # how messages name the server(s)
+        channel_address, tls, extra = channel_target(uri)
+        options = _CHANNEL_OPTIONS + extra
         token = os.environ.get("MODELBOX_TOKEN")
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         if tls:
@@ -96,9 +132,9 @@ class Connection:
                         ca = handle.read()
             except OSError as exc:
                 raise BackendError(f"cannot read MODELBOX_TLS_CA={ca_path}: {exc.strerror}") from exc
-            self.channel = grpc.secure_channel(self.target, grpc.ssl_channel_credentials(root_certificates=ca), _CHANNEL_OPTIONS)
+            self.channel = grpc.secure_channel(channel_address, grpc.ssl_channel_credentials(root_certificates=ca), options)
         else:
-            self.channel = grpc.insecure_channel(self.target, _CHANNEL_OPTIONS)
+            self.channel = grpc.insecure_channel(channel_address, options)
         self.stub = sgrpc.ModelBoxStub(self.channel)
         self._closed = False
 
