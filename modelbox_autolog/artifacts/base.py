@@ -8,6 +8,7 @@ and composed, so any metadata store can keep its files in any artifact store.
 from __future__ import annotations
 
 import abc
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -47,14 +48,17 @@ class ArtifactStore(abc.ABC):
     observer: Observer | None = None
 
     @abc.abstractmethod
-    def put(self, key: str, chunks: Iterable[bytes], *, verify: Verifier | None = None) -> StoredObject:
+    def put(self, key: str, chunks: Iterable[bytes], *, verify: Verifier | None = None,
+            size_hint: int | None = None) -> StoredObject:
         """Stream ``chunks`` to ``key`` with bounded memory; (key, bytes, sha256). When ``verify``
-        raises (or the stream does), nothing becomes visible and partial data is discarded."""
+        raises (or the stream does), nothing becomes visible and partial data is discarded.
+        ``size_hint`` (the announced size) lets a store choose its part size."""
 
     def put_file(self, key: str, path: str) -> StoredObject:
         """Copy a local file to ``key`` (raises FileNotFoundError when it is gone)."""
         with open(path, "rb") as reader:
-            return self.put(key, iter(lambda: reader.read(CHUNK), b""))
+            size = os.fstat(reader.fileno()).st_size
+            return self.put(key, iter(lambda: reader.read(CHUNK), b""), size_hint=size)
 
     @abc.abstractmethod
     def get(self, key: str) -> Iterator[bytes]:

@@ -27,7 +27,8 @@ class LocalArtifactStore(ArtifactStore):
         """The file of ``key`` (proved to stay inside the folder)."""
         return inside(self.root, key)
 
-    def put(self, key: str, chunks: Iterable[bytes], *, verify: Verifier | None = None) -> StoredObject:
+    def put(self, key: str, chunks: Iterable[bytes], *, verify: Verifier | None = None,
+            size_hint: int | None = None) -> StoredObject:
         dest = self.path(key)
         with self.observed("put"):
             os.makedirs(os.path.dirname(dest), exist_ok=True)

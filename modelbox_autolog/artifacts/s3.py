@@ -11,6 +11,7 @@ Objects smaller than one part are sent in one request.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 import time
@@ -31,13 +32,23 @@ from .base import (
     Verifier,
 )
 
-PART_BYTES = 8 << 20  # S3 allows 5 MiB..5 GiB per part and 10,000 parts: 80 GB at this size
-PARTS_IN_FLIGHT = 2
+PART_BYTES = int(os.environ.get("MODELBOX_S3_PART_MB", "8")) << 20  # S3 allows 5 MiB..5 GiB per part and 10,000 parts: 80 GB at this size
+MIN_PART_BYTES = 5 << 20
+MAX_PARTS = 9_000  # S3's limit is 10,000; the margin covers a file that grows while it is read
+PARTS_IN_FLIGHT = int(os.environ.get("MODELBOX_S3_PARTS_IN_FLIGHT", "2"))
 COPY_LIMIT = 5 << 30  # larger objects are copied part by part
 READ_CHUNK = 1 << 20
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 _DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled", "Forbidden"}
 _TRANSIENT = {"500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"}
+
+
+def part_size(size_hint: int | None) -> int:
+    """The smallest part (less memory) that still fits the announced size in S3's 10,000 parts."""
+    if not size_hint:
+        return PART_BYTES
+    needed = -(-size_hint // MAX_PARTS)
+    return max(MIN_PART_BYTES, -(-needed // (1 << 20)) << 20)
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -64,6 +75,7 @@ class S3ArtifactStore(ArtifactStore):
         self.client = client
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._unaborted: list[tuple[str, str]] = []  # (key, upload id) whose abort failed: retried later
 
     # ------------------------------------------------------------------ helpers
     def _full(self, key: str) -> str:
@@ -115,8 +127,12 @@ class S3ArtifactStore(ArtifactStore):
             return self._pool
 
     # ------------------------------------------------------------------ writes
-    def put(self, key: str, chunks: Iterable[bytes], *, verify: Verifier | None = None) -> StoredObject:
+    def put(self, key: str, chunks: Iterable[bytes], *, verify: Verifier | None = None,
+            size_hint: int | None = None) -> StoredObject:
         full = self._full(key)
+        part_bytes = part_size(size_hint)
+        if self._unaborted:
+            self._retry_aborts()
         doing = f"writing {key}"
         digest = hashlib.sha256()
         size = 0
@@ -130,21 +146,20 @@ class S3ArtifactStore(ArtifactStore):
                 size += len(chunk)
                 pending.append(chunk)
                 pending_bytes += len(chunk)
-                if pending_bytes >= PART_BYTES:
+                if pending_bytes >= part_bytes:
                     if upload_id is None:
                         upload_id = self._call("create_multipart_upload", doing, Bucket=self.bucket, Key=full)["UploadId"]
-                    body = b"".join(pending)
+                    body = _PartBody(pending)
                     pending, pending_bytes = [], 0
                     self._send_part(full, upload_id, parts, body, doing)
             sha = digest.hexdigest()
             if verify is not None:
                 verify(size, sha)
-            body = b"".join(pending)
             if upload_id is None:
-                self._call("put_object", doing, Bucket=self.bucket, Key=full, Body=body)
+                self._call("put_object", doing, Bucket=self.bucket, Key=full, Body=b"".join(pending))
                 return StoredObject(key, size, sha)
-            if body:
-                self._send_part(full, upload_id, parts, body, doing)
+            if pending:
+                self._send_part(full, upload_id, parts, _PartBody(pending), doing)
             done = [future.result() for future in parts]
             self._call("complete_multipart_upload", doing, Bucket=self.bucket, Key=full, UploadId=upload_id,
                        MultipartUpload={"Parts": done})
@@ -158,13 +173,27 @@ class S3ArtifactStore(ArtifactStore):
                         future.exception()
                     except BaseException:
                         pass
-                try:
-                    self._call("abort_multipart_upload", f"aborting {key}", Bucket=self.bucket, Key=full, UploadId=upload_id)
-                except Exception:
-                    pass  # unreachable now: an incomplete upload is invisible, and swept later
+                self._abort(full, upload_id)
             raise
 
-    def _send_part(self, full: str, upload_id: str, parts: list[Future], body: bytes, doing: str) -> None:
+    def _abort(self, full: str, upload_id: str) -> None:
+        """Abort a multipart upload (its parts are deleted); when the endpoint is down, remember it
+        and try again before the next write: an incomplete upload is invisible, but it costs."""
+        try:
+            self._call("abort_multipart_upload", f"aborting {full}", Bucket=self.bucket, Key=full, UploadId=upload_id)
+        except ArtifactNotFound:
+            pass
+        except Exception:
+            with self._pool_lock:
+                self._unaborted.append((full, upload_id))
+
+    def _retry_aborts(self) -> None:
+        with self._pool_lock:
+            pending, self._unaborted = self._unaborted, []
+        for full, upload_id in pending:
+            self._abort(full, upload_id)
+
+    def _send_part(self, full: str, upload_id: str, parts: list[Future], body: _PartBody, doing: str) -> None:
         """Queue one part; wait while too many are in flight (the memory bound)."""
         in_flight = [f for f in parts if not f.done()]
         while len(in_flight) >= PARTS_IN_FLIGHT:
@@ -177,7 +206,7 @@ class S3ArtifactStore(ArtifactStore):
 
         def send() -> dict:
             reply = self._call("upload_part", doing, Bucket=self.bucket, Key=full, UploadId=upload_id,
-                               PartNumber=number, Body=body)
+                               PartNumber=number, Body=body, ContentLength=body.size)
             return {"ETag": reply["ETag"], "PartNumber": number}
 
         parts.append(self._executor().submit(send))
@@ -288,3 +317,56 @@ class S3ArtifactStore(ArtifactStore):
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
+
+
+class _PartBody(io.RawIOBase):
+    """One part as a readable, seekable file over the chunks received, never joined into one
+    large buffer: a multi-megabyte allocation per part would fragment the heap and grow the
+    server's memory by more than the parts themselves."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+        self.size = sum(len(c) for c in chunks)
+        self._pos = 0
+        self._index = 0  # chunk holding ``_pos``
+        self._offset = 0  # ``_pos`` within that chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset if whence == io.SEEK_SET else self._pos + offset if whence == io.SEEK_CUR else self.size + offset
+        target = max(0, min(target, self.size))
+        index, start = 0, 0
+        while index < len(self._chunks) and start + len(self._chunks[index]) <= target:
+            start += len(self._chunks[index])
+            index += 1
+        self._pos, self._index, self._offset = target, index, target - start
+        return target
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self.size - self._pos
+        out = []
+        while size > 0 and self._index < len(self._chunks):
+            chunk = self._chunks[self._index]
+            piece = chunk[self._offset:self._offset + size]
+            out.append(piece)
+            size -= len(piece)
+            self._pos += len(piece)
+            self._offset += len(piece)
+            if self._offset >= len(chunk):
+                self._index += 1
+                self._offset = 0
+        return b"".join(out)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)

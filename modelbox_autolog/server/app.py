@@ -208,12 +208,18 @@ def open_served_store(settings: Settings, metrics: ServerMetrics | None = None):
         store = _open_postgres(settings, artifacts, metrics)
     else:
         raise StartupError(f"--store {uri!r}: give sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+    _check_artifacts(store.artifact_store, store)
+    return store
+
+
+def _check_artifacts(artifacts, store) -> None:
+    from ..artifacts import ArtifactStoreError
+
     try:
-        store.artifact_store.check()
+        artifacts.check()
     except ArtifactStoreError as exc:
         store.close()
         raise StartupError(str(exc)) from exc
-    return store
 
 
 def _open_postgres(settings: Settings, artifacts, metrics: ServerMetrics | None):
@@ -232,6 +238,7 @@ def _open_postgres(settings: Settings, artifacts, metrics: ServerMetrics | None)
         raise StartupError(f"cannot open the store: {exc}") from exc
     try:
         if artifacts is not None:
+            _check_artifacts(artifacts, store)  # before remembering it: a location that fails is not kept
             remembered = store.claim_setting("artifacts", artifacts.uri)
             if remembered != artifacts.uri:
                 raise StartupError(f"{store.uri} keeps its files in {remembered}; --artifacts {artifacts.uri} differs "

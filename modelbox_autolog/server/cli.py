@@ -56,6 +56,8 @@ def settings_from(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     """Start the server and serve until SIGTERM/SIGINT; 2 with a clear message when it cannot start."""
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(levelname)s %(message)s")
+    for chatty in ("botocore", "boto3", "s3transfer", "urllib3", "psycopg.pool"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     from .app import Server, StartupError
 
     try:

@@ -92,7 +92,7 @@ class Staging:
                 raise UploadRefused("DATA_LOSS", f"sha256 mismatch: received {digest}, sender computed {claimed[0]}")
 
         staged_key = f"{STAGING}{upload_id}"
-        stored = self.artifacts.put(staged_key, chunks(), verify=verify)
+        stored = self.artifacts.put(staged_key, chunks(), verify=verify, size_hint=size)
         note = json.dumps({"bytes": stored.bytes, "sha256": stored.sha256}).encode()
         self.artifacts.put(_note_key(upload_id), [note])  # the upload is finished once this exists
         return StagedUpload(upload_id, stored.bytes, stored.sha256)

@@ -66,3 +66,23 @@ def s3_env(s3_server, monkeypatch) -> S3Server:
 @pytest.fixture
 def bucket(s3_env) -> str:
     return s3_env.new_bucket()
+
+
+@pytest.fixture
+def replicas(tmp_path, pg_uri, bucket, s3_env):
+    """``make(n, *extra)`` -> n started replicas of one PostgreSQL store and one bucket."""
+    from .replicas import Replica
+
+    started: list[Replica] = []
+
+    def make(count: int = 2, *extra: str) -> list[Replica]:
+        group = []
+        for _ in range(count):
+            replica = Replica(str(tmp_path / f"replica{len(started)}"), pg_uri, f"s3://{bucket}/team", s3_env.env(), *extra)
+            started.append(replica)
+            group.append(replica.start())
+        return group
+
+    yield make
+    for replica in started:
+        replica.stop()
