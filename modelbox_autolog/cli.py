@@ -241,7 +241,41 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+STORE_SCHEMES = ("sqlite", "postgresql", "postgres", "grpc", "grpcs", "memory")
+
+
+def cmd_sync_store(args: argparse.Namespace) -> int:
+    """``modelbox sync STORE_URI --to URI``: copy a whole store (SQLite <-> PostgreSQL + S3, a server)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .backends import open_backend, open_store
+    from .store_copy import copy_store
+
+    source = open_store(canonical_uri(args.directory))
+    target = open_backend(canonical_uri(args.to))
+    try:
+        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+                   TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=not console.is_terminal) as progress:
+            task = progress.add_task("copying", total=None, detail="")
+
+            def on_progress(report, total: int, what: str) -> None:
+                progress.update(task, total=total, completed=report.runs,
+                                detail=f"{report.points:,} points  {report.files} files ({_size(report.bytes)})  {what}")
+
+            report = copy_store(source, target, on_progress)
+    finally:
+        target.close()
+        source.close()
+    console.print(f"synced {report.runs} runs, {report.points:,} new metric points, {report.files} files "
+                  f"({_size(report.bytes)}), {report.models} models from {args.directory} to {args.to} "
+                  "(what the target had already was skipped)")
+    return 0
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
+    if "://" in args.directory and scheme_of(args.directory) in STORE_SCHEMES:
+        return cmd_sync_store(args)
     from .backends import open_backend
     from .backends.spool import replay
 
@@ -338,8 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=int, default=None, help="sequence number to resume from (default: now)")
     p.add_argument("--interval", type=float, default=0.5)
     p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
-    p = add("sync", cmd_sync, "replay a file:// spool (or a journal folder) into a store; idempotent")
-    p.add_argument("directory")
+    p = add("sync", cmd_sync, "replay a file:// spool (or a journal folder) into a store, or copy a whole store "
+            "(sqlite://, postgresql://, grpc://) into another; idempotent")
+    p.add_argument("directory", help="a spool or journal folder, or a store URI")
     p.add_argument("--to", required=True, help="target URI")
     p = add("db", lambda args: p_db.print_help() or 2, "store schema maintenance")
     p_db = p
