@@ -162,6 +162,18 @@ class Client:
         write_stream(store.read_file(artifact.path_or_uri), target)
         return target
 
+    def download_url(self, path_or_uri: str, expires_s: int = 3600) -> str | None:
+        """A presigned URL for a stored file (``Artifact.path_or_uri``, ``ModelFileInfo.path_or_uri``)
+        that anyone holding it may GET for ``expires_s`` seconds, straight from the bucket; None
+        when the files live in a local folder (use ``download_artifact``/``download_model``)."""
+        store = self.store
+        presign = getattr(store, "presign", None)  # a server asks its artifact store
+        if presign is not None:
+            return presign(path_or_uri, expires_s)
+        artifacts = getattr(store, "artifact_store", None)
+        key = artifacts.key_of(path_or_uri) if artifacts is not None else None
+        return artifacts.presign(key, expires_s) if key is not None else None
+
     def load_model(self, model_id: str) -> Any:
         """Download and load with the framework that logged it; returns the live object."""
         import shutil

@@ -299,6 +299,22 @@ class GrpcStore(Store):
         stream = self._conn.stream("Download", spb.DownloadRequest(path=relpath), timeout=None)
         return (chunk.data for chunk in stream)
 
+    def presign(self, path_or_uri: str, expires_s: int = 3600) -> str | None:
+        """A URL to fetch a stored file directly (S3), handed out by the server; None when its
+        artifact store cannot presign (a local folder): read it with ``read_file`` instead."""
+        relpath = path_or_uri[len(self._files_prefix):] if path_or_uri.startswith(self._files_prefix) else path_or_uri
+        metadata = (*self._conn.metadata, ("x-modelbox-presign", str(int(expires_s))))
+        call = self._conn.stub.Download(spb.DownloadRequest(path=relpath), timeout=READ_TIMEOUT_S, metadata=metadata)
+        try:
+            url = dict(call.initial_metadata() or ()).get("x-modelbox-url")
+            if url is None:
+                next(iter(call), None)  # surface an error status (NOT_FOUND...) if there is one
+        except grpc.RpcError as exc:
+            raise _error(exc, self._conn.target) from None
+        finally:
+            call.cancel()
+        return url
+
     def changes(self, since: int = 0, limit: int = 1000) -> list[ChangeEvent]:
         response = self._conn.call("ListChanges", spb.ListChangesRequest(since=since, limit=limit))
         return [convert.change_event(c) for c in response.changes]

@@ -31,6 +31,19 @@ MAX_CHANGES_PAGE = 10_000
 WATCH_POLL_S = 1.0  # also picks up changes written to the store by other processes
 
 
+# Download with this request header (seconds, up to a week) answers with a presigned URL in the
+# response header ``URL_HEADER`` and no data, when the artifact store can presign (S3).
+PRESIGN_HEADER = "x-modelbox-presign"
+URL_HEADER = "x-modelbox-url"
+
+
+def _expiry(text: str) -> int:
+    try:
+        return max(1, min(int(text), 7 * 24 * 3600))
+    except ValueError:
+        raise convert.InvalidRequest(f"{PRESIGN_HEADER} must be a number of seconds, not {text[:40]!r}") from None
+
+
 def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     if isinstance(exc, (convert.InvalidRequest, UnsafeName)):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
@@ -144,10 +157,16 @@ class ModelBoxService(sgrpc.ModelBoxServicer):
 
     @_answer_stream
     def Download(self, request: spb.DownloadRequest, context: grpc.ServicerContext) -> Iterator[spb.DownloadChunk]:
-        key = convert.check_relpath(request.path, "path")
-        if safe_relpath(key).startswith(STAGING) or self.artifacts.size(safe_relpath(key)) is None:
+        key = safe_relpath(convert.check_relpath(request.path, "path"))
+        if key.startswith(STAGING) or self.artifacts.size(key) is None:
             raise NotFound(f"{request.path} is not a stored file")
-        for chunk in self.artifacts.get(safe_relpath(key)):
+        asked = dict(context.invocation_metadata() or ()).get(PRESIGN_HEADER)
+        if asked:  # the client would rather fetch the bytes itself, straight from the bucket
+            url = self.artifacts.presign(key, _expiry(asked))
+            if url:
+                context.send_initial_metadata(((URL_HEADER, url),))
+                return
+        for chunk in self.artifacts.get(key):
             yield spb.DownloadChunk(data=chunk)
 
     # ------------------------------------------------------------------ queries

@@ -94,6 +94,7 @@ def test_every_record_type_round_trips(server, tmp_path, capsys):
     assert m.url == f"{server.uri}#model={m.id}"
     assert sorted(f.name for f in m.files) == ["config.json", "weights.bin"]
     folder = client.download_model(m.url, tmp_path / "models")
+    assert client.download_url(m.files[0].path_or_uri) is None  # a local artifacts folder cannot presign
     assert open(os.path.join(folder, "weights.bin"), "rb").read() == open(model_dir / "weights.bin", "rb").read()
     assert client.update_model(m.id, labels={"env": "prod"}).labels == {"env": "prod"}
     assert client.finalize_model(m.id).status == "final"

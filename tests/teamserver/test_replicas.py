@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import psutil
 import pytest
@@ -119,6 +120,11 @@ def test_a_watcher_on_one_replica_sees_a_model_finalized_through_another(replica
     # the file went through replica B into the bucket and reads back through replica A
     [file] = watcher.model(model_id).files
     assert b"".join(watcher.read_file(file.path_or_uri)) == b"model bytes"
+    # or, asked for, a presigned URL that fetches it straight from the bucket
+    url = mbx.Client(a.uri).download_url(file.path_or_uri, expires_s=120)
+    assert url.startswith("http") and "Signature" in url
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        assert reply.read() == b"model bytes"
     writer.close()
     watcher.close()
 
