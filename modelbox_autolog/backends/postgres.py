@@ -262,12 +262,12 @@ class PostgresStore(Backend, Store):
         """Last statements of a transaction: the lock orders sequence numbers by commit."""
         if not changes:
             return
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
-        with conn.cursor() as cur:
+        with conn.pipeline(), conn.cursor() as cur:  # one round trip for the lock, the rows and the NOTIFY
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
             cur.executemany(
                 "INSERT INTO changes (kind, object_type, object_id, payload, timestamp) VALUES (%s, %s, %s, %s, %s)", changes
             )
-        conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+            cur.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
 
     def _experiment_id(self, conn: psycopg.Connection, name: str, now: float, changes: list) -> str:
         row = conn.execute("SELECT id FROM experiments WHERE name=%s", (name,)).fetchone()
