@@ -78,7 +78,10 @@ def split_uri(uri: str) -> tuple[str, str, dict[str, str]]:
 def _where(conninfo: str) -> str:
     parts = urlsplit(conninfo)
     user = parts.username or "(default user)"
-    return f"PostgreSQL {parts.hostname or 'localhost'}:{parts.port or 5432}/{parts.path.lstrip('/') or user} as {user}"
+    hosts = parts.netloc.rsplit("@", 1)[-1] or "localhost"  # libpq allows host1:port1,host2:port2
+    if ":" not in hosts and "," not in hosts:
+        hosts += ":5432"
+    return f"PostgreSQL {hosts}/{parts.path.lstrip('/') or user} as {user}"
 
 
 def connect_error(exc: Exception, conninfo: str) -> BackendError:
