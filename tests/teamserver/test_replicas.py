@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 import modelbox_autolog as mbx
-from modelbox_autolog._records import Batch, new_id
+from modelbox_autolog._records import Artifact, Batch, RunStart, new_id
 from modelbox_autolog.backends.grpc import GrpcBackend, GrpcStore
 from modelbox_autolog.backends.postgres import PostgresStore
 from modelbox_autolog.proto.modelbox.v1 import records_pb2 as rpb
@@ -188,3 +188,37 @@ def test_a_1_gb_upload_streams_through_a_replica_into_s3_with_bounded_memory(rep
     print(f"1 GB through one replica into S3: {size / (1 << 20) / seconds:.0f} MB/s, server RSS growth {growth:.0f} MB")
     assert growth < 64, f"server RSS grew by {growth:.0f} MB during a 1 GB upload"
     store.close()
+
+
+def test_metrics_show_database_pool_and_s3_requests(replicas, tmp_path):
+    from .components import free_port
+
+    port = free_port()
+    [replica] = replicas(1, "--metrics-port", str(port))
+    (tmp_path / "a.bin").write_bytes(os.urandom(1000))
+    backend = GrpcBackend(replica.uri)
+    run_id = new_id()
+    backend.write(Batch(new_id(), "w", [RunStart(run_id, "metrics", None, time.time()),
+                                       Artifact(new_id(), run_id, "a.bin", str(tmp_path / "a.bin"))]))
+    backend.close()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    assert 'modelbox_db_operation_seconds_count{operation="write_batch",outcome="ok"}' in text
+    assert "modelbox_db_pool_pool_size" in text and "modelbox_db_pool_requests_waiting" in text
+    assert 'modelbox_artifact_request_seconds_count{operation="put_object",outcome="ok",store="s3"}' in text
+    assert 'modelbox_artifact_request_seconds_count{operation="copy_object",outcome="ok",store="s3"}' in text
+    assert "modelbox_store_up 1.0" in text
+
+
+def test_server_address_lists():
+    from modelbox_autolog.backends import BackendError
+    from modelbox_autolog.backends.grpc import channel_target
+
+    target, tls, options = channel_target("grpc://127.0.0.1:5001,127.0.0.1:5002")
+    assert target == "ipv4:127.0.0.1:5001,127.0.0.1:5002" and not tls
+    assert ("grpc.lb_policy_name", "round_robin") in options
+    assert channel_target("grpcs://[::1]:7,[::1]:8")[:2] == ("ipv6:[::1]:7,[::1]:8", True)
+    assert channel_target("grpc://one.example:9") == ("one.example:9", False, [])
+    for bad in ("grpc://a:1,", "grpc://a:1,b:x", "grpc://a:1/path"):
+        with pytest.raises(BackendError):
+            channel_target(bad)
