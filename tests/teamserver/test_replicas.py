@@ -96,9 +96,12 @@ def test_a_watcher_on_one_replica_sees_a_model_finalized_through_another(replica
     model_id = new_id()
     from modelbox_autolog._records import ModelFile, ModelRecord
 
-    writer.write(Batch(new_id(), "w", [ModelRecord(model_id, None, "shared-model", "generic",
-                                                   [ModelFile("model.pkl", str(tmp_path / "model.pkl"))], time.time())]))
+    batch = Batch(new_id(), "w", [ModelRecord(model_id, None, "shared-model", "generic",
+                                              [ModelFile("model.pkl", str(tmp_path / "model.pkl"))], time.time())])
+    writer.write(batch)
+    GrpcBackend(a.uri).write(batch)  # the same batch re-sent to the other replica (a failover) is stored once
     watcher = GrpcStore(a.uri)
+    assert [m.version for m in watcher.models(name="shared-model")] == [1]
     start = watcher.last_change_seq()
     seen = []
     stop = threading.Event()
