@@ -18,7 +18,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -162,6 +162,8 @@ class PostgresStore(Backend, Store):
             artifacts = open_artifacts(location) if location else _UnconfiguredArtifacts(self.uri)
         self.artifact_store = artifacts
         self._listener: psycopg.Connection | None = None
+        self._ping_conn: psycopg.Connection | None = None
+        self._ping_lock = threading.Lock()
 
     # ---------------------------------------------------------------- setup
     def _check_and_prepare(self, upgrade: bool) -> None:
@@ -197,24 +199,32 @@ class PostgresStore(Backend, Store):
 
     def close(self) -> None:
         self._pool.close()
-        if self._listener is not None:
-            try:
-                self._listener.close()
-            except psycopg.Error:
-                pass
+        for conn in (self._listener, self._ping_conn):
+            if conn is not None:
+                try:
+                    conn.close()
+                except psycopg.Error:
+                    pass
         self.artifact_store.close()
 
     def pool_stats(self) -> dict[str, int]:
         return self._pool.get_stats()
 
     def ping(self, timeout: float = 2.0) -> bool:
-        """Whether the database answers now (the server's health check)."""
-        try:
-            with self._pool.connection(timeout=timeout) as conn:
-                conn.execute("SELECT 1")
-            return True
-        except (psycopg.Error, PoolTimeout):
-            return False
+        """Whether the database answers now (the server's health check). A connection of its
+        own, so a pool busy with writes is never mistaken for a database that is down."""
+        with self._ping_lock:
+            try:
+                if self._ping_conn is None or self._ping_conn.closed:
+                    self._ping_conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=max(1, int(timeout)),
+                                                      options=f"-c statement_timeout={int(timeout * 1000)}")
+                self._ping_conn.execute("SELECT 1")
+                return True
+            except psycopg.Error:
+                if self._ping_conn is not None:
+                    self._ping_conn.close()
+                self._ping_conn = None
+                return False
 
     def setting(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM store_settings WHERE key=%s", (key,), "setting")
@@ -632,11 +642,6 @@ class PostgresStore(Backend, Store):
             self._listener = None
             time.sleep(min(timeout, 1.0))
             return False
-
-    def iter_notifications(self, stop: threading.Event, timeout: float = 1.0) -> Iterator[None]:
-        while not stop.is_set():
-            if self.wait_for_change(timeout):
-                yield None
 
 
 class _Timer:

@@ -93,3 +93,13 @@ def test_sqlite_to_postgres_and_s3_and_back_idempotently(tmp_path, pg_uri, bucke
     back = f"sqlite:///{tmp_path}/back/modelbox.db"
     _sync(team, back, capsys)
     assert _snapshot(back) == grown
+
+
+def test_sync_into_a_team_server_through_its_replicas(tmp_path, replicas, pg_uri, capsys):
+    local = f"sqlite:///{tmp_path}/alone/modelbox.db"
+    _log_history(local, tmp_path, "alone", 300)
+    original = _snapshot(local)
+    a, b = replicas(2)
+    _sync(local, f"grpc://127.0.0.1:{a.port},127.0.0.1:{b.port}", capsys)
+    assert _snapshot(pg_uri) == original
+    assert "0 new metric points" in _sync(local, a.uri, capsys)
