@@ -2,7 +2,7 @@
 // reads a run back, downloads a model, follows the change feed, and times LogMetric. The
 // project's tests and benchmarks run it; every subcommand prints JSON lines.
 //
-//   modelbox_cpp log      --uri grpc://127.0.0.1:50051 --points 100000 [--keys 2] [--lose-ack 2]
+//   modelbox_cpp log      --uri grpc://127.0.0.1:50051 --points 100000 [--keys 2] [--lose-ack 2] [--rate 0]
 //   modelbox_cpp read     --uri ... --run RUN_ID
 //   modelbox_cpp download --uri ... --model REF --dest DIR
 //   modelbox_cpp watch    --uri ... --since SEQ --count N [--timeout-s 60]
@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
@@ -55,7 +56,13 @@ std::string StatsJson(const modelbox::Stats& s) {
   std::ostringstream out;
   out << "{\"logged\":" << s.logged << ",\"stored\":" << s.stored << ",\"dropped\":" << s.dropped
       << ",\"pending\":" << s.pending << ",\"batches\":" << s.batches << ",\"duplicates\":" << s.duplicates
-      << ",\"retries\":" << s.retries << ",\"last_error\":" << Quote(s.last_error) << "}";
+      << ",\"retries\":" << s.retries << ",\"last_error\":" << Quote(s.last_error) << ",\"drop_reasons\":{";
+  bool first = true;
+  for (const auto& [reason, count] : s.drop_reasons) {
+    out << (first ? "" : ",") << Quote(reason) << ":" << count;
+    first = false;
+  }
+  out << "}}";
   return out.str();
 }
 
@@ -96,6 +103,7 @@ int Log(const Flags& flags) {
   const long points = std::stol(Get(flags, "points", "100000"));
   const int keys = std::stoi(Get(flags, "keys", "2"));
   const int lose_ack = std::stoi(Get(flags, "lose-ack", "0"));
+  const double rate = std::stod(Get(flags, "rate", "0"));  // points per second; 0: as fast as possible
   modelbox::Options options;
   if (lose_ack > 0) {
     options.interceptors.push_back([lose_ack] { return std::make_unique<LoseAnswerFactory>(lose_ack); });
@@ -120,6 +128,10 @@ int Log(const Flags& flags) {
     const int64_t step = i / keys;
     run->LogMetric(names[k], static_cast<double>(step) * 0.5 + k, step, step / 1000);
     if (i % (points / 10 + 1) == 0) run->SetProgress(static_cast<double>(i) / points);
+    if (rate > 0 && i % 100 == 99) {
+      auto due = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>((i + 1) / rate));
+      std::this_thread::sleep_until(due);
+    }
   }
   const double logging = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   run->LogTimedEvent("logging", start, logging, {{"points", points}});

@@ -17,16 +17,16 @@ import (
 
 // Stats counts what a client's logger did so far.
 type Stats struct {
-	Logged       uint64            // records accepted by Log* calls (a metric point is one record)
-	Stored       uint64            // records the server confirmed
-	Dropped      uint64            // records given up on, for the reasons in DropReasons
-	DropReasons  map[string]uint64 // reason -> records
-	Pending      int               // records waiting in memory
-	Batches      uint64            // WriteBatch calls that succeeded
-	Duplicates   uint64            // of those, batches the server had already stored (a re-send)
-	Retries      uint64            // WriteBatch attempts that failed and were tried again
-	LastError    string            // the last failure, retried or not
-	LastErrorAge time.Duration     // how long ago it happened
+	Logged       uint64            `json:"logged"`         // records accepted by Log* calls (a metric point is one record)
+	Stored       uint64            `json:"stored"`         // records the server confirmed
+	Dropped      uint64            `json:"dropped"`        // records given up on, for the reasons in DropReasons
+	DropReasons  map[string]uint64 `json:"drop_reasons"`   // reason -> records
+	Pending      int               `json:"pending"`        // records waiting in memory
+	Batches      uint64            `json:"batches"`        // WriteBatch calls that succeeded
+	Duplicates   uint64            `json:"duplicates"`     // of those, batches the server had already stored (a re-send)
+	Retries      uint64            `json:"retries"`        // WriteBatch attempts that failed and were tried again
+	LastError    string            `json:"last_error"`     // the last failure, retried or not
+	LastErrorAge time.Duration     `json:"last_error_age"` // how long ago it happened
 }
 
 // point is one metric point on its way to the server. It holds no pointer (the run and the

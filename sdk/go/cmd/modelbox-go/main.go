@@ -5,7 +5,7 @@
 //	modelbox-go log      -uri grpc://127.0.0.1:50051 -points 100000 [-keys 2] [-lose-ack 2] [-rate 0]
 //	modelbox-go read     -uri ... -run RUN_ID
 //	modelbox-go download -uri ... -model REF -dest DIR
-//	modelbox-go watch    -uri ... -since SEQ -count N [-timeout 30s]
+//	modelbox-go watch    -uri ... -since SEQ -count N [-timeout-s 60]
 //	modelbox-go bench    -uri ... -points 200000
 //
 // The token comes from MODELBOX_TOKEN (or -token).
@@ -127,11 +127,10 @@ func logCmd(args []string) error {
 	}
 	done()
 	run.LogEvent("done", map[string]any{"points": *points})
-	if err := run.End(modelbox.Finished); err != nil {
-		return err
-	}
-	emit(map[string]any{"run_id": run.ID(), "seconds": time.Since(start).Seconds(), "stats": client.Stats()})
-	return nil
+	run.SetProgress(1)
+	endErr := run.End(modelbox.Finished)
+	emit(map[string]any{"run_id": run.ID(), "seconds": time.Since(start).Seconds(), "ok": endErr == nil, "stats": client.Stats()})
+	return endErr
 }
 
 func readCmd(args []string) error {
@@ -218,14 +217,14 @@ func watchCmd(args []string) error {
 	c.register(fs)
 	since := fs.Int64("since", -1, "sequence number to follow from (-1: from now on)")
 	count := fs.Int("count", 1, "stop after this many events")
-	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
+	timeout := fs.Float64("timeout-s", 60, "give up after this many seconds")
 	_ = fs.Parse(args)
 	client, err := modelbox.Dial(c.uri, modelbox.Options{Token: c.token})
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(*timeout*float64(time.Second)))
 	defer cancel()
 	from := uint64(*since)
 	if *since < 0 {
