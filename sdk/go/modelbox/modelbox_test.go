@@ -1,6 +1,7 @@
 package modelbox
 
 import (
+	"context"
 	"math"
 	"path/filepath"
 	"testing"
@@ -139,6 +140,11 @@ func BenchmarkLogMetric(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { // nothing can be sent to port 1: give up at once
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = client.Shutdown(ctx)
+	})
 	run, _ := client.StartRun(RunOptions{Experiment: "bench"})
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
