@@ -457,6 +457,7 @@ bool Client::Watch(uint64_t since, const std::function<bool(const ChangeEvent&)>
     if (std::chrono::system_clock::now() >= deadline) return false;
     grpc::ClientContext context;
     impl_->conn->Prepare(context, std::chrono::milliseconds(0));
+    context.set_wait_for_ready(true);  // while the server is away, wait for it to come back
     if (deadline != std::chrono::system_clock::time_point::max()) context.set_deadline(deadline);
     v1::WatchRequest request;
     request.set_since(seq);

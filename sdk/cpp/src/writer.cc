@@ -149,8 +149,20 @@ void Writer::Send(std::unique_ptr<Batch> batch) {
     }
     grpc::ClientContext context;
     conn_->Prepare(context, conn_->options.write_timeout);
+    // Wait for ready: while the server is away the call waits for the channel to reconnect
+    // (within a second of the server's return) instead of failing at once.
+    context.set_wait_for_ready(true);
     v1::WriteBatchResponse response;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (abandon_) continue;  // the loop's top gives up
+      in_flight_ = &context;
+    }
     grpc::Status status = conn_->stub->WriteBatch(&context, request, &response);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_flight_ = nullptr;
+    }
     if (status.ok()) {
       stored = true;
       duplicate = response.duplicate();
@@ -279,6 +291,7 @@ bool Writer::Close(std::chrono::milliseconds timeout) {
   wake_.notify_one();
   if (!progress_.wait_for(lock, timeout, [this] { return stopped_; })) {
     abandon_ = true;
+    if (in_flight_) in_flight_->TryCancel();
     progress_.notify_all();
     progress_.wait(lock, [this] { return stopped_; });
   }

@@ -88,6 +88,7 @@ class Writer {
   std::map<std::string, uint64_t> reasons_;
   std::string last_error_;
   bool flush_wanted_ = false, closing_ = false, abandon_ = false, stopped_ = false, close_started_ = false;
+  grpc::ClientContext* in_flight_ = nullptr;  // the WriteBatch call Close may cancel
   std::thread thread_;
 };
 

@@ -106,7 +106,9 @@ int Log(const Flags& flags) {
   const int keys = std::stoi(Get(flags, "keys", "2"));
   const int lose_ack = std::stoi(Get(flags, "lose-ack", "0"));
   const double rate = std::stod(Get(flags, "rate", "0"));  // points per second; 0: as fast as possible
+  const double close_timeout_s = std::stod(Get(flags, "close-timeout-s", "0"));  // 0: the SDK's default
   modelbox::Options options;
+  if (close_timeout_s > 0) options.close_timeout = std::chrono::milliseconds(static_cast<int64_t>(close_timeout_s * 1000));
   if (lose_ack > 0) {
     options.interceptors.push_back([lose_ack] { return std::make_unique<LoseAnswerFactory>(lose_ack); });
   }
@@ -139,7 +141,8 @@ int Log(const Flags& flags) {
   run->LogTimedEvent("logging", start, logging, {{"points", points}});
   run->LogEvent("done", {{"points", points}});
   run->SetProgress(1.0);
-  const bool ok = run->End(modelbox::kFinished);
+  bool ok = run->End(modelbox::kFinished);
+  ok = client->Close(std::chrono::milliseconds(0)) && ok;  // what End could not store in time is given up on, and counted
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::cout << "{\"run_id\":" << Quote(run->id()) << ",\"seconds\":" << total << ",\"ok\":" << (ok ? "true" : "false")
             << ",\"stats\":" << StatsJson(client->stats()) << "}" << std::endl;
@@ -177,7 +180,15 @@ int Read(const Flags& flags) {
   }
   modelbox::RunsQuery query;
   query.experiment = info.experiment;
-  out << "],\"runs_in_experiment\":" << client->Runs(query).size() << "}";
+  out << "],\"runs_in_experiment\":" << client->Runs(query).size() << ",\"models\":[";
+  modelbox::ModelsQuery models;
+  models.run_id = info.id;
+  first = true;
+  for (const auto& m : client->Models(models)) {
+    out << (first ? "" : ",") << Quote(m.id);
+    first = false;
+  }
+  out << "]}";
   std::cout << out.str() << std::endl;
   return 0;
 }

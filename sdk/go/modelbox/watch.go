@@ -7,6 +7,8 @@ import (
 	"io"
 	"time"
 
+	"google.golang.org/grpc"
+
 	v1 "modelbox.dev/sdk/go/modelboxv1"
 )
 
@@ -88,7 +90,7 @@ func (c *Client) watchOnce(ctx context.Context, seq *uint64, fn func(ChangeEvent
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	since := *seq
-	stream, err := c.api.Watch(ctx, &v1.WatchRequest{Since: &since})
+	stream, err := c.api.Watch(ctx, &v1.WatchRequest{Since: &since}, grpc.WaitForReady(true))
 	if err != nil {
 		return c.wrap(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	v1 "modelbox.dev/sdk/go/modelboxv1"
@@ -87,7 +88,9 @@ type writer struct {
 	flushWant  bool
 	closing    bool
 	abandon    bool
-	progress   chan struct{} // closed (and replaced) whenever `done` moves or the writer stops
+	progress   chan struct{}   // closed (and replaced) whenever `done` moves or the writer stops
+	giveUp     context.Context // cancelled when Shutdown stops waiting: ends a call in flight
+	giveUpNow  context.CancelFunc
 	wake       chan struct{}
 	stopped    chan struct{}
 	pool       sync.Pool // []point buffers, reused once sent
@@ -107,6 +110,7 @@ func newWriter(c *Client) *writer {
 		wake:     make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
 	}
+	w.giveUp, w.giveUpNow = context.WithCancel(context.Background())
 	w.cur = w.newBatch()
 	go w.loop()
 	return w
@@ -274,8 +278,10 @@ func (w *writer) send(b *batch) {
 			reason = "not stored before the client's Shutdown deadline"
 			break
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), w.c.opts.WriteTimeout)
-		resp, err := w.c.api.WriteBatch(ctx, req)
+		// WaitForReady: while the server is away the call waits for the channel to reconnect
+		// (within a second of the server's return) instead of failing at once.
+		ctx, cancel := context.WithTimeout(w.giveUp, w.c.opts.WriteTimeout)
+		resp, err := w.c.api.WriteBatch(ctx, req, grpc.WaitForReady(true))
 		cancel()
 		if err == nil {
 			stored, duplicate = true, resp.GetDuplicate()
@@ -500,6 +506,7 @@ func (w *writer) close(ctx context.Context) error {
 		w.mu.Lock()
 		w.abandon = true
 		w.mu.Unlock()
+		w.giveUpNow()
 		w.signal()
 		<-w.stopped
 	}

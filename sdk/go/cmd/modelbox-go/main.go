@@ -89,9 +89,10 @@ func logCmd(args []string) error {
 	loseAck := fs.Int64("lose-ack", 0, "lose the answer to this WriteBatch call (1-based; 0: none)")
 	rate := fs.Float64("rate", 0, "points per second (0: as fast as possible)")
 	batch := fs.Int("batch", 0, "points per batch (0: the SDK's default)")
+	closeTimeout := fs.Float64("close-timeout-s", 0, "how long End and Close wait for the server (0: the SDK's default)")
 	_ = fs.Parse(args)
 
-	opts := modelbox.Options{Token: c.token, BatchPoints: *batch}
+	opts := modelbox.Options{Token: c.token, BatchPoints: *batch, CloseTimeout: time.Duration(*closeTimeout * float64(time.Second))}
 	if *loseAck > 0 {
 		opts.DialOptions = append(opts.DialOptions, grpc.WithChainUnaryInterceptor(loseAnswer(*loseAck)))
 	}
@@ -129,8 +130,12 @@ func logCmd(args []string) error {
 	run.LogEvent("done", map[string]any{"points": *points})
 	run.SetProgress(1)
 	endErr := run.End(modelbox.Finished)
-	emit(map[string]any{"run_id": run.ID(), "seconds": time.Since(start).Seconds(), "ok": endErr == nil, "stats": client.Stats()})
-	return endErr
+	closeErr := client.Close() // what End could not store in time is given up on, and counted
+	emit(map[string]any{"run_id": run.ID(), "seconds": time.Since(start).Seconds(), "ok": endErr == nil && closeErr == nil, "stats": client.Stats()})
+	if endErr != nil {
+		return endErr
+	}
+	return closeErr
 }
 
 func readCmd(args []string) error {
@@ -180,10 +185,18 @@ func readCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	models, err := client.Models(ctx, modelbox.ModelsQuery{RunID: info.ID})
+	if err != nil {
+		return err
+	}
+	modelIDs := make([]string, 0, len(models))
+	for _, m := range models {
+		modelIDs = append(modelIDs, m.ID)
+	}
 	emit(map[string]any{
 		"id": info.ID, "name": info.Name, "status": info.Status, "experiment": info.Experiment, "params": info.Params,
 		"tags": info.Tags, "progress": info.Progress, "counts": counts, "distinct_steps": distinct, "events": names,
-		"runs_in_experiment": len(runs), "ended": !info.EndTime.IsZero(),
+		"runs_in_experiment": len(runs), "ended": !info.EndTime.IsZero(), "models": modelIDs,
 	})
 	return nil
 }
