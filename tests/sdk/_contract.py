@@ -13,8 +13,9 @@ import pytest
 
 import modelbox_autolog as mbx
 from modelbox_autolog.backends.base import NotFound
+from tests._components import require_binary
 
-from .conftest import Tool
+from .conftest import TOKEN, Tool, wait_port
 
 POINTS = 100_000
 KEYS = 2
@@ -147,6 +148,21 @@ class SdkContract:
         stats = lines[-1]["stats"]
         assert stats["stored"] == 0 and stats["pending"] == 0 and stats["dropped"] == stats["logged"] > 5000
         assert any("deadline" in reason for reason in stats["drop_reasons"])
+
+    def test_grpcs_with_a_private_ca(self, tool: Tool, own_server, tmp_path, monkeypatch):
+        require_binary("openssl", "apt-get install openssl")
+        key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                        "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                       capture_output=True, timeout=60, check=True)
+        own_server.extra += ["--tls-cert", str(cert), "--tls-key", str(key)]
+        own_server.wait_serving = lambda: wait_port(own_server)  # the plain health probe cannot speak TLS
+        own_server.start()
+        uri = f"grpcs://127.0.0.1:{own_server.port}"
+        lines = tool.run("log", "--uri", uri, "--points", "2000", env={"MODELBOX_TLS_CA": str(cert)})
+        monkeypatch.setenv("MODELBOX_TLS_CA", str(cert))
+        monkeypatch.setenv("MODELBOX_TOKEN", TOKEN)
+        check_logged_run(uri, lines[-1]["run_id"], self.language, points=2000)
 
     def test_a_wrong_token_is_refused_and_counted(self, tool: Tool, token_server, token_env):
         lines = tool.run("log", "--uri", token_server.uri, "--points", "1000", token="wrong", check=False)

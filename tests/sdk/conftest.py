@@ -25,12 +25,13 @@ class Tool:
         self.binary = binary
         self.example = example
 
-    def env(self, token: str = TOKEN) -> dict[str, str]:
-        return {**os.environ, "MODELBOX_TOKEN": token}
+    def env(self, token: str = TOKEN, **extra: str) -> dict[str, str]:
+        return {**os.environ, "MODELBOX_TOKEN": token, **extra}
 
-    def run(self, command: str, *args: str, token: str = TOKEN, check: bool = True, timeout: float = 120) -> list[dict]:
-        proc = subprocess.run([str(self.binary), command, *args], env=self.env(token), capture_output=True, text=True,
-                              timeout=timeout)
+    def run(self, command: str, *args: str, token: str = TOKEN, check: bool = True, timeout: float = 120,
+            env: dict[str, str] | None = None) -> list[dict]:
+        proc = subprocess.run([str(self.binary), command, *args], env=self.env(token, **(env or {})), capture_output=True,
+                              text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"{self.binary.name} {command} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         self.last_stderr = proc.stderr
@@ -82,6 +83,21 @@ class Running:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+def wait_port(server: ServerProcess, timeout: float = 30) -> None:
+    """Wait until the server accepts connections (a TLS server: the plain health probe cannot ask)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {server.proc.returncode}: {server.log()}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", server.port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"server did not listen within {timeout}s: {server.log()}")
 
 
 @pytest.fixture(scope="module")
