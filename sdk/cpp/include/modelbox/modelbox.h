@@ -236,6 +236,8 @@ class Client {
   const std::string& target() const;
 
   // --- logging
+  // Queues the run's start (no network call). Throws Error(INVALID_ARGUMENT) for a malformed
+  // name, tag or id, and Error(FAILED_PRECONDITION) on a closed client.
   std::shared_ptr<Run> StartRun(const RunOptions& options = {});
   Stats stats() const;
   // Sends what is pending until the timeout, then gives up on the rest (counted as dropped).
