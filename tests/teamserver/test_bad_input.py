@@ -116,8 +116,7 @@ def test_database_down_and_restarted_mid_run_nothing_lost_nothing_twice(pg_clust
     with mbx.start_run(name="restart") as run:
         for step in range(total):
             run.log_metric("x", float(step), step=step)
-            if step == total // 3:
-                assert mbx.flush(60)
+            if step == total // 3:  # batches are in flight: the exporter writes while we log
                 pg_cluster.stop()
                 _wait_health(replica.port, health_pb2.HealthCheckResponse.NOT_SERVING)
             if step == 2 * total // 3:

@@ -4,6 +4,7 @@ libpq password sources, precise connection errors, versioned migrations."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 
@@ -75,6 +76,18 @@ def test_every_record_type_round_trips(pg_uri, tmp_path):
     assert client.run(run.id[:8]).id == run.id
     kinds = [(c.kind, c.object_type) for c in client.store.changes(0)]
     assert ("created", "run") in kinds and ("created", "model") in kinds
+
+
+def test_the_cli_reads_a_postgres_store(pg_uri, capsys):
+    mbx.autolog(backend=pg_uri, experiment="cli", capture_console=False)
+    with mbx.start_run(name="from-cli") as run:
+        run.log_metric("loss", 0.5, step=1)
+    assert mbx.flush(30)
+    assert cli_main(["--backend", pg_uri, "runs", "--json"]) == 0
+    [shown] = json.loads(capsys.readouterr().out)
+    assert (shown["id"], shown["name"], shown["status"]) == (run.id, "from-cli", "finished")
+    assert cli_main(["show", run.id[:8], "--backend", pg_uri]) == 0
+    assert "loss" in capsys.readouterr().out
 
 
 def test_a_resent_batch_is_stored_once_even_concurrently(pg_uri):
