@@ -227,6 +227,8 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._listener: socket.socket | None = None
+        self.forwarded = 0  # bytes sent towards the target
+        self.cut_after: int | None = None  # cut once this many bytes went towards the target
 
     def start(self) -> TcpProxy:
         import threading
@@ -254,14 +256,18 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._sockets += [client, upstream]
-            for source, dest in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, dest), daemon=True).start()
+            for source, dest, outbound in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pipe, args=(source, dest, outbound), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, dest: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, dest: socket.socket, outbound: bool) -> None:
         try:
             while data := source.recv(1 << 16):
                 dest.sendall(data)
+                if outbound:
+                    self.forwarded += len(data)
+                    if self.cut_after is not None and self.forwarded >= self.cut_after:
+                        self.cut()
+                        return
         except OSError:
             pass
         for sock in (source, dest):
