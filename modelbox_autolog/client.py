@@ -202,13 +202,18 @@ class Client:
             return
         seq = store.last_change_seq() if since is None else since
         deadline = None if timeout is None else time.monotonic() + timeout
+        wait_for_change = getattr(store, "wait_for_change", None)  # PostgreSQL: woken by NOTIFY
         while deadline is None or time.monotonic() < deadline:
             batch = store.changes(seq, limit=1000)
             for change in batch:
                 seq = change.seq
                 yield change
             if not batch:
-                time.sleep(poll_interval)
+                pause = poll_interval if deadline is None else max(0.0, min(poll_interval, deadline - time.monotonic()))
+                if wait_for_change is not None:
+                    wait_for_change(pause)
+                else:
+                    time.sleep(pause)
 
 
 def _load_generic(path: str, info: ModelInfo) -> Any:

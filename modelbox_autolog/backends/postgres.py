@@ -164,6 +164,7 @@ class PostgresStore(Backend, Store):
         self._listener: psycopg.Connection | None = None
         self._ping_conn: psycopg.Connection | None = None
         self._ping_lock = threading.Lock()
+        self._listen_lock = threading.Lock()
 
     # ---------------------------------------------------------------- setup
     def _check_and_prepare(self, upgrade: bool) -> None:
@@ -626,6 +627,14 @@ class PostgresStore(Backend, Store):
     def wait_for_change(self, timeout: float) -> bool:
         """Block until a NOTIFY from any writer (any replica) or ``timeout``; False on timeout or
         when the database cannot be reached (callers poll anyway)."""
+        if not self._listen_lock.acquire(timeout=timeout):
+            return False
+        try:
+            return self._wait_for_change(timeout)
+        finally:
+            self._listen_lock.release()
+
+    def _wait_for_change(self, timeout: float) -> bool:
         try:
             if self._listener is None or self._listener.closed:
                 self._listener = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)

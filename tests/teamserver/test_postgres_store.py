@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 
 import pytest
 
@@ -255,3 +256,23 @@ def test_schema_versions_older_is_upgraded_only_when_asked_newer_is_refused(pg_c
     with pytest.raises(BackendError, match="newer modelbox-autolog"):
         PostgresStore(pg_uri)
     assert cli_main(["db", "upgrade", pg_uri]) == 2
+
+
+def test_client_watch_on_postgres_is_woken_by_notify(pg_uri):
+    store = PostgresStore(pg_uri)
+    seen = []
+
+    def watch():
+        for change in mbx.Client(pg_uri).watch(poll_interval=30, timeout=20):
+            seen.append((change, time.monotonic()))
+            return
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    time.sleep(1.0)
+    began = time.monotonic()
+    store.write(_batch([RunStart(new_id(), "watched", None, 1.0)]))
+    thread.join(30)
+    store.close()
+    assert seen and seen[0][0].object_type == "experiment"
+    assert seen[0][1] - began < 5  # NOTIFY, not the 30 s poll
