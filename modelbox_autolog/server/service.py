@@ -22,7 +22,7 @@ from ..proto.modelbox.v1 import records_pb2 as rpb
 from ..proto.modelbox.v1 import service_pb2 as spb
 from ..proto.modelbox.v1 import service_pb2_grpc as sgrpc
 from .metrics import ServerMetrics
-from .uploads import STAGED_REF, STAGING, StagedUpload, Staging, UploadRefused
+from .uploads import STAGED_REF, STAGING, StagedUpload, Staging, UploadRefused, upload_ids
 
 log = logging.getLogger("modelbox_autolog.server")
 
@@ -130,11 +130,14 @@ class ModelBoxService(sgrpc.ModelBoxServicer):
             staged[upload.upload_id] = upload
             return STAGED_REF + upload.upload_id
 
-        batch = convert.decode_batch(request, resolve)
-        if self.store.applied(batch.id):
-            self.staging.discard(staged)  # a re-sent batch: its files are stored already
+        if self.store.applied(convert.check_id(request.batch_id, "batch id")):
+            # Re-sent (a lost answer, a failover to another replica): its files were claimed by the
+            # first delivery, so their upload ids no longer resolve; forget any second upload of them.
+            batch = convert.decode_batch(request, lambda _upload_id: "")
+            self.staging.forget(upload_ids(request))
             self.metrics.batches.labels("duplicate").inc()
             return rpb.WriteBatchResponse(duplicate=True, records=len(batch.records))
+        batch = convert.decode_batch(request, resolve)
         placed = self.staging.claim(batch.by_type(), staged)
         self.store.write(batch, placed=placed)
         self.staging.discard(staged)

@@ -132,10 +132,15 @@ class Staging:
         return placed
 
     def discard(self, staged: Mapping[str, StagedUpload]) -> None:
-        """Forget uploads whose batch is stored (or was stored before)."""
-        for upload in staged.values():
-            self.artifacts.delete(upload.key)
-            self.artifacts.delete(_note_key(upload.upload_id))
+        """Forget uploads whose batch is stored."""
+        self.forget(list(staged))
+
+    def forget(self, upload_ids: list[str]) -> None:
+        """Delete whatever is staged under these upload ids (nothing, usually)."""
+        for upload_id in upload_ids:
+            if UPLOAD_ID.fullmatch(upload_id):
+                self.artifacts.delete(f"{STAGING}{upload_id}")
+                self.artifacts.delete(_note_key(upload_id))
 
     def sweep(self, now: float | None = None) -> None:
         """Forget uploads no batch claimed within a day (the client died), at most every 10 minutes."""
@@ -152,3 +157,10 @@ class Staging:
                 abandon(STAGING, STALE_AFTER_S)
         except Exception:  # a sweep that fails is retried at the next one
             pass
+
+
+def upload_ids(request: rpb.WriteBatchRequest) -> list[str]:
+    """Every upload id a WriteBatch request names."""
+    ids = [a.file.upload_id for a in request.artifacts]
+    ids += [f.upload_id for m in request.models for f in m.files]
+    return [i for i in ids if i]

@@ -121,6 +121,27 @@ def test_every_record_type_round_trips(server, tmp_path, capsys):
     assert main(["--backend", server.uri, "show", "ffffffffff"]) == 2
 
 
+def test_a_batch_resent_after_a_lost_answer_is_a_duplicate_not_an_error(server, tmp_path):
+    """The first delivery claimed the upload; the same request again (its answer was lost, or
+    it went to another replica after a failover) must be recognised, not refused."""
+    from modelbox_autolog.backends.grpc import _upload_messages
+
+    channel, stub, _ = _stub(server)
+    upload_id = new_id()
+    with open(_write_file(tmp_path / "a.bin", b"payload"), "rb") as handle:
+        stub.Upload(_upload_messages(handle, upload_id, 7), timeout=10)
+    run_id = new_id()
+    request = rpb.WriteBatchRequest(
+        batch_id=new_id(), run_starts=[rpb.RunStart(run_id=run_id, experiment="lost", start_time=1.0)],
+        artifacts=[rpb.Artifact(id=new_id(), run_id=run_id, kind="file", file=rpb.FileRef(name="a.bin", upload_id=upload_id))],
+    )
+    assert stub.WriteBatch(request, timeout=10).duplicate is False
+    again = stub.WriteBatch(request, timeout=10)
+    assert again.duplicate is True and again.records == 2
+    assert [a.bytes for a in GrpcStore(server.uri).artifacts(run_id)] == [7]
+    channel.close()
+
+
 def test_a_resent_batch_stores_nothing_twice(server, tmp_path):
     backend = GrpcBackend(server.uri)
     source = _write_file(tmp_path / "a.txt", b"hello")
