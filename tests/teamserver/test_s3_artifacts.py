@@ -133,3 +133,23 @@ def test_a_sqlite_store_keeps_its_files_in_a_bucket(bucket, s3_env, tmp_path):
     assert open(path, "rb").read() == payload
     folder = client.download_model(model.id, tmp_path / "models")
     assert open(os.path.join(folder, "w.bin"), "rb").read() == payload[:1000]
+
+
+def test_a_sqlite_server_with_its_files_in_a_bucket(bucket, s3_env, tmp_path):
+    from tests.server.conftest import ServerProcess
+
+    server = ServerProcess(str(tmp_path / "server"), "--artifacts", f"s3://{bucket}/solo")
+    try:
+        server.start()
+        payload = os.urandom(20000)
+        (tmp_path / "w.bin").write_bytes(payload)
+        mbx.autolog(backend=server.uri, experiment="solo", capture_console=False)
+        with mbx.start_run() as run:
+            run.log_artifact(str(tmp_path / "w.bin"))
+        assert mbx.flush(30)
+        keys = [o["Key"] for o in s3_env.client().list_objects_v2(Bucket=bucket, Prefix="solo/")["Contents"]]
+        assert keys == [f"solo/runs/{run.id}/{mbx.Client(server.uri).run(run.id).artifacts()[0].id}/w.bin"]
+        path = mbx.Client(server.uri).download_artifact(run.id, "w.bin", tmp_path / "out")
+        assert open(path, "rb").read() == payload
+    finally:
+        server.stop()
