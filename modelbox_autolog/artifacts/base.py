@@ -112,12 +112,26 @@ class ArtifactStore(abc.ABC):
         error = None
         try:
             yield
+        except ArtifactNotFound:
+            raise  # an answer (a probe for a key that is not there), not a failure
         except BaseException as exc:
-            error = type(exc).__name__
+            error = _error_kind(exc)
             raise
         finally:
             if self.observer is not None:
                 self.observer(operation, time.perf_counter() - start, error)
+
+
+def _error_kind(exc: BaseException) -> str:
+    """A short label for a failed request: the S3 error code when there is one (AccessDenied,
+    NoSuchBucket, SlowDown...), else the exception type of the underlying failure."""
+    cause = exc.__cause__ or exc
+    response = getattr(cause, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+    return type(cause).__name__
 
 
 def sha256_of_object(store: ArtifactStore, key: str) -> str:

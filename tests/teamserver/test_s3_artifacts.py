@@ -109,9 +109,18 @@ def test_precise_errors_for_missing_bucket_denied_access_and_a_dead_endpoint(s3_
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_OUTSIDER[1])
     with pytest.raises(ArtifactStoreError, match="access denied|Forbidden|403"):
         open_artifacts(f"s3://{bucket}/x").check()
+    observed = []
+    denied = open_artifacts(f"s3://{bucket}/x")
+    denied.observer = lambda op, seconds, error: observed.append((op, error))
+    with pytest.raises(ArtifactStoreError, match="access denied"):
+        denied.put("k", [b"data"])
+    assert observed == [("put_object", "AccessDenied")]  # what /metrics counts, by S3 error code
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    dead = open_artifacts(f"s3://{bucket}/x")
+    dead.observer = lambda op, seconds, error: observed.append((op, error))
     with pytest.raises(ArtifactStoreUnavailable, match="cannot reach"):
-        open_artifacts(f"s3://{bucket}/x").put("k", [b"data"])
+        dead.put("k", [b"data"])
+    assert observed[-1] == ("put_object", "EndpointConnectionError")
 
 
 def test_a_sqlite_store_keeps_its_files_in_a_bucket(bucket, s3_env, tmp_path):
