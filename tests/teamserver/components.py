@@ -85,8 +85,12 @@ class PostgresCluster:
         os.chmod(self.folder, 0o755)
 
     def _run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=timeout, cwd=self.folder,
-                              **self.user)
+        # As root, through runuser rather than Popen(user=...): switching users in Python's child
+        # means a plain fork(), and the native fork handlers of libraries loaded in the test
+        # process (gRPC, TensorFlow) can hang that child before it execs.
+        prefix = ["runuser", "-u", OS_USER, "--"] if self.user else []
+        return subprocess.run(prefix + list(args), capture_output=True, text=True, check=check, timeout=timeout,
+                              cwd=self.folder)
 
     def init(self, durable: bool = False) -> None:
         """``durable=False`` (tests): no fsync, faster; True (benchmarks): PostgreSQL's defaults."""
