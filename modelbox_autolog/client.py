@@ -167,15 +167,15 @@ class Client:
         import shutil
         import tempfile
 
-        from ._autolog import integration_class
+        from .integrations.loaders import model_loader
 
         info = self.model(model_id)
         folder = tempfile.mkdtemp(prefix="modelbox-model-")
         try:
             path = self.download_model(info.url or info.id, folder)
-            cls = integration_class(info.framework)
-            if cls is not None:
-                return cls.load_model(path, info)
+            loader = model_loader(info.framework)
+            if loader is not None:
+                return loader(path, info)
             return _load_generic(path, info)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
