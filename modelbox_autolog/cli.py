@@ -66,9 +66,20 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    runs = _client(args).runs(experiment=args.experiment, status=args.status, limit=args.limit)
+    from .search import SearchError
+
+    try:
+        runs = _client(args).runs(experiment=args.experiment, status=args.status, limit=args.limit, where=args.where,
+                                  order_by=args.order_by, offset=args.offset)
+    except SearchError as exc:
+        print(f"error: invalid {'--where' if exc.expression == (args.where or '') else '--order-by'} expression "
+              f"at position {exc.position}:\n  {exc.pointer().replace(chr(10), chr(10) + '  ')}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps([_run_dict(r) for r in runs], indent=2, default=str))
+        return 0
+    if args.csv:
+        _runs_csv(runs)
         return 0
     table = Table(title=f"runs ({len(runs)})")
     for column in ("id", "experiment", "name", "status", "progress", "started", "duration", "params"):
@@ -83,6 +94,25 @@ def cmd_runs(args: argparse.Namespace) -> int:
         )
     console.print(table)
     return 0
+
+
+def _runs_csv(runs: Sequence[Any]) -> None:
+    """One row per run: attributes, then params.* and metrics.* (latest values) columns."""
+    import csv
+
+    client = runs[0]._client if runs else None
+    summaries = client.metric_summaries([r.id for r in runs]) if client else {}
+    param_keys = sorted({k for r in runs for k in r.params})
+    metric_keys = sorted({k for s in summaries.values() for k in s})
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["id", "experiment", "name", "status", "start_time", "end_time", "duration_s", "parent_run_id",
+                     *(f"params.{k}" for k in param_keys), *(f"metrics.{k}" for k in metric_keys)])
+    for r in runs:
+        params = [r.params.get(k, "") for k in param_keys]
+        metrics = [summaries.get(r.id, {}).get(k) for k in metric_keys]
+        writer.writerow([r.id, r.experiment, r.name or "", r.status, r.start_time, r.end_time or "", r.duration_s or "",
+                         r.parent_run_id or "", *(v if isinstance(v, str) else json.dumps(v) for v in params),
+                         *("" if m is None or m.last is None else repr(m.last) for m in metrics)])
 
 
 def _run_dict(r: Any) -> dict[str, Any]:
@@ -278,7 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", "-e")
     p.add_argument("--status", choices=["running", "finished", "failed", "killed"])
     p.add_argument("--limit", "-n", type=int)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--offset", type=int, default=0, help="skip this many runs (paging)")
+    p.add_argument("--where", "-w", help="filter, e.g. \"params.lr > 0.01 and metrics.val_acc >= 0.9\" (see docs/API.md)")
+    p.add_argument("--order-by", help="sort, e.g. \"metrics.val_acc desc\" (default: newest first)")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true")
+    output.add_argument("--csv", action="store_true", help="CSV with params.* and metrics.* (latest) columns")
     p = add("show", cmd_show, "one run: params, metrics, events, artifacts, models")
     p.add_argument("run_id", help="run id (or a unique prefix of at least 4 characters)")
     p.add_argument("--json", action="store_true")

@@ -10,7 +10,18 @@ from typing import Any
 from . import _config
 from ._exporter import _exporters
 from .backends import NotFound, Store, canonical_uri, open_store
-from .entities import Artifact, ChangeEvent, Event, Experiment, Input, MetricPoint, ModelInfo, RunInfo
+from .entities import (
+    Artifact,
+    ChangeEvent,
+    Event,
+    Experiment,
+    Input,
+    MetricPoint,
+    MetricSummary,
+    ModelInfo,
+    RunInfo,
+    SeriesSample,
+)
 
 Model = ModelInfo
 
@@ -58,7 +69,10 @@ class RunView:
         return self._store.models(run_id=self.id)
 
     def children(self) -> list[RunView]:
-        return [r for r in self._client.runs(experiment=self.experiment_id) if r.parent_run_id == self.id]
+        try:
+            return self._client.runs(where=f"parent = '{self.id}'")
+        except Exception:  # a store that cannot search
+            return [r for r in self._client.runs(experiment=self.experiment_id) if r.parent_run_id == self.id]
 
     def refresh(self) -> RunView:
         return self._client.run(self.id)
@@ -106,9 +120,34 @@ class Client:
     def experiments(self) -> list[Experiment]:
         return self.store.experiments()
 
-    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None) -> list[RunView]:
+    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None, *,
+             where: str | None = None, order_by: str | None = None, offset: int = 0) -> list[RunView]:
+        """Runs, newest first; ``where`` filters and ``order_by`` sorts them inside the store
+        (the language is described in ``modelbox_autolog.search``; a bad expression raises
+        ``SearchError`` with its position); ``limit``/``offset`` page through them."""
         store = self.store
-        return [RunView(store, info, self) for info in store.runs(experiment=experiment, status=status, limit=limit)]
+        if where or order_by or offset:
+            infos = store.search_runs(experiment=experiment, status=status, where=where, order_by=order_by,
+                                      limit=limit, offset=offset)
+        else:
+            infos = store.runs(experiment=experiment, status=status, limit=limit)
+        return [RunView(store, info, self) for info in infos]
+
+    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None) -> int:
+        """How many runs ``runs(...)`` finds without a limit."""
+        return self.store.count_runs(experiment=experiment, status=status, where=where)
+
+    def metric_summaries(self, run_ids: list[str], keys: list[str] | None = None) -> dict[str, dict[str, MetricSummary]]:
+        """Per run id and metric key: latest value, min, max and point count, from the store's index."""
+        return self.store.metric_summaries(list(run_ids), None if keys is None else list(keys))
+
+    def search_keys(self, experiment: str | None = None) -> dict[str, list[str]]:
+        """The param, metric and tag keys of recent runs (``{"params": [...], "metrics": [...], "tags": [...]}``)."""
+        return self.store.search_keys(experiment=experiment)
+
+    def metric_sample(self, run_id: str, key: str, max_points: int = 2000) -> SeriesSample:
+        """A series downsampled in the store to at most ``max_points`` (each bucket's min and max kept)."""
+        return self.store.metric_sample(run_id, key, max_points)
 
     def run(self, run_id: str) -> RunView:
         store = self.store
