@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
 # Debian packages of the real components the tests start (installed when missing and root).
-COMPONENTS ?=
+COMPONENTS ?= chromium
 
 components:
 	@bash scripts/install-components.sh $(COMPONENTS)

@@ -285,6 +285,38 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Serve the web UI and the HTTP API over the store at --backend (default: the local store)."""
+    try:
+        from .ui.app import create_app
+        from .ui.serve import bind, serve
+    except ImportError as exc:
+        print(f"error: the UI needs the ui extra: pip install 'modelbox-autolog[ui]' ({exc})", file=sys.stderr)
+        return 2
+    uri = canonical_uri(args.backend or _config.current().backend)
+    if scheme_of(uri) == "sqlite":
+        from .backends.sqlite import path_from_uri
+
+        if not os.path.exists(path_from_uri(uri)):
+            print(f"note: no store at {path_from_uri(uri)} yet; the UI shows it once something is logged there", file=sys.stderr)
+    token = args.token or None
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    app = create_app(uri, token=token, host=args.host)
+    host, port = sock.getsockname()[:2]
+    where = f"[{host}]" if ":" in host else host
+    print(f"modelbox ui on http://{where}:{port}/  (store {uri}{', token required' if token else ''}; Ctrl-C to stop)",
+          flush=True)
+    if host not in ("127.0.0.1", "::1", "localhost") and not token:
+        print("  warning: no --token and not bound to loopback: anyone who can reach the port can read and edit models",
+              flush=True)
+    serve(app, sock, log_level=args.log_level)
+    return 0
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     from .server import cli as server_cli
 
@@ -340,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sync", cmd_sync, "replay a file:// spool (or a journal folder) into a store; idempotent")
     p.add_argument("directory")
     p.add_argument("--to", required=True, help="target URI")
+    p = add("ui", cmd_ui, "serve the web UI and the HTTP API (/api/v1/) over a store")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5000, help="port (default 5000; 0 picks a free one)")
+    p.add_argument("--token", default=os.environ.get("MODELBOX_UI_TOKEN"),
+                   help="require this token (login form or Authorization: Bearer); default $MODELBOX_UI_TOKEN")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p = add("server", cmd_server, "run the gRPC modelbox server")
     try:
         from .server import cli as server_cli

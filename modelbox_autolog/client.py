@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from . import _config
@@ -18,6 +18,7 @@ from .entities import (
     Input,
     MetricPoint,
     MetricSummary,
+    ModelFileInfo,
     ModelInfo,
     RunInfo,
     SeriesSample,
@@ -201,6 +202,43 @@ class Client:
         write_stream(store.read_file(artifact.path_or_uri), target)
         return target
 
+    def open_artifact(self, run_id: str, artifact_id: str) -> tuple[Artifact, Iterable[bytes]]:
+        """A run's artifact (by id, or by name: the latest of that name) and its bytes, streamed in chunks."""
+        artifacts = self.run(run_id).artifacts()
+        found = [a for a in artifacts if a.id == artifact_id] or [a for a in artifacts if a.name == artifact_id][-1:]
+        if not found:
+            raise NotFound(f"run {run_id} has no artifact {artifact_id!r}")
+        artifact = found[0]
+        if artifact.bytes is None:
+            raise NotFound(f"artifact {artifact.name!r} of run {run_id} was never stored (its source was missing when logged)")
+        return artifact, self.store.read_file(artifact.path_or_uri)
+
+    def open_model_file(self, model_id: str, name: str) -> tuple[ModelFileInfo, Iterable[bytes]]:
+        """One file of a model and its bytes, streamed in chunks."""
+        store, ident = self._store_for(model_id)
+        info = store.model(ident)
+        found = [f for f in info.files if f.name == name]
+        if not found or found[0].bytes is None:
+            raise NotFound(f"model {info.id} has no stored file {name!r}")
+        return found[0], store.read_file(found[0].path_or_uri)
+
+    def child_counts(self, run_ids: list[str]) -> dict[str, int]:
+        """How many child runs each run has."""
+        return self.store.child_counts(list(run_ids))
+
+    def model_consumers(self, model_id: str) -> list[RunView]:
+        """Runs that logged this model (its id or URL) as an input: the lineage after the model."""
+        info = self.model(model_id)
+        refs = [info.id, info.url, *(f.path_or_uri for f in info.files)]
+        run_ids = list(dict.fromkeys(run_id for run_id, _ in self.store.input_consumers([r for r in refs if r])))
+        views = []
+        for run_id in run_ids:
+            try:
+                views.append(self.run(run_id))
+            except NotFound:
+                pass
+        return views
+
     def load_model(self, model_id: str) -> Any:
         """Download and load with the framework that logged it; returns the live object."""
         import shutil
@@ -220,6 +258,13 @@ class Client:
             shutil.rmtree(folder, ignore_errors=True)
 
     # ------------------------------------------------------------------ changes
+    def changes(self, since: int = 0, limit: int = 1000) -> list[ChangeEvent]:
+        """Change events with ``seq > since``, at most ``limit``, in order (one page of ``watch``)."""
+        return self.store.changes(since, limit)
+
+    def last_change_seq(self) -> int:
+        return self.store.last_change_seq()
+
     def watch(self, since: int | None = None, *, poll_interval: float = 0.5, timeout: float | None = None) -> Iterator[ChangeEvent]:
         """Change events in order, as they happen. ``since=None`` starts from now; ``0`` from the start."""
         store = self.store

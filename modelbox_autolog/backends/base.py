@@ -161,3 +161,11 @@ class Store(abc.ABC):
         from ..series import sample_points
 
         return sample_points(key, self.metrics(run_id, key), max_points)
+
+    def child_counts(self, run_ids: list[str]) -> dict[str, int]:
+        """How many child runs each of ``run_ids`` has (grid searches fold them under the parent)."""
+        return {run_id: self.count_runs(where=f"parent = '{run_id}'") for run_id in run_ids if "'" not in run_id}
+
+    def input_consumers(self, refs: list[str]) -> list[tuple[str, str]]:
+        """(run id, ref) of every run that logged one of ``refs`` as an input (lineage: who loaded a model)."""
+        return []

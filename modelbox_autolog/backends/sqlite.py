@@ -597,6 +597,19 @@ class SQLiteStore(Backend, Store):
             tags.update(json.loads(text))
         return {"params": params, "metrics": metrics, "tags": sorted(tags)}
 
+    def child_counts(self, run_ids: list[str]) -> dict[str, int]:
+        if not run_ids:
+            return {}
+        rows = self._query(f"SELECT parent_run_id, count(*) FROM runs WHERE parent_run_id IN ({','.join('?' * len(run_ids))})"
+                           " GROUP BY parent_run_id", run_ids)
+        return {run_id: 0 for run_id in run_ids} | dict(rows)
+
+    def input_consumers(self, refs: list[str]) -> list[tuple[str, str]]:
+        if not refs:
+            return []
+        return [tuple(row) for row in self._query(
+            f"SELECT DISTINCT run_id, ref FROM inputs WHERE ref IN ({','.join('?' * len(refs))}) ORDER BY timestamp", refs)]
+
     def metric_sample(self, run_id: str, key: str, max_points: int = 2000) -> SeriesSample:
         """Downsampled from the packed chunks directly (no point objects for the whole series)."""
         from ..series import sample_columns
