@@ -476,7 +476,7 @@ async function eventsTimeline(run) {
         const cat = api.value(0); const start = api.coord([api.value(1), cat]); const end = api.coord([api.value(2), cat]);
         const height = api.size([0, 1])[1] * 0.6;
         return { type: "rect", shape: { x: start[0], y: start[1] - height / 2, width: Math.max(2, end[0] - start[0]), height },
-          style: { fill: palette[cat % palette.length] } };
+          style: { fill: palette[cat % palette.length], stroke: "#fff", lineWidth: 1 } };
       } }],
     });
   });
@@ -562,6 +562,9 @@ async function comparePage(params) {
     h("tbody", {}, paramKeys.filter((k) => !onlyDiff || differs(k)).map((k) => h("tr", { class: differs(k) ? "differs" : "" },
       h("th", {}, k), runs.map((r) => h("td", { class: "value" }, k in r.params ? fmt(r.params[k]) : "—")))))));
   drawParams();
+  const metricTable = h("table", { class: "grid small", id: "metrics-diff" },
+    h("thead", {}, h("tr", {}, h("th", {}, "metric (latest)"), runs.map((r) => h("th", {}, runLink(r))))),
+    h("tbody", {}, metricKeys.map((k) => h("tr", {}, h("th", {}, k), runs.map((r) => h("td", { class: "num" }, r.metrics[k] ? fmt(r.metrics[k].last) : "—"))))));
   const numericish = paramKeys.filter(differs);
   const pcParams = h("select", { multiple: true, size: Math.min(6, Math.max(2, paramKeys.length)), id: "pc-params", "aria-label": "params" },
     paramKeys.map((k) => h("option", { value: k, selected: numericish.slice(0, 6).includes(k) }, k)));
@@ -593,7 +596,7 @@ async function comparePage(params) {
       h("label", {}, "x axis ", h("select", { onchange: (e) => { opts.axis = e.target.value; draw(); } }, ["step", "epoch", "time"].map((a) => h("option", { value: a }, a === "time" ? "wall time" : a)))),
       h("label", {}, "smoothing ", h("input", { type: "range", min: 0, max: 0.98, step: 0.02, value: 0, onchange: (e) => { opts.smoothing = +e.target.value; draw(); } })),
       h("label", {}, h("input", { type: "checkbox", onchange: (e) => { opts.log = e.target.checked; draw(); } }), " log scale")),
-    grid, h("h2", {}, "Params"), h("label", {}, h("input", { type: "checkbox", onchange: (e) => { onlyDiff = e.target.checked; drawParams(); } }), " only what differs"),
+    grid, h("h2", {}, "Metrics"), metricTable, h("h2", {}, "Params"), h("label", {}, h("input", { type: "checkbox", onchange: (e) => { onlyDiff = e.target.checked; drawParams(); } }), " only what differs"),
     paramTable, h("h2", {}, "Parallel coordinates"), h("div", { class: "pickers" }, h("label", { class: "pick" }, "params", pcParams), h("label", { class: "pick" }, "metric", pcMetric)), pcBox);
   await draw();
 }
