@@ -175,3 +175,23 @@ def test_cli_where_csv_and_bad_expression(grid, store_uri, capsys):
     assert modelbox(["--backend", store_uri, "runs", "--where", "params.lr >> 1"]) == 2
     err = capsys.readouterr().err
     assert "position 11" in err and "^" in err
+
+
+@pytest.mark.parametrize("where", [None, "params.lr < 0.5", "tags.team = 'vision' or params.layers > 7", "status = 'finished'",
+                                   "metrics.acc > 0.3 and params.optimizer.name = 'adam'"])
+@pytest.mark.parametrize("order_by", [None, "metrics.acc desc", "metrics.acc", "params.optimizer.name desc", "params.lr",
+                                      "min(metrics.loss) desc, name", "duration desc"])
+def test_every_plan_gives_the_same_pages(grid, store_uri, monkeypatch, where, order_by):
+    """Driven by a selective comparison, by the sort's index (with the runs lacking a value after),
+    or the general statement: the same runs in the same order, page by page."""
+    from modelbox_autolog.backends.search_sql import RunSearch, search_page
+
+    store = SQLiteStore(store_uri)
+    tree, keys = parse_where(where), parse_order_by(order_by)
+    everything = store._query(*select_runs(SQLITE, "r.id", where=tree, order_by=keys))
+    for drive_below in (0, 10_000):  # 0: no comparison is selective enough to drive
+        monkeypatch.setattr(RunSearch, "DRIVE_BELOW", drive_below)
+        search = RunSearch(SQLITE, "r.id", None, None, tree, keys)
+        pages = [search_page(search, store._query, 5, offset) for offset in range(0, 15, 5)]
+        assert [row for page in pages for row in page] == everything, (drive_below, where, order_by)
+    store.close()

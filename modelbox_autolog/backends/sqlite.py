@@ -546,11 +546,10 @@ class SQLiteStore(Backend, Store):
     def search_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None,
                     order_by: str | None = None, limit: int | None = None, offset: int = 0) -> list[RunInfo]:
         from ..search import parse_order_by, parse_where
-        from .search_sql import SQLITE, select_runs
+        from .search_sql import SQLITE, RunSearch, search_page
 
-        sql, args = select_runs(SQLITE, self._RUN_COLUMNS, experiment=experiment, status=status, where=parse_where(where),
-                                order_by=parse_order_by(order_by), limit=limit or None, offset=offset)
-        rows = self._query(sql, args)
+        search = RunSearch(SQLITE, self._RUN_COLUMNS, experiment, status, parse_where(where), parse_order_by(order_by))
+        rows = search_page(search, self._query, limit or None, offset)
         params: dict[str, dict[str, str]] = {}
         if rows:
             marks = ",".join("?" * len(rows))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import mimetypes
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -231,10 +232,13 @@ class Api:
     def _wrap(self, fn: Callable) -> Callable:
         @functools.wraps(fn)
         async def handler(request: Request) -> Response:
+            started = time.perf_counter()
             try:
                 if fn.__name__ in ASYNC_HANDLERS:
                     return await fn(self, request)
-                return await anyio.to_thread.run_sync(fn, self, request)
+                response = await anyio.to_thread.run_sync(fn, self, request)
+                response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+                return response
             except Exception as exc:
                 response = _error_response(exc)
                 if isinstance(exc, NotFound):  # name the id that was not found
@@ -301,6 +305,16 @@ class Api:
             document["total"] = self.client.count_runs(experiment=q.get("experiment") or None, status=q.get("status") or None,
                                                        where=where)
         return json_response(document)
+
+    @endpoint("GET", "/runs/count", "How many runs match (the same filters as /runs)", Param("experiment"), Param("status"),
+              Param("where"), Param("top_level", kind="boolean"))
+    def runs_count(self, request: Request) -> Response:
+        q = request.query_params
+        where = q.get("where") or None
+        if q.get("top_level") in ("1", "true"):
+            where = f"parent is null and ({where})" if where else "parent is null"
+        total = self.client.count_runs(experiment=q.get("experiment") or None, status=q.get("status") or None, where=where)
+        return json_response({"total": total})
 
     @endpoint("GET", "/runs/{run_id}", "One run: params, tags, environment, metric summaries, failure")
     def run(self, request: Request) -> Response:

@@ -309,7 +309,7 @@ async function runsPage(params) {
     let page;
     try {
       page = await api("/runs?" + q({ experiment: state.experiment, where: state.where, order_by: state.order, limit: state.limit,
-        offset: state.offset, params: state.params.join(","), metrics: state.metrics.join(","), top_level: "1", count: "1" }));
+        offset: state.offset, params: state.params.join(","), metrics: state.metrics.join(","), top_level: "1" }));
       fill(filterError, ); filter.classList.remove("invalid");
     } catch (err) {
       if (err.status === 400 && err.body.position !== undefined) {
@@ -327,10 +327,16 @@ async function runsPage(params) {
         sortHeader("duration", "duration"), columns.map((c) => sortHeader(c.label, c.field, c.cls)))),
       h("tbody", {}, page.runs.map((r) => row(r, 0))));
     const end = state.offset + page.runs.length;
-    fill(pager, 
+    const counter = h("span", { id: "run-count" }, page.runs.length ? `${state.offset + 1}–${end} of …` : "no runs match");
+    const next = h("button", { disabled: page.runs.length < state.limit, onclick: () => { state.offset += state.limit; push(); } }, "next ›");
+    fill(pager,
       h("button", { disabled: state.offset === 0, onclick: () => { state.offset = Math.max(0, state.offset - state.limit); push(); } }, "‹ prev"),
-      h("span", { id: "run-count" }, page.total ? `${state.offset + 1}–${end} of ${page.total}` : "no runs match"),
-      h("button", { disabled: end >= page.total, onclick: () => { state.offset += state.limit; push(); } }, "next ›"));
+      counter, next);
+    // the total is a second, slower question (a count over every match): the page does not wait for it
+    api("/runs/count?" + q({ experiment: state.experiment, where: state.where, top_level: "1" })).then((c) => {
+      if (page.runs.length) counter.textContent = `${state.offset + 1}–${end} of ${c.total}`;
+      next.disabled = end >= c.total;
+    }).catch(() => {});
   };
   await load();
   updateCompare();
