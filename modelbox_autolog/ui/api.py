@@ -251,12 +251,14 @@ class Api:
     # ------------------------------------------------------------------ store
     @endpoint("GET", "/health", "The store this server reads, and whether it answers")
     def health(self, request: Request) -> Response:
+        uri = None
         try:
+            uri = self.client.uri
             self.client.experiments()
-            return json_response({"ok": True, "store": self.client.uri, "version": __version__})
+            return json_response({"ok": True, "store": uri, "version": __version__})
         except Exception as exc:
             self._client = None  # reopen next time
-            return json_response({"ok": False, "store": getattr(self._client, "uri", None), "message": str(exc)}, 503)
+            return json_response({"ok": False, "store": uri, "message": str(exc)}, 503)
 
     @endpoint("GET", "/openapi.json", "This document")
     def openapi_document(self, request: Request) -> Response:
