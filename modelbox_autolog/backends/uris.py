@@ -55,3 +55,15 @@ def server_addresses(uri: str, default_port: int = 50051) -> tuple[list[tuple[st
             raise BackendError(f"{uri!r}: {item!r} names no host; expected grpc://HOST:PORT[,HOST:PORT...]")
         addresses.append((host, port))
     return addresses, scheme == "grpcs"
+
+
+def redact_uri(uri: str) -> str:
+    """A URI safe to show: without the password of ``scheme://user:password@host`` forms."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return uri
+    netloc, slash, tail = rest.partition("/")
+    if "@" in netloc:
+        auth, _, hosts = netloc.rpartition("@")
+        netloc = auth.split(":", 1)[0] + "@" + hosts
+    return f"{scheme}{sep}{netloc}{slash}{tail}"

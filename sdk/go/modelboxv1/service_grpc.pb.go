@@ -32,6 +32,10 @@ type ModelBoxClient interface {
 	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*ModelInfo, error)
 	UpdateModel(ctx context.Context, in *UpdateModelRequest, opts ...grpc.CallOption) (*ModelInfo, error)
 	FinalizeModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*ModelInfo, error)
+	// Run search (the `where` language of modelbox_autolog.search) and what a runs table shows.
+	CountRuns(ctx context.Context, in *ListRunsRequest, opts ...grpc.CallOption) (*CountRunsResponse, error)
+	GetMetricSummaries(ctx context.Context, in *MetricSummariesRequest, opts ...grpc.CallOption) (*MetricSummariesResponse, error)
+	SearchKeys(ctx context.Context, in *SearchKeysRequest, opts ...grpc.CallOption) (*SearchKeysResponse, error)
 	// Change events with seq > since, at most `limit`, plus the newest seq.
 	ListChanges(ctx context.Context, in *ListChangesRequest, opts ...grpc.CallOption) (*ListChangesResponse, error)
 	// Change events with seq > since, as they happen; resume with the last seq received.
@@ -252,6 +256,33 @@ func (c *modelBoxClient) FinalizeModel(ctx context.Context, in *GetModelRequest,
 	return out, nil
 }
 
+func (c *modelBoxClient) CountRuns(ctx context.Context, in *ListRunsRequest, opts ...grpc.CallOption) (*CountRunsResponse, error) {
+	out := new(CountRunsResponse)
+	err := c.cc.Invoke(ctx, "/modelbox.v1.ModelBox/CountRuns", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelBoxClient) GetMetricSummaries(ctx context.Context, in *MetricSummariesRequest, opts ...grpc.CallOption) (*MetricSummariesResponse, error) {
+	out := new(MetricSummariesResponse)
+	err := c.cc.Invoke(ctx, "/modelbox.v1.ModelBox/GetMetricSummaries", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelBoxClient) SearchKeys(ctx context.Context, in *SearchKeysRequest, opts ...grpc.CallOption) (*SearchKeysResponse, error) {
+	out := new(SearchKeysResponse)
+	err := c.cc.Invoke(ctx, "/modelbox.v1.ModelBox/SearchKeys", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *modelBoxClient) ListChanges(ctx context.Context, in *ListChangesRequest, opts ...grpc.CallOption) (*ListChangesResponse, error) {
 	out := new(ListChangesResponse)
 	err := c.cc.Invoke(ctx, "/modelbox.v1.ModelBox/ListChanges", in, out, opts...)
@@ -312,6 +343,10 @@ type ModelBoxServer interface {
 	GetModel(context.Context, *GetModelRequest) (*ModelInfo, error)
 	UpdateModel(context.Context, *UpdateModelRequest) (*ModelInfo, error)
 	FinalizeModel(context.Context, *GetModelRequest) (*ModelInfo, error)
+	// Run search (the `where` language of modelbox_autolog.search) and what a runs table shows.
+	CountRuns(context.Context, *ListRunsRequest) (*CountRunsResponse, error)
+	GetMetricSummaries(context.Context, *MetricSummariesRequest) (*MetricSummariesResponse, error)
+	SearchKeys(context.Context, *SearchKeysRequest) (*SearchKeysResponse, error)
 	// Change events with seq > since, at most `limit`, plus the newest seq.
 	ListChanges(context.Context, *ListChangesRequest) (*ListChangesResponse, error)
 	// Change events with seq > since, as they happen; resume with the last seq received.
@@ -367,6 +402,15 @@ func (UnimplementedModelBoxServer) UpdateModel(context.Context, *UpdateModelRequ
 }
 func (UnimplementedModelBoxServer) FinalizeModel(context.Context, *GetModelRequest) (*ModelInfo, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method FinalizeModel not implemented")
+}
+func (UnimplementedModelBoxServer) CountRuns(context.Context, *ListRunsRequest) (*CountRunsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CountRuns not implemented")
+}
+func (UnimplementedModelBoxServer) GetMetricSummaries(context.Context, *MetricSummariesRequest) (*MetricSummariesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetMetricSummaries not implemented")
+}
+func (UnimplementedModelBoxServer) SearchKeys(context.Context, *SearchKeysRequest) (*SearchKeysResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SearchKeys not implemented")
 }
 func (UnimplementedModelBoxServer) ListChanges(context.Context, *ListChangesRequest) (*ListChangesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListChanges not implemented")
@@ -671,6 +715,60 @@ func _ModelBox_FinalizeModel_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ModelBox_CountRuns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRunsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelBoxServer).CountRuns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelbox.v1.ModelBox/CountRuns",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelBoxServer).CountRuns(ctx, req.(*ListRunsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelBox_GetMetricSummaries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MetricSummariesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelBoxServer).GetMetricSummaries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelbox.v1.ModelBox/GetMetricSummaries",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelBoxServer).GetMetricSummaries(ctx, req.(*MetricSummariesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelBox_SearchKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SearchKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelBoxServer).SearchKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelbox.v1.ModelBox/SearchKeys",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelBoxServer).SearchKeys(ctx, req.(*SearchKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ModelBox_ListChanges_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListChangesRequest)
 	if err := dec(in); err != nil {
@@ -761,6 +859,18 @@ var _ModelBox_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FinalizeModel",
 			Handler:    _ModelBox_FinalizeModel_Handler,
+		},
+		{
+			MethodName: "CountRuns",
+			Handler:    _ModelBox_CountRuns_Handler,
+		},
+		{
+			MethodName: "GetMetricSummaries",
+			Handler:    _ModelBox_GetMetricSummaries_Handler,
+		},
+		{
+			MethodName: "SearchKeys",
+			Handler:    _ModelBox_SearchKeys_Handler,
 		},
 		{
 			MethodName: "ListChanges",
