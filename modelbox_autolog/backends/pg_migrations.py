@@ -1,4 +1,4 @@
-"""PostgreSQL schema versions: numbered SQL files applied in one transaction, a version table.
+"""PostgreSQL schema versions: numbered SQL (or Python) files applied in one transaction, a version table.
 
 ``migrations/postgres/NNNN_name.sql`` are applied in order; ``modelbox_schema`` records each
 applied version. An empty database is initialised to the latest version; an older schema is
@@ -19,17 +19,36 @@ UPGRADE_LOCK = 0x6D6278_5F6D6967  # "mbx_mig": one upgrader at a time
 
 
 class Migration(NamedTuple):
+    """``sql`` (the text of NNNN_name.sql) or ``path`` of NNNN_name.py, whose ``upgrade(conn)``
+    runs in the same transaction (for data a statement cannot compute, e.g. packed chunks)."""
+
     version: int
     name: str
-    sql: str
+    sql: str | None
+    path: str | None = None
+
+    def apply(self, conn: Any) -> None:
+        if self.sql is not None:
+            conn.execute(self.sql)
+            return
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(f"modelbox_migration_{self.version:04d}", self.path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.upgrade(conn)
 
 
 def migrations() -> list[Migration]:
     found = []
     for filename in sorted(os.listdir(MIGRATIONS_DIR)):
-        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", filename)
+        match = re.fullmatch(r"(\d{4})_(\w+)\.(sql|py)", filename)
         if match:
-            with open(os.path.join(MIGRATIONS_DIR, filename), encoding="utf-8") as handle:
+            path = os.path.join(MIGRATIONS_DIR, filename)
+            if match.group(3) == "py":
+                found.append(Migration(int(match.group(1)), match.group(2), None, path))
+                continue
+            with open(path, encoding="utf-8") as handle:
                 found.append(Migration(int(match.group(1)), match.group(2), handle.read()))
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
@@ -63,7 +82,7 @@ def upgrade(conn: Any, target: int | None = None) -> list[Migration]:
         applied = []
         for migration in migrations():
             if version < migration.version <= target:
-                conn.execute(migration.sql)
+                migration.apply(conn)
                 conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES (%s, %s, %s)", (migration.version, migration.name, time.time()))
                 applied.append(migration)
         return applied

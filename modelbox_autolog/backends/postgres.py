@@ -15,6 +15,7 @@ Artifact bytes live in an artifact store named by ``?artifacts=`` or by the stor
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections import Counter
@@ -39,13 +40,15 @@ from ..entities import (
     Experiment,
     Input,
     MetricPoint,
+    MetricSummary,
     ModelFileInfo,
     ModelInfo,
     RunInfo,
+    SeriesSample,
 )
 from . import pg_migrations
 from .base import Backend, BackendError, BackendUnavailable, ImmutableModel, NotFound, Store
-from .sqlite import pack_points, unpack_points
+from .sqlite import pack_points, series_summary, unpack_points
 
 CHANGES_LOCK = 0x6D6F64656C626F78  # "modelbox": orders change sequence numbers by commit
 NOTIFY_CHANNEL = "modelbox_changes"
@@ -54,6 +57,44 @@ OUR_PARAMS = ("artifacts", "pool_size")
 
 # Called after every database operation: (operation, seconds, error kind or None).
 QueryObserver = Callable[[str, float, "str | None"], None]
+
+
+# The latest, minimum and maximum of a series, kept on ingest for run search (as in SQLite): the
+# latest is the point with the highest step; NaN is kept out of min/max and stored as NULL, as
+# SQLite does, so both stores sort and compare the same way.
+SUMMARY_UPDATE = """UPDATE metric_series SET count = count + %(count)s,
+    last_value = CASE WHEN last_step IS NULL OR %(step)s >= last_step THEN %(value)s ELSE last_value END,
+    last_time = CASE WHEN last_step IS NULL OR %(step)s >= last_step THEN %(time)s ELSE last_time END,
+    last_step = CASE WHEN last_step IS NULL OR %(step)s >= last_step THEN %(step)s ELSE last_step END,
+    min_value = LEAST(min_value, %(low)s), max_value = GREATEST(max_value, %(high)s)
+    WHERE id = %(id)s"""
+
+
+def summary_params(series_id: int, points: list[tuple]) -> dict[str, Any]:
+    count, step, value, when, low, high, _ = series_summary(series_id, points)
+    return {"count": count, "step": step, "value": None if value != value else value, "time": when, "low": low,
+            "high": high, "id": series_id}
+
+
+def param_value_row(run_id: str, key: str, text: str) -> tuple[str, str, float | None, str]:
+    """(run_id, key, num, text) of one param's JSON text, with the SQLite store's rules: numbers
+    and booleans (1/0) are numeric, a JSON string is its text, anything else its JSON text."""
+    try:
+        value = json.loads(text, parse_constant=lambda name: _NOT_JSON)
+    except ValueError:
+        return run_id, key, None, text
+    if value is _NOT_JSON:
+        return run_id, key, None, text
+    if isinstance(value, bool):
+        return run_id, key, 1.0 if value else 0.0, text
+    if isinstance(value, (int, float)):
+        return run_id, key, float(value), text
+    if isinstance(value, str):
+        return run_id, key, None, value
+    return run_id, key, None, text
+
+
+_NOT_JSON = object()  # NaN / Infinity: not JSON for SQLite's json_valid either
 
 
 def _dumps(value: Any) -> str:
@@ -328,6 +369,11 @@ class PostgresStore(Backend, Store):
                     "INSERT INTO params VALUES (%s, %s, %s) ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value",
                     [(r, k, v) for (r, k), v in latest.items()],
                 )
+                cur.executemany(
+                    "INSERT INTO param_values VALUES (%s, %s, %s, %s) ON CONFLICT (run_id, key) DO UPDATE"
+                    " SET num = EXCLUDED.num, text = EXCLUDED.text",
+                    [param_value_row(r, k, v) for (r, k), v in latest.items()],
+                )
 
         metrics = groups.get(Metric)
         if metrics:  # tuples (run_id, key, value, step, timestamp, epoch), read by position
@@ -344,6 +390,9 @@ class PostgresStore(Backend, Store):
                     " VALUES (%s, %s, %s, %s, %b, %b, %b, %b)",
                     [(ids[ident], *pack_points(points)) for ident, points in by_series.items()],
                 )
+                # in series-id order: two replicas updating the same series never deadlock
+                cur.executemany(SUMMARY_UPDATE, sorted((summary_params(ids[ident], points) for ident, points in by_series.items()),
+                                                       key=lambda params: params["id"]))
             for run_id, count in Counter(m[0] for m in metrics).items():
                 changes.append(("appended", "metrics", run_id, _dumps({"count": count}), now))
 
@@ -474,25 +523,91 @@ class PostgresStore(Backend, Store):
         )
 
     def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None) -> list[RunInfo]:
-        sql = f"SELECT {self._RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
-        where, args = [], []
-        if experiment is not None:
-            where.append("(e.name = %s OR e.id = %s)")
-            args += [experiment, experiment]
-        if status is not None:
-            where.append("r.status = %s")
-            args.append(status)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY r.start_time DESC, r.ordinal DESC"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
-        rows = self._query(sql, args)
+        return self.search_runs(experiment=experiment, status=status, limit=limit)
+
+    # ---------------------------------------------------------------- search (compiled to SQL)
+    # The same compiler and plans as the SQLite store (backends/search_sql.py), PostgreSQL dialect.
+    def _execute(self, sql: str, args: list[Any]) -> list[tuple]:
+        return self._query(sql, args, "search")
+
+    def search_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None,
+                    order_by: str | None = None, limit: int | None = None, offset: int = 0) -> list[RunInfo]:
+        from ..search import parse_order_by, parse_where
+        from .search_sql import POSTGRESQL, RunSearch, search_page
+
+        search = RunSearch(POSTGRESQL, self._RUN_COLUMNS, experiment, status, parse_where(where), parse_order_by(order_by))
+        rows = search_page(search, self._execute, limit or None, offset)
         params: dict[str, dict[str, str]] = {}
         if rows:
-            for run_id, key, value in self._query("SELECT run_id, key, value FROM params WHERE run_id = ANY(%s)", ([r[0] for r in rows],)):
+            for run_id, key, value in self._query("SELECT run_id, key, value FROM params WHERE run_id = ANY(%s)",
+                                                  ([r[0] for r in rows],)):
                 params.setdefault(run_id, {})[key] = value
         return [self._run_info(row, params.get(row[0], {})) for row in rows]
+
+    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None) -> int:
+        from ..search import parse_where
+        from .search_sql import POSTGRESQL, select_runs
+
+        sql, args = select_runs(POSTGRESQL, "", experiment=experiment, status=status, where=parse_where(where), count=True)
+        return self._execute(sql, args)[0][0]
+
+    def metric_summaries(self, run_ids: list[str], keys: list[str] | None = None) -> dict[str, dict[str, MetricSummary]]:
+        out: dict[str, dict[str, MetricSummary]] = {run_id: {} for run_id in run_ids}
+        if not run_ids or (keys is not None and not keys):
+            return out
+        sql = ("SELECT run_id, key, last_value, last_step, last_time, min_value, max_value, count FROM metric_series"
+               " WHERE run_id = ANY(%s)")
+        args: list[Any] = [list(run_ids)]
+        if keys is not None:
+            sql += " AND key = ANY(%s)"
+            args.append(list(keys))
+        for run_id, key, last, step, when, low, high, count in self._query(sql, args, "summaries"):
+            if last is None and count:
+                last = math.nan  # kept as NULL, as in SQLite
+            out.setdefault(run_id, {})[key] = MetricSummary(key, last, step, when, low, high, count)
+        return out
+
+    def search_keys(self, experiment: str | None = None, sample: int = 1000) -> dict[str, list[str]]:
+        scope, args = "SELECT r.id FROM runs r", []
+        if experiment is not None:
+            scope += " JOIN experiments e ON e.id = r.experiment_id WHERE (e.name = %s OR e.id = %s)"
+            args = [experiment, experiment]
+        scope += " ORDER BY r.start_time DESC LIMIT %s"
+        args.append(sample)
+        params = [r[0] for r in self._query(f"SELECT DISTINCT key FROM params WHERE run_id IN ({scope}) ORDER BY key", args)]
+        metrics = [r[0] for r in self._query(f"SELECT DISTINCT key FROM metric_series WHERE run_id IN ({scope}) ORDER BY key",
+                                             args)]
+        tags: set[str] = set()
+        for (text,) in self._query(f"SELECT DISTINCT tags FROM runs WHERE id IN ({scope})", args):
+            tags.update(json.loads(text))
+        return {"params": params, "metrics": metrics, "tags": sorted(tags)}
+
+    def child_counts(self, run_ids: list[str]) -> dict[str, int]:
+        if not run_ids:
+            return {}
+        rows = self._query("SELECT parent_run_id, count(*) FROM runs WHERE parent_run_id = ANY(%s) GROUP BY parent_run_id",
+                           (list(run_ids),))
+        return {run_id: 0 for run_id in run_ids} | dict(rows)
+
+    def input_consumers(self, refs: list[str]) -> list[tuple[str, str]]:
+        if not refs:
+            return []
+        rows = self._query("SELECT run_id, ref, min(timestamp) AS first FROM inputs WHERE ref = ANY(%s)"
+                           " GROUP BY run_id, ref ORDER BY first", (list(refs),))
+        return [(run_id, ref) for run_id, ref, _first in rows]
+
+    def metric_sample(self, run_id: str, key: str, max_points: int = 2000) -> SeriesSample:
+        """Downsampled from the packed chunks directly (no point objects for the whole series)."""
+        from ..series import sample_columns
+
+        run_id = self._resolve_run_id(run_id)
+        chunks = self._query(
+            "SELECT c.steps, c.vals, c.times, c.epochs FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id"
+            " WHERE s.run_id=%s AND s.key=%s ORDER BY c.id",
+            (run_id, key), "metrics",
+        )
+        columns = [b"".join(bytes(chunk[i]) for chunk in chunks) for i in range(4)]  # little-endian, as sample_columns reads
+        return sample_columns(key, *columns, max_points=max_points)
 
     def run(self, run_id: str) -> RunInfo:
         run_id = self._resolve_run_id(run_id)

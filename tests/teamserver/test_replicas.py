@@ -225,3 +225,25 @@ def test_server_address_lists():
     for bad in ("grpc://a:1,", "grpc://a:1,b:x", "grpc://a:1/path"):
         with pytest.raises(BackendError):
             channel_target(bad)
+
+
+def test_a_replica_serves_the_ui_and_http_api_over_postgres_and_s3(replicas, tmp_path):
+    httpx = pytest.importorskip("httpx")
+    from .components import free_port
+
+    http_port = free_port()
+    [replica] = replicas(1, "--http-port", str(http_port))
+    mbx.autolog(backend=replica.uri, experiment="ui-team", capture_console=False)
+    (tmp_path / "notes.txt").write_text("hello from the bucket")
+    with mbx.start_run(name="shown") as run:
+        run.log_params({"lr": 0.3})
+        run.log_metric("acc", 0.75, step=1)
+        run.log_artifact(str(tmp_path / "notes.txt"))
+    assert mbx.flush(30)
+    with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=30) as http:
+        health = http.get("/api/v1/health").json()
+        assert health["ok"] and health["store"].startswith("postgresql://modelbox@") and "s3cret" not in health["store"]
+        body = http.get("/api/v1/runs", params={"experiment": "ui-team", "where": "params.lr > 0.2", "count": 1}).json()
+        assert [r["id"] for r in body["runs"]] == [run.id] and body["total"] == 1
+        [artifact] = http.get(f"/api/v1/runs/{run.id}/artifacts").json()["artifacts"]
+        assert http.get(artifact["content_url"]).text == "hello from the bucket"
