@@ -19,7 +19,7 @@ from typing import Any
 
 from .._exporter import Deferred
 from .._records import Artifact, new_id
-from .._run import Run
+from .._run import NullRun, Run
 
 log = logging.getLogger("modelbox_autolog")
 
@@ -83,6 +83,8 @@ def keep_image(
     """Keep one image: PNG bytes, a PNG file of ours (deleted once stored), or ``pixels`` (a uint8
     HxWxC array the caller no longer changes, encoded on the exporter thread). Returns the artifact
     name, or None past the run's cap."""
+    if isinstance(run, NullRun):
+        return None  # a non-logging rank
     base = prefix + clean_name(name) + (f"-step{int(step)}" if step is not None else "")
     artifact_name, skipped = _reserve(run, base)
     if artifact_name is None:

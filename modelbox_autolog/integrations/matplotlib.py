@@ -26,7 +26,7 @@ from typing import Any
 
 from .._patching import Call, entered, report_error
 from .._process_run import target_run
-from .._run import Run
+from .._run import NullRun, Run
 from ._images import has_room, keep_image, private_copy
 from .base import Integration
 
@@ -91,7 +91,8 @@ class MatplotlibIntegration(Integration):
     def _wanted(self) -> Run | None:
         if not self.config.log_plots:
             return None
-        return target_run()
+        run = target_run()
+        return None if run is None or isinstance(run, NullRun) else run  # non-zero ranks: nothing to render
 
     # ------------------------------------------------------------------ savefig
     def _savefig_hook(self, call: Call) -> Generator[Any, Any, None]:
