@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,9 +41,21 @@ def current() -> _run.Run | None:
     return None
 
 
+RANK_RECHECK_S = 1.0  # how often a hot caller (a TensorBoard write per step) re-checks the rank
+_rank_checked = [0.0]
+
+
 def process_run(adopt: bool = False) -> _run.Run:
     """The process-level run, opened now if needed; ``adopt=True`` also makes it the active run."""
     global _process_run, _pid
+    run = _process_run
+    if run is not None and not adopt and run.status == "running" and _pid == os.getpid():
+        now = time.monotonic()  # the fast path: no lock, the rank re-checked once a second
+        if now - _rank_checked[0] < RANK_RECHECK_S:
+            return run
+        _rank_checked[0] = now
+        if isinstance(run, _run.NullRun) or _run.is_logging_process(run.config):
+            return run
     with _lock:
         run = current()
         if run is not None and not isinstance(run, _run.NullRun) and not _run.is_logging_process(run.config):
