@@ -150,3 +150,13 @@ def log_params(params: Mapping[str, Any]) -> None:
 def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> str | None:
     """Keep a file with the active run; returns the artifact id (None when ``path`` is not a file)."""
     return logging_run().log_artifact(path, name=name)
+
+
+def forget() -> None:
+    """Tests' clean slate (``testing.reset``): no process-level run, nothing adopted."""
+    global _process_run
+    with _lock:
+        run, _process_run = _process_run, None
+    if run is not None:
+        run.end("finished")
+    _run.adopt_process_run(None)

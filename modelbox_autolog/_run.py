@@ -411,7 +411,7 @@ def is_logging_process(config: _config.Config) -> bool:
 _adopted: list = [None, 0]  # the process-level run once module-level logging adopted it, and its pid
 
 
-def adopt_process_run(run: Run) -> None:
+def adopt_process_run(run: Run | None) -> None:
     """Make the process-level run (see ``_process_run``) the active run of every context without one."""
     _adopted[0], _adopted[1] = run, os.getpid()
 

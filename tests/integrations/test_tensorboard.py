@@ -72,6 +72,14 @@ def test_plain_loop_summary_writer(autologged, tmp_path, flavour):
     writer.add_histogram("weights", weights, 4)
     writer.add_image("sample", np.random.default_rng(0).random((3, 8, 8)), 4)
     writer.add_text("notes", "first try", 2)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots()
+    axes.plot(losses)
+    writer.add_figure("curve", figure, 4)  # rendered by TensorBoard: one image, not also a saved figure
     writer.add_hparams({"lr": 0.1, "optimizer": "sgd"}, {"hparam/final_loss": losses[-1]})
     writer.close()
 
@@ -89,8 +97,9 @@ def test_plain_loop_summary_writer(autologged, tmp_path, flavour):
     assert run.metrics("hparam/final_loss")[0].value == pytest.approx(losses[-1])
     texts = run.events("tensorboard_text")
     assert [(e.attrs["tag"], e.attrs["step"], e.attrs["text"]) for e in texts] == [("notes", 2, "first try")]
-    images = [a for a in run.artifacts() if a.kind == "image"]
-    assert [a.name for a in images] == ["tensorboard/sample-step4.png"]
+    images = sorted((a for a in run.artifacts() if a.kind == "image"), key=lambda a: a.name)
+    assert [a.name for a in images] == ["tensorboard/curve-step4.png", "tensorboard/sample-step4.png"]
+    assert not [a for a in run.artifacts() if a.kind == "plot"]
     assert _read_artifact(autologged, run, images[0].name, tmp_path).startswith(PNG_MAGIC)
     # the optimizer went to the same process-level run (one run for the whole loop)
     assert run.params["optimizer.name"] == "SGD"
