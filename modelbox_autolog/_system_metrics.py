@@ -6,13 +6,14 @@ Metrics (``step`` counts samples, 0, 1, 2...):
   system/host_cpu_percent      the whole machine, % of all cores
   system/memory_rss_mb         resident memory of this process and its children
   system/memory_used_percent   the machine's memory in use
-  system/disk_read_mb, system/disk_write_mb   the machine's disks, since the run's first sample
-  system/net_sent_mb, system/net_recv_mb      the machine's network, since the run's first sample
+  system/disk_read_mb, system/disk_write_mb   the machine's disks, since the run started
+  system/net_sent_mb, system/net_recv_mb      the machine's network, since the run started
   system/gpu<i>/utilization_percent, memory_used_mb, memory_used_percent, power_watts, temperature_c
                                per NVIDIA GPU, when ``nvidia-ml-py`` and a driver are present
 
-psutil does the measuring (``pip install 'modelbox-autolog[system]'``); without it, one warning
-and no system metrics. A run shorter than the interval gets no sample. The sampler only reads
+A run's first sample comes one interval after it started (a run shorter than the interval gets
+none), then one every interval. psutil does the measuring (``pip install
+'modelbox-autolog[system]'``); without it, one warning and no system metrics. The sampler only reads
 counters the kernel keeps anyway: a sample costs well under a millisecond of CPU (measured by
 ``benchmarks/bench_frameworks.py sampler``), i.e. far less than 1% of a core at 10 s.
 """
@@ -31,6 +32,7 @@ from . import _config, _run
 log = logging.getLogger("modelbox_autolog")
 
 MB = 1024.0 * 1024.0
+TICK_S = 1.0  # the thread looks for new runs at least this often (reading nothing else)
 
 # Held while our threads import or initialise libraries (psutil, NVML): a fork waits for it, so a
 # child never inherits a module import lock held by a thread that does not exist in it.
@@ -123,6 +125,7 @@ class Sampler:
             self._cpu_seen = {}
             self._last_wall = 0.0
             self._baselines = weakref.WeakKeyDictionary()
+            self._due = weakref.WeakKeyDictionary()
             self._thread = threading.Thread(target=self._loop, name="modelbox-system-metrics", daemon=True)
             self._thread.start()
 
@@ -154,7 +157,7 @@ class Sampler:
             self._prime()
         while os.getpid() == pid:
             interval = _config.current().system_metrics_interval
-            self._wake.wait(interval or 1.0)
+            self._wake.wait(min(interval, TICK_S) if interval else TICK_S)  # new runs are noticed within a tick
             self._wake.clear()
             if self._stopping:
                 return
@@ -229,6 +232,14 @@ class Sampler:
         }
         if elapsed > 0:
             values["system/cpu_percent"] = 100.0 * cpu / elapsed
+        counters = self._counters()
+        if self._gpus is not None:
+            self._gpus.sample(values)
+        return values, counters
+
+    def _counters(self) -> tuple[float, ...]:
+        """The machine's cumulative disk and network counters, in MB (NaN where it has none)."""
+        psutil = self._psutil
         disk = net = None
         try:
             disk = psutil.disk_io_counters()
@@ -238,37 +249,42 @@ class Sampler:
             net = psutil.net_io_counters()
         except Exception:
             pass
-        counters = (
-            disk.read_bytes / MB if disk else float("nan"), disk.write_bytes / MB if disk else float("nan"),
-            net.bytes_sent / MB if net else float("nan"), net.bytes_recv / MB if net else float("nan"),
-        )
-        if self._gpus is not None:
-            self._gpus.sample(values)
-        return values, counters
+        nan = float("nan")
+        return (disk.read_bytes / MB if disk else nan, disk.write_bytes / MB if disk else nan,
+                net.bytes_sent / MB if net else nan, net.bytes_recv / MB if net else nan)
 
-    def sample_now(self) -> int:
-        """Take one sample and log it into every open top-level run; returns how many runs got it."""
+    def sample_now(self, force: bool = False) -> int:
+        """Sample the open top-level runs that are due (each one ``interval`` after it started, then
+        every ``interval``; ``force``: all of them now); returns how many runs got a sample."""
         started = time.thread_time()
         runs = [r for r in _run.open_runs() if r.parent_run_id is None and r.config.system_metrics_interval]
         if not runs:
             self._prime()  # the next run's first CPU figure covers the time since now, not since long ago
             self.cpu_seconds += time.thread_time() - started
             return 0
+        now = time.time()
+        fresh = [r for r in runs if r not in self._baselines]
+        if fresh:  # disk and network count from (about) the run's start
+            counters = self._counters()
+            for run in fresh:
+                self._baselines[run] = counters
+        due = [r for r in runs if force or now >= self._due.get(r, r.start_time + r.config.system_metrics_interval)]
+        if not due:
+            self.cpu_seconds += time.thread_time() - started
+            return 0
         values, counters = self.read()
         stamp = time.time()
-        for run in runs:
-            baseline = self._baselines.get(run)
-            if baseline is None:
-                baseline = self._baselines[run] = counters
+        for run in due:
+            self._due[run] = now + run.config.system_metrics_interval
             metrics = dict(values)
-            for key, now, then in zip(("disk_read_mb", "disk_write_mb", "net_sent_mb", "net_recv_mb"), counters, baseline,
-                                      strict=True):
-                if now == now:  # not NaN: this machine has the counter
-                    metrics["system/" + key] = now - then
+            for key, current, then in zip(("disk_read_mb", "disk_write_mb", "net_sent_mb", "net_recv_mb"), counters,
+                                          self._baselines[run], strict=True):
+                if current == current:  # not NaN: this machine has the counter
+                    metrics["system/" + key] = current - then
             run.log_metrics(metrics, timestamp=stamp)
         self.samples += 1
         self.cpu_seconds += time.thread_time() - started
-        return len(runs)
+        return len(due)
 
 
 def _reraise(exc: Exception) -> None:
