@@ -39,7 +39,7 @@ class _Worker:
         self._proc, self._pid = proc, os.getpid()
         return proc
 
-    def draw(self, job: tuple, paths: list[str]) -> None:
+    def draw(self, job: tuple, paths: list[str]) -> list[str]:
         with self._lock:
             proc = self._proc
             if proc is None or self._pid != os.getpid() or proc.poll() is not None:
@@ -58,6 +58,8 @@ class _Worker:
                     proc.kill()
                     self._proc = None
                 raise RuntimeError(answer.decode("utf-8", "replace").strip() or "the plot worker did not answer")
+            written = answer[2:].decode("utf-8", "replace").strip()
+            return written.split("\t") if written else []
 
     def close(self) -> None:
         proc = self._proc
@@ -73,22 +75,22 @@ _worker = _Worker()
 atexit.register(_worker.close)
 
 
-def draw(job: tuple, paths: list[str]) -> None:
-    """Draw one job's figures into ``paths``: in the plot worker, or here if it cannot start."""
+def draw(job: tuple, paths: list[str]) -> list[str]:
+    """Compute and draw one job's figures into ``paths`` (the ones written are returned): in the plot
+    worker, or here if it cannot start."""
     if not _worker.failed:
         try:
-            _worker.draw(job, paths)
-            return
+            return _worker.draw(job, paths)
         except (OSError, ValueError):  # no interpreter to start, no pipes: draw here from now on
             _worker.failed = True
-    _draw_here(job, paths)
+    return _draw_here(job, paths)
 
 
-def _draw_here(job: tuple, paths: list[str]) -> None:
-    from ._sklearn_plots import DRAWERS
+def _draw_here(job: tuple, paths: list[str]) -> list[str]:
+    from ._sklearn_plots import JOBS
 
     kind, *data = job
-    DRAWERS[kind](*data, *paths)
+    return JOBS[kind](*data, *paths)
 
 
 def serve() -> None:
@@ -106,8 +108,7 @@ def serve() -> None:
         (size,) = _HEADER.unpack(header)
         try:
             job, paths = pickle.loads(reader.read(size))
-            _draw_here(job, paths)
-            answer = b"ok\n"
+            answer = ("ok" + "\t".join(_draw_here(job, paths)) + "\n").encode("utf-8")
         except Exception as exc:
             answer = f"{type(exc).__name__}: {exc}".replace("\n", " ").encode("utf-8", "replace")[:500] + b"\n"
         writer.write(answer)

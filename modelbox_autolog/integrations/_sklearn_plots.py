@@ -3,16 +3,15 @@
 Classifiers: ``training_confusion_matrix.png``, and for binary (or up to 10 classes, one curve
 per class) probabilistic or scoring models ``training_roc_curve.png`` and
 ``training_precision_recall_curve.png``; regressors: ``training_residuals.png`` (residual against
-prediction). Their data is computed on the exporter thread, on the same strided row sample as
-the training metrics, from the model's snapshot, and only if the training data was not changed in
-place meanwhile; the drawing (matplotlib's object API on an Agg canvas, tens of ms a figure)
-happens in a separate low-priority process (``_plot_worker``), so it never holds the training
-process's GIL between fits.
+prediction). The exporter thread only predicts, from the model's snapshot, on at most
+``MAX_PLOT_ROWS`` evenly spaced training rows (and only if the training data was not changed in
+place meanwhile); the curves and the drawing (matplotlib's object API on an Agg canvas, tens of
+ms a figure) happen in a separate low-priority process (``_plot_worker``), so neither holds the
+training process's GIL between fits.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import time
@@ -26,7 +25,7 @@ from ._plot_worker import draw
 
 MAX_CLASSES_CONFUSION = 30
 MAX_CLASSES_CURVES = 10
-MAX_RESIDUAL_POINTS = 2000
+MAX_PLOT_ROWS = 2000  # rows predicted for the plots (every n-th of the metrics' sample)
 DPI = 100
 
 
@@ -94,7 +93,6 @@ def draw_residuals(predicted: np.ndarray, residual: np.ndarray, path: str) -> No
     _save(figure, path)
 
 
-DRAWERS = {"confusion": draw_confusion, "curves": draw_curves, "residuals": draw_residuals}
 
 
 # ---------------------------------------------------------------------- the data (exporter thread)
@@ -123,20 +121,27 @@ def _scores(model: Any, X: Any) -> np.ndarray | None:
     return None
 
 
-def confusion_job(y_true: np.ndarray, y_pred: np.ndarray) -> tuple | None:
-    from sklearn.metrics import confusion_matrix
+def classifier_figures(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None, classes: Any,
+                       confusion_path: str, roc_path: str, pr_path: str) -> list[str]:
+    """(In the plot worker.) The confusion matrix, and the ROC and PR curves when there are scores."""
+    from sklearn.metrics import (
+        auc,
+        average_precision_score,
+        confusion_matrix,
+        precision_recall_curve,
+        roc_curve,
+    )
 
+    written = []
     labels = np.unique(np.concatenate([y_true, y_pred]))
-    if len(labels) > MAX_CLASSES_CONFUSION:
-        return None
-    return ("confusion", [str(v) for v in labels], confusion_matrix(y_true, y_pred, labels=labels))
-
-
-def curves_job(y_true: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> tuple | None:
-    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
-
+    if len(labels) <= MAX_CLASSES_CONFUSION:
+        draw_confusion([str(v) for v in labels], confusion_matrix(y_true, y_pred, labels=labels), confusion_path)
+        written.append(confusion_path)
+    if scores is None or classes is None:
+        return written
+    classes = np.asarray(classes)
     if scores.shape[1] != len(classes) or len(classes) < 2 or len(classes) > MAX_CLASSES_CURVES:
-        return None
+        return written
     binary = len(classes) == 2
     pairs = [(classes[1], scores[:, 1])] if binary else [(c, scores[:, i]) for i, c in enumerate(classes)]
     curves = []
@@ -148,19 +153,23 @@ def curves_job(y_true: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> t
         precision, recall, _ = precision_recall_curve(positive, score)
         curves.append((None if binary else str(label), fpr, tpr, float(auc(fpr, tpr)), recall, precision,
                        float(average_precision_score(positive, score))))
-    return ("curves", curves) if curves else None
+    if curves:
+        draw_curves(curves, roc_path, pr_path)
+        written += [roc_path, pr_path]
+    return written
 
 
-def residuals_job(y_true: np.ndarray, y_pred: np.ndarray) -> tuple:
+def regressor_figures(y_true: np.ndarray, y_pred: np.ndarray, path: str) -> list[str]:
+    """(In the plot worker.) Residual against prediction."""
     y_true = y_true.reshape(len(y_true), -1)[:, 0].astype(float)
     y_pred = y_pred.reshape(len(y_pred), -1)[:, 0].astype(float)
-    step = max(1, math.ceil(len(y_true) / MAX_RESIDUAL_POINTS))
-    return ("residuals", y_pred[::step], (y_true - y_pred)[::step])
+    draw_residuals(y_pred, y_true - y_pred, path)
+    return [path]
 
 
-FILES = {"confusion": ["training_confusion_matrix.png"],
-         "curves": ["training_roc_curve.png", "training_precision_recall_curve.png"],
-         "residuals": ["training_residuals.png"]}
+FILES = {"classifier": ["training_confusion_matrix.png", "training_roc_curve.png", "training_precision_recall_curve.png"],
+         "regressor": ["training_residuals.png"]}
+JOBS = {"classifier": classifier_figures, "regressor": regressor_figures}
 
 
 def wanted(config: Any, estimator: Any, X: Any, y: Any) -> bool:
@@ -194,22 +203,15 @@ def plots_producer(run_id: str, load: Callable[[], Any], X: Any, y: Any, unchang
             y_true = y_true.reshape(-1)
             y_pred = np.asarray(model.predict(X))
             if _is_classifier(model):
-                jobs = [confusion_job(y_true, y_pred.reshape(-1))]
-                scores = _scores(model, X)
                 classes = getattr(model, "classes_", None)
-                if scores is not None and classes is not None:
-                    jobs.append(curves_job(y_true, scores, np.asarray(classes)))
+                job = ("classifier", y_true, y_pred.reshape(-1), _scores(model, X), None if classes is None else np.asarray(classes))
             elif np.issubdtype(y_true.dtype, np.number):
-                jobs = [residuals_job(y_true, y_pred)]
+                job = ("regressor", y_true, y_pred)
             else:
                 return []
-            artifacts = []
-            for job in filter(None, jobs):
-                folder = tempfile.mkdtemp(prefix="modelbox-plot-")
-                paths = [os.path.join(folder, name) for name in FILES[job[0]]]
-                draw(job, paths)
-                artifacts += [Artifact(new_id(), run_id, os.path.basename(p), p, "plot", True) for p in paths]
-            return artifacts
+            folder = tempfile.mkdtemp(prefix="modelbox-plot-")
+            written = draw(job, [os.path.join(folder, name) for name in FILES[job[0]]])
+            return [Artifact(new_id(), run_id, os.path.basename(p), p, "plot", True) for p in written]
         except Exception as exc:  # plots are a bonus; say why there are none
             return [Event(new_id(), run_id, "plots_not_logged", time.time(), None, {"reason": f"{type(exc).__name__}: {exc}"[:300]})]
 

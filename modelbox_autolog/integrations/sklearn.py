@@ -578,8 +578,8 @@ class SklearnIntegration(Integration):
             budget = float(self.option("metric_time_budget_s", 1.0))
             producers.append(_metrics_producer(run.id, snapshot.load, *sample, budget,
                                                unchanged=_unchanged_check(X, fingerprint)))
-        if want_plots:  # the diagnostic plots (confusion matrix, ROC, PR, residuals), same row sample
-            step = max(1, math.ceil((m.n_rows(X) or 0) / max(1, int(self.option("max_metric_rows", 10_000)))))
+        if want_plots:  # the diagnostic plots (confusion matrix, ROC, PR, residuals) on a row sample
+            step = max(1, math.ceil((m.n_rows(X) or 0) / _sklearn_plots.MAX_PLOT_ROWS))
             producers.append(_sklearn_plots.plots_producer(run.id, snapshot.load, m.rows_every(X, step),
                                                            m.rows_every(y, step), _unchanged_check(X, fingerprint)))
         def produce_all() -> list[Any]:
