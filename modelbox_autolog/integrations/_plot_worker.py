@@ -96,7 +96,7 @@ def _draw_here(job: tuple, paths: list[str]) -> list[str]:
 def serve() -> None:
     """The child's loop: one frame in, the figures written, one line out."""
     try:
-        os.nice(10)
+        os.nice(19)  # the lowest priority: training always comes first
     except (AttributeError, OSError):
         pass
     reader, writer = sys.stdin.buffer, sys.stdout.buffer
