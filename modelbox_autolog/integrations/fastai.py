@@ -2,6 +2,8 @@
 ``fit_flat_cos``, ``fit_sgdr`` and ``fine_tune`` all call) records hyperparameters, the
 Recorder's per-epoch metrics and epoch timings; ``learn.save`` / ``learn.load`` are checkpoint
 events and files, ``learn.export`` a Model. The ``torch.save`` inside them is not logged again.
+The model of a fit is an export of the trained Learner, so ``client.load_model`` gives a live
+``Learner`` back (its state dict, with the reason, when the Learner cannot be pickled).
 
 ``fine_tune`` runs two fits: both go to one run, epochs numbered continuously. ``lr_find``
 (a fit with an ``LRFinder``) is not logged as training.
