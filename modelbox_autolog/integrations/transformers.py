@@ -73,7 +73,7 @@ def _make_callback_class(base: type) -> type:
                     "parameters": sum(p.numel() for p in parameters),
                     "trainable_parameters": sum(p.numel() for p in parameters if p.requires_grad),
                 }
-            processing_class = kwargs.get("processing_class")
+            processing_class = kwargs.get("processing_class") or kwargs.get("tokenizer")  # its name before 4.46
             if processing_class is not None:
                 params["processing_class"] = type(processing_class).__name__
             params["trainer"] = {"class": type(self.trainer).__name__, "max_steps": state.max_steps,
@@ -93,7 +93,8 @@ def _make_callback_class(base: type) -> type:
 
         @safe_method("transformers:on_train_end")
         def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-            self.integration.log_final_model(self.run, self.trainer, model, kwargs.get("processing_class"), state)
+            processing_class = kwargs.get("processing_class") or kwargs.get("tokenizer")
+            self.integration.log_final_model(self.run, self.trainer, model, processing_class, state)
 
     return ModelboxTrainerCallback
 
