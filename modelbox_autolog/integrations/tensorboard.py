@@ -180,48 +180,39 @@ class TensorBoardIntegration(Integration):
         values = getattr(summary, "value", None)
         if not values:
             return
+        run = target_run()
+        if run is None:
+            return
         duplicate = framework_duplicate()
-        run = None
         step = _step(global_step)
         for value in values:
-            tag = value.tag
+            tag = self._prefix(file_writer) + value.tag
             if value.HasField("simple_value"):
-                if duplicate:
-                    continue
-                run = run or target_run()
-                if run is None:
-                    return
-                run.log_metric(self._prefix(file_writer) + tag, value.simple_value, step)
-                _remember_step(run, step)
+                if not duplicate:
+                    run.log_metric(tag, value.simple_value, step)
+                    _remember_step(run, step)
             elif value.HasField("histo"):
-                run = run or target_run()
-                if run is None:
-                    return
                 h = value.histo
-                run.log_metrics(_histogram_stats(self._prefix(file_writer) + tag, h.num, h.sum, h.sum_squares, h.min, h.max), step)
+                run.log_metrics(_histogram_stats(tag, h.num, h.sum, h.sum_squares, h.min, h.max), step)
             elif value.HasField("image"):
-                run = run or target_run()
-                if run is None:
-                    return
-                keep_image(run, self._prefix(file_writer) + tag, png=bytes(value.image.encoded_image_string), step=step,
+                keep_image(run, tag, png=bytes(value.image.encoded_image_string), step=step,
                            source="tensorboard", kind="image", prefix="tensorboard/")
-            elif value.HasField("tensor"):
-                plugin = value.metadata.plugin_data.plugin_name
-                tensor = value.tensor
-                if plugin == "scalars" and not duplicate:  # add_scalar(new_style=True)
-                    number = tensor.float_val[0] if tensor.float_val else (tensor.double_val[0] if tensor.double_val else None)
-                    if number is not None:
-                        run = run or target_run()
-                        if run is None:
-                            return
-                        run.log_metric(self._prefix(file_writer) + tag, number, step)
-                elif plugin == "text" and not duplicate and tensor.string_val:
-                    run = run or target_run()
-                    if run is None:
-                        return
-                    text = tensor.string_val[0].decode("utf-8", "replace")
-                    tag = tag[: -len(TEXT_SUFFIX)] if tag.endswith(TEXT_SUFFIX) else tag
-                    run.log_event("tensorboard_text", tag=self._prefix(file_writer) + tag, step=step, text=text[:MAX_TEXT_CHARS])
+            elif value.HasField("tensor") and not duplicate:
+                self._record_tensor(run, tag, value, step)
+
+    @staticmethod
+    def _record_tensor(run: Run, tag: str, value: Any, step: int | None) -> None:
+        """A summary stored as a tensor: ``add_scalar(new_style=True)``, or ``add_text``."""
+        plugin = value.metadata.plugin_data.plugin_name
+        tensor = value.tensor
+        if plugin == "scalars":
+            number = tensor.float_val[0] if tensor.float_val else (tensor.double_val[0] if tensor.double_val else None)
+            if number is not None:
+                run.log_metric(tag, number, step)
+        elif plugin == "text" and tensor.string_val:
+            text = tensor.string_val[0].decode("utf-8", "replace")
+            tag = tag[: -len(TEXT_SUFFIX)] if tag.endswith(TEXT_SUFFIX) else tag
+            run.log_event("tensorboard_text", tag=tag, step=step, text=text[:MAX_TEXT_CHARS])
 
     def _add_scalars_hook(self, call: Call) -> Generator[Any, Any, None]:
         yield None
