@@ -9,6 +9,20 @@ from .._components import missing
 from .components import PostgresCluster, S3Server, postgres_bin, weed_binary
 
 
+def _started(make, start, attempts: int = 3):
+    """Start a component on free ports; another test run may take a port between our choosing
+    it and the component binding it, so a failed start is tried again with new ports."""
+    for attempt in range(attempts):
+        component = make()
+        try:
+            start(component)
+            return component
+        except Exception:
+            component.cleanup()
+            if attempt + 1 == attempts:
+                raise
+
+
 @pytest.fixture(scope="session")
 def pg_cluster():
     bindir = postgres_bin()
@@ -19,13 +33,7 @@ def pg_cluster():
         import psycopg_pool  # noqa: F401
     except ImportError:
         missing("psycopg 3 and psycopg_pool", "pip install 'modelbox-autolog[postgres]'")
-    cluster = PostgresCluster(bindir)
-    try:
-        cluster.init()
-        cluster.start()
-    except Exception:
-        cluster.cleanup()
-        raise
+    cluster = _started(lambda: PostgresCluster(bindir), lambda c: (c.init(), c.start()))
     yield cluster
     cluster.cleanup()
 
@@ -45,12 +53,7 @@ def s3_server():
         import boto3  # noqa: F401
     except ImportError:
         missing("boto3", "pip install 'modelbox-autolog[s3]'")
-    server = S3Server(binary)
-    try:
-        server.start()
-    except Exception:
-        server.cleanup()
-        raise
+    server = _started(lambda: S3Server(binary), lambda s: s.start())
     yield server
     server.cleanup()
 
