@@ -18,7 +18,6 @@ import json
 import math
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -27,6 +26,7 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from .._actor import current_actor
 from .._records import Artifact as ArtifactRecord
 from .._records import Batch, Metric, ModelRecord, Param, RunStart, RunUpdate, new_id
 from .._records import Event as EventRecord
@@ -34,6 +34,7 @@ from .._records import Input as InputRecord
 from ..artifacts import ArtifactStore, ArtifactStoreError, open_artifacts, place_files
 from ..artifacts.layout import Placed
 from ..entities import (
+    AccessToken,
     Artifact,
     ChangeEvent,
     Event,
@@ -46,7 +47,7 @@ from ..entities import (
     RunInfo,
     SeriesSample,
 )
-from . import pg_migrations
+from . import change_feed, pg_migrations
 from .base import Backend, BackendError, BackendUnavailable, ImmutableModel, NotFound, Store
 from .sqlite import pack_points, series_summary, unpack_points
 
@@ -282,8 +283,10 @@ class PostgresStore(Backend, Store):
         return _Timer(self.observer, operation)
 
     # ---------------------------------------------------------------- write side
-    def write(self, batch: Batch, placed: Placed | None = None) -> None:
-        """Store a batch once; ``placed`` names files already in the artifact store."""
+    def write(self, batch: Batch, placed: Placed | None = None, actor: str | None = None) -> None:
+        """Store a batch once; ``placed`` names files already in the artifact store. ``actor``
+        creates the batch's runs and models and is recorded on its change events (see _actor)."""
+        actor = current_actor(actor)
         groups = batch.by_type()
         files = place_files(self.artifact_store, groups, placed)
         for attempt in range(WRITE_ATTEMPTS):
@@ -295,8 +298,8 @@ class PostgresStore(Backend, Store):
                     if cur.rowcount == 0:
                         raise _Duplicate
                     changes: list[tuple] = []
-                    self._apply(conn, groups, files, new_series, changes, now)
-                    self._append_changes(conn, changes)
+                    self._apply(conn, groups, files, new_series, changes, now, actor)
+                    self._append_changes(conn, changes, actor)
             except _Duplicate:
                 return
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
@@ -313,14 +316,16 @@ class PostgresStore(Backend, Store):
         return bool(self._query("SELECT 1 FROM applied_batches WHERE id=%s", (batch_id,), "applied"))
 
     @staticmethod
-    def _append_changes(conn: psycopg.Connection, changes: list[tuple]) -> None:
+    def _append_changes(conn: psycopg.Connection, changes: list[tuple], actor: str | None = None) -> None:
         """Last statements of a transaction: the lock orders sequence numbers by commit."""
         if not changes:
             return
+        actor = current_actor(actor)
         with conn.pipeline(), conn.cursor() as cur:  # one round trip for the lock, the rows and the NOTIFY
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
             cur.executemany(
-                "INSERT INTO changes (kind, object_type, object_id, payload, timestamp) VALUES (%s, %s, %s, %s, %s)", changes
+                "INSERT INTO changes (kind, object_type, object_id, payload, timestamp, actor) VALUES (%s, %s, %s, %s, %s, %s)",
+                [(*change, actor) for change in changes],
             )
             cur.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
 
@@ -349,13 +354,13 @@ class PostgresStore(Backend, Store):
                 found[(run_id, key)] = new_series[(run_id, key)] = sid
         return found
 
-    def _apply(self, conn, groups, files, new_series, changes, now) -> None:  # noqa: C901 - one step per type
+    def _apply(self, conn, groups, files, new_series, changes, now, actor) -> None:  # noqa: C901 - one step per type
         for rec in groups.get(RunStart, ()):
             exp_id = self._experiment_id(conn, rec.experiment, now, changes)
             cur = conn.execute(
-                "INSERT INTO runs (id, experiment_id, name, status, parent_run_id, start_time, tags, updated_at)"
-                " VALUES (%s, %s, %s, 'running', %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-                (rec.run_id, exp_id, rec.name, rec.parent_run_id, rec.start_time, _dumps(rec.tags), now),
+                "INSERT INTO runs (id, experiment_id, name, status, parent_run_id, start_time, tags, updated_at, created_by)"
+                " VALUES (%s, %s, %s, 'running', %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (rec.run_id, exp_id, rec.name, rec.parent_run_id, rec.start_time, _dumps(rec.tags), now, actor),
             )
             if cur.rowcount:
                 payload = {"name": rec.name, "experiment": rec.experiment, "parent_run_id": rec.parent_run_id}
@@ -374,6 +379,7 @@ class PostgresStore(Backend, Store):
                     " SET num = EXCLUDED.num, text = EXCLUDED.text",
                     [param_value_row(r, k, v) for (r, k), v in latest.items()],
                 )
+            changes.extend(change_feed.param_changes(params, now))
 
         metrics = groups.get(Metric)
         if metrics:  # tuples (run_id, key, value, step, timestamp, epoch), read by position
@@ -384,17 +390,18 @@ class PostgresStore(Backend, Store):
                     points = by_series[(m[0], m[1])] = []
                 points.append(m)
             ids = self._series_ids(conn, list(by_series), new_series)
+            packed = {ident: pack_points(points) for ident, points in by_series.items()}
             with conn.cursor() as cur:
                 cur.executemany(
                     "INSERT INTO metric_chunks (series_id, count, min_step, max_step, steps, vals, times, epochs)"
                     " VALUES (%s, %s, %s, %s, %b, %b, %b, %b)",
-                    [(ids[ident], *pack_points(points)) for ident, points in by_series.items()],
+                    [(ids[ident], *chunk) for ident, chunk in packed.items()],
                 )
                 # in series-id order: two replicas updating the same series never deadlock
                 cur.executemany(SUMMARY_UPDATE, sorted((summary_params(ids[ident], points) for ident, points in by_series.items()),
                                                        key=lambda params: params["id"]))
-            for run_id, count in Counter(m[0] for m in metrics).items():
-                changes.append(("appended", "metrics", run_id, _dumps({"count": count}), now))
+            changes.extend(change_feed.metric_changes(
+                ((run_id, key, chunk[0], chunk[1], chunk[2]) for (run_id, key), chunk in packed.items()), now))
 
         events = groups.get(EventRecord)
         if events:
@@ -434,9 +441,10 @@ class PostgresStore(Backend, Store):
             version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM models WHERE name=%s", (m.name,)).fetchone()[0]
             exp = conn.execute("SELECT experiment_id FROM runs WHERE id=%s", (m.run_id,)).fetchone() if m.run_id else None
             conn.execute(
-                "INSERT INTO models VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "INSERT INTO models (id, name, version, framework, run_id, experiment_id, metadata, labels, datasets, status,"
+                " created_at, updated_at, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (m.id, m.name, version, m.framework, m.run_id, exp[0] if exp else None, _dumps(m.metadata),
-                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now),
+                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now, actor),
             )
             with conn.cursor() as cur:
                 cur.executemany(
@@ -447,17 +455,20 @@ class PostgresStore(Backend, Store):
             payload = {"name": m.name, "version": version, "framework": m.framework, "run_id": m.run_id}
             changes.append(("created", "model", m.id, _dumps(payload), now))
 
-        for u in groups.get(RunUpdate, ()):
-            self._apply_run_update(conn, u, now, changes)
+        updates = groups.get(RunUpdate)
+        if updates:
+            folded = change_feed.RunUpdates()
+            for u in updates:
+                self._apply_run_update(conn, u, now, folded)
+            changes.extend(folded.rows(now))
 
-    def _apply_run_update(self, conn, u: RunUpdate, now: float, changes: list) -> None:
-        sets, values, payload = [], [], {}
+    def _apply_run_update(self, conn, u: RunUpdate, now: float, folded: change_feed.RunUpdates) -> None:
+        sets, values = [], []
         for column in ("status", "end_time", "progress", "name"):
             value = getattr(u, column)
             if value is not None:
                 sets.append(f"{column}=%s")
                 values.append(value)
-                payload[column] = value
         if u.tags or u.env:
             row = conn.execute("SELECT tags, env FROM runs WHERE id=%s FOR UPDATE", (u.run_id,)).fetchone()
             for index, column in enumerate(("tags", "env")):
@@ -466,13 +477,12 @@ class PostgresStore(Backend, Store):
                     merged = {**(json.loads(row[index]) if row else {}), **value}
                     sets.append(f"{column}=%s")
                     values.append(_dumps(merged))
-                    payload[column] = True
         if not sets:
             return
         values.extend([now, u.run_id])
         cur = conn.execute(f"UPDATE runs SET {', '.join(sets)}, updated_at=%s WHERE id=%s", values)
-        if cur.rowcount and ("status" in payload or "name" in payload or "tags" in payload):
-            changes.append(("updated", "run", u.run_id, _dumps(payload), now))
+        if cur.rowcount:
+            folded.add(u)
 
     # ---------------------------------------------------------------- read side
     def _query(self, sql: str, args: Iterable[Any] = (), operation: str = "query") -> list[tuple]:
@@ -689,7 +699,8 @@ class PostgresStore(Backend, Store):
         model_id = self._resolve_model_id(model_id)
         return self._model_infos(self._query(f"SELECT {self._MODEL_COLUMNS} FROM models WHERE id=%s", (model_id,)))[0]
 
-    def _change_model(self, model_id: str, change: Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]) -> ModelInfo:
+    def _change_model(self, model_id: str, change: Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]],
+                      actor: str | None = None) -> ModelInfo:
         """Lock the model's row, refuse a final model, apply ``change(current) -> (sets, payload)``."""
         model_id = self._resolve_model_id(model_id)
         try:
@@ -702,12 +713,13 @@ class PostgresStore(Backend, Store):
                     now = time.time()
                     assignments = ", ".join(f"{k}=%s" for k in sets)
                     conn.execute(f"UPDATE models SET {assignments}, updated_at=%s WHERE id=%s", [*sets.values(), now, model_id])
-                    self._append_changes(conn, [("updated", "model", model_id, _dumps(payload), now)])
+                    self._append_changes(conn, [("updated", "model", model_id, _dumps(payload), now)], actor)
         except (psycopg.Error, PoolTimeout) as exc:
             raise classify(exc, f"updating model {model_id} in {self.uri}") from exc
         return self.model(model_id)
 
-    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str] | None = None) -> ModelInfo:
+    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
+                     actor: str | None = None) -> ModelInfo:
         from .._values import to_attrs, to_tags
 
         def change(current: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -718,23 +730,24 @@ class PostgresStore(Backend, Store):
                 sets["labels"] = _dumps({**current["labels"], **to_tags(labels)})
             return sets, {"metadata": metadata or {}, "labels": labels or {}}
 
-        return self._change_model(model_id, change)
+        return self._change_model(model_id, change, actor)
 
-    def finalize_model(self, model_id: str) -> ModelInfo:
+    def finalize_model(self, model_id: str, actor: str | None = None) -> ModelInfo:
         current = self.model(model_id)
         if current.status == "final":
             return current
-        return self._change_model(current.id, lambda _current: ({"status": "final"}, {"status": "final"}))
+        return self._change_model(current.id, lambda _current: ({"status": "final"}, {"status": "final"}), actor)
 
     def read_file(self, path_or_uri: str) -> Iterable[bytes]:
         return self.artifact_store.read_file(path_or_uri)
 
     def changes(self, since: int = 0, limit: int = 1000) -> list[ChangeEvent]:
         rows = self._query(
-            "SELECT seq, kind, object_type, object_id, payload FROM changes WHERE seq > %s ORDER BY seq LIMIT %s",
+            "SELECT seq, kind, object_type, object_id, payload, actor FROM changes WHERE seq > %s ORDER BY seq LIMIT %s",
             (since, limit), "changes",
         )
-        return [ChangeEvent(seq, kind, otype, oid, json.loads(payload)) for seq, kind, otype, oid, payload in rows]
+        return [ChangeEvent(seq, kind, otype, oid, json.loads(payload), actor or "")
+                for seq, kind, otype, oid, payload, actor in rows]
 
     def last_change_seq(self) -> int:
         return self._query("SELECT coalesce(max(seq), 0) FROM changes", (), "changes")[0][0]
@@ -766,6 +779,62 @@ class PostgresStore(Backend, Store):
             self._listener = None
             time.sleep(min(timeout, 1.0))
             return False
+
+    # ---------------------------------------------------------------- access: owners and tokens
+    # Tokens are made and checked by modelbox_autolog.server.access; only their sha256 is stored.
+    def run_owners(self, run_ids: Iterable[str]) -> dict[str, str | None]:
+        """The user who created each of ``run_ids`` that exists (None: created before owners were kept)."""
+        return dict(self._query("SELECT id, created_by FROM runs WHERE id = ANY(%s)", (list(run_ids),), "owners"))
+
+    def model_owner(self, model_ref: str) -> tuple[str, str | None]:
+        """(model id, the user who created it) of any reference ``model`` accepts."""
+        model_id = self._resolve_model_id(model_ref)
+        return model_id, self._query("SELECT created_by FROM models WHERE id=%s", (model_id,), "owners")[0][0]
+
+    def add_token(self, token: AccessToken, token_sha256: str, actor: str | None = None) -> None:
+        """Keep a new token's digest (never the token) and record its creation in the change feed."""
+        actor = current_actor(actor)
+        try:
+            with self._observed("tokens"), self._pool.connection() as conn, conn.transaction():
+                conn.execute("INSERT INTO access_tokens (id, user_name, role, token_sha256, created_at, created_by)"
+                             " VALUES (%s, %s, %s, %s, %s, %s)",
+                             (token.id, token.user, token.role, token_sha256, token.created_at, actor))
+                self._append_changes(conn, [("created", "token", token.id, _dumps({"user": token.user, "role": token.role}),
+                                             token.created_at)], actor)
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise classify(exc, f"adding a token to {self.uri}") from exc
+
+    _TOKEN_COLUMNS = "id, user_name, role, created_at, created_by, revoked_at, revoked_by"
+
+    def tokens(self) -> list[AccessToken]:
+        """Every token, oldest first (revoked ones included, with when and by whom)."""
+        return [AccessToken(*row) for row in self._query(f"SELECT {self._TOKEN_COLUMNS} FROM access_tokens ORDER BY created_at",
+                                                         (), "tokens")]
+
+    def token_digest(self, token_id: str) -> tuple[AccessToken, str] | None:
+        """(token, its sha256) for the authentication of one call; None for an unknown id."""
+        rows = self._query(f"SELECT {self._TOKEN_COLUMNS}, token_sha256 FROM access_tokens WHERE id=%s", (token_id,), "tokens")
+        return (AccessToken(*rows[0][:-1]), rows[0][-1]) if rows else None
+
+    def has_tokens(self) -> bool:
+        """Whether any token is in force (a server without --token then requires one)."""
+        return bool(self._query("SELECT 1 FROM access_tokens WHERE revoked_at IS NULL LIMIT 1", (), "tokens"))
+
+    def revoke_tokens(self, token_id: str | None = None, user: str | None = None, actor: str | None = None) -> list[AccessToken]:
+        """Revoke one token by id, or every token of ``user``; the tokens revoked now."""
+        actor = current_actor(actor)
+        now = time.time()
+        column, value = ("id", token_id) if token_id is not None else ("user_name", user)
+        try:
+            with self._observed("tokens"), self._pool.connection() as conn, conn.transaction():
+                rows = conn.execute(f"UPDATE access_tokens SET revoked_at=%s, revoked_by=%s WHERE {column}=%s AND revoked_at IS NULL"
+                                    f" RETURNING {self._TOKEN_COLUMNS}", (now, actor, value)).fetchall()
+                revoked = [AccessToken(*row) for row in rows]
+                self._append_changes(conn, [("revoked", "token", t.id, _dumps({"user": t.user, "role": t.role}), now)
+                                            for t in revoked], actor)
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise classify(exc, f"revoking tokens in {self.uri}") from exc
+        return revoked
 
 
 class _Timer:

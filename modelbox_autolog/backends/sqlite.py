@@ -17,10 +17,10 @@ import sys
 import threading
 import time
 from array import array
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from .._actor import current_actor
 from .._records import Artifact as ArtifactRecord
 from .._records import Batch, Metric, ModelRecord, Param, RunStart, RunUpdate, new_id
 from .._records import Event as EventRecord
@@ -28,6 +28,7 @@ from .._records import Input as InputRecord
 from ..artifacts import ArtifactStore, open_artifacts, place_files
 from ..artifacts.layout import Placed
 from ..entities import (
+    AccessToken,
     Artifact,
     ChangeEvent,
     Event,
@@ -40,10 +41,11 @@ from ..entities import (
     RunInfo,
     SeriesSample,
 )
+from . import change_feed
 from .base import Backend, BackendError, BackendUnavailable, ImmutableModel, NotFound, Store
 from .uris import artifacts_param, sqlite_path
 
-SCHEMA_VERSION = 2  # 2: the queryable side (param_values, metric summaries), see SEARCH_STATEMENTS
+SCHEMA_VERSION = 3  # 2: the queryable side (SEARCH_STATEMENTS); 3: access tokens, owners, actors (ACCESS_STATEMENTS)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -112,6 +114,18 @@ SEARCH_STATEMENTS = (
     "CREATE TRIGGER IF NOT EXISTS params_kept_queryable AFTER INSERT ON params BEGIN"
     " INSERT OR REPLACE INTO param_values VALUES (NEW.run_id, NEW.key, "
     + _PARAM_NUM_SQL.replace("value", "NEW.value") + ", " + _PARAM_TEXT_SQL.replace("value", "NEW.value") + "); END",
+)
+
+# Version 3: who did what. Per-user access tokens of a team server (only a sha256 of each token
+# is kept), the user who created each run and model (a writer may change only its own), and the
+# actor of every change event (the feed is the audit log). Rows from before have no owner.
+ACCESS_STATEMENTS = (
+    "ALTER TABLE runs ADD COLUMN created_by TEXT",
+    "ALTER TABLE models ADD COLUMN created_by TEXT",
+    "ALTER TABLE changes ADD COLUMN actor TEXT",
+    "CREATE TABLE IF NOT EXISTS access_tokens (id TEXT PRIMARY KEY, user_name TEXT NOT NULL, role TEXT NOT NULL,"
+    " token_sha256 TEXT NOT NULL, created_at REAL NOT NULL, created_by TEXT, revoked_at REAL, revoked_by TEXT)",
+    "CREATE INDEX IF NOT EXISTS access_tokens_by_user ON access_tokens(user_name)",
 )
 
 SUMMARY_UPDATE = """UPDATE metric_series SET count = count + ?1,
@@ -189,6 +203,24 @@ def _classify(exc: sqlite3.Error, where: str) -> BackendError:
     return BackendError(f"{where}: {exc}")
 
 
+def _upgrade_to_search(conn: sqlite3.Connection) -> None:
+    """Version 1 -> 2: add the queryable side and fill it from what is stored."""
+    for statement in SEARCH_STATEMENTS:
+        conn.execute(statement)
+    conn.execute(f"INSERT OR REPLACE INTO param_values SELECT run_id, key, {_PARAM_NUM_SQL}, {_PARAM_TEXT_SQL} FROM params")
+    for (series_id,) in conn.execute("SELECT id FROM metric_series").fetchall():
+        chunks = conn.execute("SELECT steps, vals, times, epochs FROM metric_chunks WHERE series_id=? ORDER BY id", (series_id,))
+        points = [(None, None, p.value, p.step, p.timestamp, p.epoch) for chunk in chunks for p in unpack_points(*chunk)]
+        if points:
+            conn.execute(SUMMARY_UPDATE, series_summary(series_id, points))
+
+
+def _upgrade_to_access(conn: sqlite3.Connection) -> None:
+    """Version 2 -> 3: tokens, owners and actors (existing runs and models have no owner)."""
+    for statement in ACCESS_STATEMENTS:
+        conn.execute(statement)
+
+
 class SQLiteStore(Backend, Store):
     """Both sides of a SQLite store; safe to share between threads (one connection, one lock)."""
 
@@ -262,7 +294,7 @@ class SQLiteStore(Backend, Store):
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 if conn.execute("PRAGMA user_version").fetchone()[0] == 0:  # not created meanwhile by another connection
-                    for statement in [*SCHEMA.split(";"), *SEARCH_STATEMENTS]:
+                    for statement in [*SCHEMA.split(";"), *SEARCH_STATEMENTS, *ACCESS_STATEMENTS]:
                         if statement.strip():
                             conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -275,20 +307,13 @@ class SQLiteStore(Backend, Store):
             self._upgrade(conn)
 
     def _upgrade(self, conn: sqlite3.Connection) -> None:
-        """Version 1 -> 2: add the queryable side and fill it from what is stored (one transaction)."""
+        """Bring an older store to SCHEMA_VERSION, one step per version, all in one transaction."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if conn.execute("PRAGMA user_version").fetchone()[0] >= 2:  # another connection did it meanwhile
-                conn.execute("ROLLBACK")
-                return
-            for statement in SEARCH_STATEMENTS:
-                conn.execute(statement)
-            conn.execute(f"INSERT OR REPLACE INTO param_values SELECT run_id, key, {_PARAM_NUM_SQL}, {_PARAM_TEXT_SQL} FROM params")
-            for (series_id,) in conn.execute("SELECT id FROM metric_series").fetchall():
-                chunks = conn.execute("SELECT steps, vals, times, epochs FROM metric_chunks WHERE series_id=? ORDER BY id", (series_id,))
-                points = [(None, None, p.value, p.step, p.timestamp, p.epoch) for chunk in chunks for p in unpack_points(*chunk)]
-                if points:
-                    conn.execute(SUMMARY_UPDATE, series_summary(series_id, points))
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another connection may have upgraded meanwhile
+            for target, step in ((2, _upgrade_to_search), (3, _upgrade_to_access)):
+                if version < target:
+                    step(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -306,9 +331,11 @@ class SQLiteStore(Backend, Store):
                 pass
 
     # ---------------------------------------------------------------- write side
-    def write(self, batch: Batch, placed: Placed | None = None) -> None:
+    def write(self, batch: Batch, placed: Placed | None = None, actor: str | None = None) -> None:
         """Store a batch once; ``placed`` names files already in the artifact store (the server's
-        verified uploads), the others are copied there first, outside the transaction."""
+        verified uploads), the others are copied there first, outside the transaction. ``actor``
+        creates the batch's runs and models and is recorded on its change events (see _actor)."""
+        actor = current_actor(actor)
         groups = batch.by_type()
         files = place_files(self.artifact_store, groups, placed)
         with self._lock:
@@ -325,11 +352,11 @@ class SQLiteStore(Backend, Store):
                 now = time.time()
                 conn.execute("INSERT INTO applied_batches VALUES (?, ?)", (batch.id, now))
                 changes: list[tuple[str, str, str, str, float]] = []
-                self._apply(conn, groups, files, new_series, changes, now)
+                self._apply(conn, groups, files, new_series, changes, now, actor)
                 if changes:
                     conn.executemany(
-                        "INSERT INTO changes(kind, object_type, object_id, payload, timestamp) VALUES (?,?,?,?,?)",
-                        changes,
+                        "INSERT INTO changes(kind, object_type, object_id, payload, timestamp, actor) VALUES (?,?,?,?,?,?)",
+                        [(*change, actor) for change in changes],
                     )
                 conn.execute("COMMIT")
             except BaseException as exc:
@@ -364,13 +391,13 @@ class SQLiteStore(Backend, Store):
             new_series[ident] = sid
         return sid
 
-    def _apply(self, conn, groups, files, new_series, changes, now) -> None:  # noqa: C901 - one step per type
+    def _apply(self, conn, groups, files, new_series, changes, now, actor) -> None:  # noqa: C901 - one step per type
         for rec in groups.get(RunStart, ()):
             exp_id = self._experiment_id(conn, rec.experiment, now, changes)
             cur = conn.execute(
-                "INSERT OR IGNORE INTO runs(id, experiment_id, name, status, parent_run_id, start_time, tags, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                (rec.run_id, exp_id, rec.name, "running", rec.parent_run_id, rec.start_time, _dumps(rec.tags), now),
+                "INSERT OR IGNORE INTO runs(id, experiment_id, name, status, parent_run_id, start_time, tags, updated_at,"
+                " created_by) VALUES (?,?,?,?,?,?,?,?,?)",
+                (rec.run_id, exp_id, rec.name, "running", rec.parent_run_id, rec.start_time, _dumps(rec.tags), now, actor),
             )
             if cur.rowcount:
                 payload = {"name": rec.name, "experiment": rec.experiment, "parent_run_id": rec.parent_run_id}
@@ -379,6 +406,7 @@ class SQLiteStore(Backend, Store):
         params = groups.get(Param)
         if params:
             conn.executemany("INSERT OR REPLACE INTO params VALUES (?,?,?)", [(p.run_id, p.key, p.value) for p in params])
+            changes.extend(change_feed.param_changes(params, now))
 
         metrics = groups.get(Metric)
         if metrics:  # tuples (run_id, key, value, step, timestamp, epoch), read by position
@@ -388,19 +416,20 @@ class SQLiteStore(Backend, Store):
                 if points is None:
                     points = by_series[(m[0], m[1])] = []
                 points.append(m)
-            rows, summaries = [], []
+            rows, summaries, ranges = [], [], []
             for (run_id, key), points in by_series.items():
                 sid = self._series.get((run_id, key)) or self._series_id(conn, run_id, key, new_series)
-                rows.append((sid, *pack_points(points)))
+                packed = pack_points(points)
+                rows.append((sid, *packed))
                 summaries.append(series_summary(sid, points))
+                ranges.append((run_id, key, packed[0], packed[1], packed[2]))
             conn.executemany(
                 "INSERT INTO metric_chunks(series_id, count, min_step, max_step, steps, vals, times, epochs)"
                 " VALUES (?,?,?,?,?,?,?,?)",
                 rows,
             )
             conn.executemany(SUMMARY_UPDATE, summaries)
-            for run_id, count in Counter(m[0] for m in metrics).items():
-                changes.append(("appended", "metrics", run_id, _dumps({"count": count}), now))
+            changes.extend(change_feed.metric_changes(ranges, now))
 
         events = groups.get(EventRecord)
         if events:
@@ -433,9 +462,10 @@ class SQLiteStore(Backend, Store):
             version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM models WHERE name=?", (m.name,)).fetchone()[0]
             exp = conn.execute("SELECT experiment_id FROM runs WHERE id=?", (m.run_id,)).fetchone() if m.run_id else None
             conn.execute(
-                "INSERT INTO models VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO models(id, name, version, framework, run_id, experiment_id, metadata, labels, datasets, status,"
+                " created_at, updated_at, created_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (m.id, m.name, version, m.framework, m.run_id, exp[0] if exp else None, _dumps(m.metadata),
-                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now),
+                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now, actor),
             )
             for f in m.files:
                 rel, size, sha = files[f"{m.id}/{f.name}"]
@@ -443,17 +473,20 @@ class SQLiteStore(Backend, Store):
             payload = {"name": m.name, "version": version, "framework": m.framework, "run_id": m.run_id}
             changes.append(("created", "model", m.id, _dumps(payload), now))
 
-        for u in groups.get(RunUpdate, ()):
-            self._apply_run_update(conn, u, now, changes)
+        updates = groups.get(RunUpdate)
+        if updates:
+            folded = change_feed.RunUpdates()
+            for u in updates:
+                self._apply_run_update(conn, u, now, folded)
+            changes.extend(folded.rows(now))
 
-    def _apply_run_update(self, conn, u: RunUpdate, now: float, changes: list) -> None:
-        sets, values, payload = [], [], {}
+    def _apply_run_update(self, conn, u: RunUpdate, now: float, folded: change_feed.RunUpdates) -> None:
+        sets, values = [], []
         for column in ("status", "end_time", "progress", "name"):
             value = getattr(u, column)
             if value is not None:
                 sets.append(f"{column}=?")
                 values.append(value)
-                payload[column] = value
         for column in ("tags", "env"):
             value = getattr(u, column)
             if value:
@@ -461,13 +494,12 @@ class SQLiteStore(Backend, Store):
                 merged = {**(json.loads(row[0]) if row else {}), **value}
                 sets.append(f"{column}=?")
                 values.append(_dumps(merged))
-                payload[column] = True
         if not sets:
             return
         values.extend([now, u.run_id])
         cur = conn.execute(f"UPDATE runs SET {', '.join(sets)}, updated_at=? WHERE id=?", values)
-        if cur.rowcount and ("status" in payload or "name" in payload or "tags" in payload):
-            changes.append(("updated", "run", u.run_id, _dumps(payload), now))
+        if cur.rowcount:
+            folded.add(u)
 
     # ---------------------------------------------------------------- read side
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
@@ -675,7 +707,7 @@ class SQLiteStore(Backend, Store):
         model_id = self._resolve_model_id(model_id)
         return self._model_info(self._query(f"SELECT {self._MODEL_COLUMNS} FROM models WHERE id=?", (model_id,))[0])
 
-    def _change_model(self, model_id: str, sets: dict[str, Any], payload: dict[str, Any]) -> ModelInfo:
+    def _change_model(self, model_id: str, sets: dict[str, Any], payload: dict[str, Any], actor: str | None = None) -> ModelInfo:
         model_id = self._resolve_model_id(model_id)
         with self._lock:
             conn = self._conn
@@ -688,8 +720,8 @@ class SQLiteStore(Backend, Store):
                 assignments = ", ".join(f"{k}=?" for k in sets)
                 conn.execute(f"UPDATE models SET {assignments}, updated_at=? WHERE id=?", [*sets.values(), now, model_id])
                 conn.execute(
-                    "INSERT INTO changes(kind, object_type, object_id, payload, timestamp) VALUES ('updated','model',?,?,?)",
-                    (model_id, _dumps(payload), now),
+                    "INSERT INTO changes(kind, object_type, object_id, payload, timestamp, actor) VALUES ('updated','model',?,?,?,?)",
+                    (model_id, _dumps(payload), now, current_actor(actor)),
                 )
                 conn.execute("COMMIT")
             except BaseException:
@@ -697,7 +729,8 @@ class SQLiteStore(Backend, Store):
                 raise
         return self.model(model_id)
 
-    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str] | None = None) -> ModelInfo:
+    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
+                     actor: str | None = None) -> ModelInfo:
         from .._values import to_attrs, to_tags
 
         current = self.model(model_id)
@@ -710,22 +743,98 @@ class SQLiteStore(Backend, Store):
             raise ImmutableModel(f"model {current.id} is final and cannot be changed; log a new version instead")
         if not sets:
             return current
-        return self._change_model(current.id, sets, {"metadata": metadata or {}, "labels": labels or {}})
+        return self._change_model(current.id, sets, {"metadata": metadata or {}, "labels": labels or {}}, actor)
 
-    def finalize_model(self, model_id: str) -> ModelInfo:
+    def finalize_model(self, model_id: str, actor: str | None = None) -> ModelInfo:
         current = self.model(model_id)
         if current.status == "final":
             return current
-        return self._change_model(current.id, {"status": "final"}, {"status": "final"})
+        return self._change_model(current.id, {"status": "final"}, {"status": "final"}, actor)
 
     def read_file(self, path_or_uri: str) -> Iterable[bytes]:
         return self.artifact_store.read_file(path_or_uri)
 
     def changes(self, since: int = 0, limit: int = 1000) -> list[ChangeEvent]:
         rows = self._query(
-            "SELECT seq, kind, object_type, object_id, payload FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (since, limit)
+            "SELECT seq, kind, object_type, object_id, payload, actor FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (since, limit)
         )
-        return [ChangeEvent(seq, kind, otype, oid, json.loads(payload)) for seq, kind, otype, oid, payload in rows]
+        return [ChangeEvent(seq, kind, otype, oid, json.loads(payload), actor or "")
+                for seq, kind, otype, oid, payload, actor in rows]
 
     def last_change_seq(self) -> int:
         return self._query("SELECT coalesce(max(seq), 0) FROM changes")[0][0]
+
+    # ---------------------------------------------------------------- access: owners and tokens
+    # Tokens are made and checked by modelbox_autolog.server.access; only their sha256 is stored.
+    def run_owners(self, run_ids: Iterable[str]) -> dict[str, str | None]:
+        """The user who created each of ``run_ids`` that exists (None: created before owners were kept)."""
+        ids = list(run_ids)
+        owners: dict[str, str | None] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            owners.update(self._query(f"SELECT id, created_by FROM runs WHERE id IN ({','.join('?' * len(part))})", part))
+        return owners
+
+    def model_owner(self, model_ref: str) -> tuple[str, str | None]:
+        """(model id, the user who created it) of any reference ``model`` accepts."""
+        model_id = self._resolve_model_id(model_ref)
+        return model_id, self._query("SELECT created_by FROM models WHERE id=?", (model_id,))[0][0]
+
+    def add_token(self, token: AccessToken, token_sha256: str, actor: str | None = None) -> None:
+        """Keep a new token's digest (never the token) and record its creation in the change feed."""
+        actor = current_actor(actor)
+        payload = _dumps({"user": token.user, "role": token.role})
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("INSERT INTO access_tokens(id, user_name, role, token_sha256, created_at, created_by)"
+                             " VALUES (?,?,?,?,?,?)", (token.id, token.user, token.role, token_sha256, token.created_at, actor))
+                conn.execute("INSERT INTO changes(kind, object_type, object_id, payload, timestamp, actor)"
+                             " VALUES ('created','token',?,?,?,?)", (token.id, payload, token.created_at, actor))
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise _classify(exc, f"adding a token to {self.path}") from exc
+                raise
+
+    _TOKEN_COLUMNS = "id, user_name, role, created_at, created_by, revoked_at, revoked_by"
+
+    def tokens(self) -> list[AccessToken]:
+        """Every token, oldest first (revoked ones included, with when and by whom)."""
+        return [AccessToken(*row) for row in self._query(f"SELECT {self._TOKEN_COLUMNS} FROM access_tokens ORDER BY created_at")]
+
+    def token_digest(self, token_id: str) -> tuple[AccessToken, str] | None:
+        """(token, its sha256) for the authentication of one call; None for an unknown id."""
+        rows = self._query(f"SELECT {self._TOKEN_COLUMNS}, token_sha256 FROM access_tokens WHERE id=?", (token_id,))
+        return (AccessToken(*rows[0][:-1]), rows[0][-1]) if rows else None
+
+    def has_tokens(self) -> bool:
+        """Whether any token is in force (a server without --token then requires one)."""
+        return bool(self._query("SELECT 1 FROM access_tokens WHERE revoked_at IS NULL LIMIT 1"))
+
+    def revoke_tokens(self, token_id: str | None = None, user: str | None = None, actor: str | None = None) -> list[AccessToken]:
+        """Revoke one token by id, or every token of ``user``; the tokens revoked now."""
+        actor = current_actor(actor)
+        now = time.time()
+        column, value = ("id", token_id) if token_id is not None else ("user_name", user)
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(f"SELECT {self._TOKEN_COLUMNS} FROM access_tokens WHERE {column}=? AND revoked_at IS NULL",
+                                    (value,)).fetchall()
+                revoked = [AccessToken(*row[:5], now, actor) for row in rows]
+                for token in revoked:
+                    conn.execute("UPDATE access_tokens SET revoked_at=?, revoked_by=? WHERE id=?", (now, actor, token.id))
+                    conn.execute("INSERT INTO changes(kind, object_type, object_id, payload, timestamp, actor)"
+                                 " VALUES ('revoked','token',?,?,?,?)",
+                                 (token.id, _dumps({"user": token.user, "role": token.role}), now, actor))
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise _classify(exc, f"revoking tokens in {self.path}") from exc
+                raise
+        return revoked
