@@ -786,6 +786,11 @@ class PostgresStore(Backend, Store):
         """The user who created each of ``run_ids`` that exists (None: created before owners were kept)."""
         return dict(self._query("SELECT id, created_by FROM runs WHERE id = ANY(%s)", (list(run_ids),), "owners"))
 
+    def run_owner(self, run_ref: str) -> tuple[str, str | None]:
+        """(run id, the user who created it) of any reference ``run`` accepts (an id prefix too)."""
+        run_id = self._resolve_run_id(run_ref)
+        return run_id, self._query("SELECT created_by FROM runs WHERE id=%s", (run_id,), "owners")[0][0]
+
     def model_owner(self, model_ref: str) -> tuple[str, str | None]:
         """(model id, the user who created it) of any reference ``model`` accepts."""
         model_id = self._resolve_model_id(model_ref)
@@ -817,8 +822,9 @@ class PostgresStore(Backend, Store):
         return (AccessToken(*rows[0][:-1]), rows[0][-1]) if rows else None
 
     def has_tokens(self) -> bool:
-        """Whether any token is in force (a server without --token then requires one)."""
-        return bool(self._query("SELECT 1 FROM access_tokens WHERE revoked_at IS NULL LIMIT 1", (), "tokens"))
+        """Whether a token was ever made: a server without --token then requires one (revoking every
+        token does not open it again)."""
+        return bool(self._query("SELECT 1 FROM access_tokens LIMIT 1", (), "tokens"))
 
     def revoke_tokens(self, token_id: str | None = None, user: str | None = None, actor: str | None = None) -> list[AccessToken]:
         """Revoke one token by id, or every token of ``user``; the tokens revoked now."""
