@@ -69,12 +69,32 @@ RPC_RULES: dict[str, Rule] = {
     "SearchKeys": READ,
     "ListChanges": READ,
     "Watch": READ,
+    # the registry and the run lifecycle
+    "GetExperiment": READ,
+    "UpdateRun": own("run", "run_id"),  # rename, tags, note
+    "SetAlias": ADMIN,
+    "DeleteAlias": ADMIN,
+    "DeleteModel": ADMIN,
+    "ArchiveRun": ADMIN,
+    "ArchiveExperiment": ADMIN,
+    "DeleteRun": ADMIN,
+    "DeleteExperiment": ADMIN,
 }
 
 # The HTTP API's writes, by route handler name (ui/api.py); GET routes are reads.
 HTTP_RULES: dict[str, Rule] = {
     "update_model": own("model", "model_id"),
     "finalize_model": ADMIN,
+    "update_run": own("run", "run_id"),
+    "archive_run": ADMIN,
+    "restore_run": ADMIN,
+    "delete_run": ADMIN,
+    "archive_experiment": ADMIN,
+    "restore_experiment": ADMIN,
+    "delete_experiment": ADMIN,
+    "delete_model": ADMIN,
+    "set_alias": ADMIN,
+    "delete_alias": ADMIN,
 }
 READ_METHODS = frozenset({"GET", "HEAD"})
 
