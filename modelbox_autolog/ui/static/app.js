@@ -72,6 +72,10 @@ function statusBadge(run) {
   return badge;
 }
 function runLink(run) { return h("a", { href: "#/run/" + encodeURIComponent(run.id) }, run.name || short(run.id)); }
+// Who is logged in (GET /session); the page only offers what the role may do, the API checks anyway.
+let session = { user: null, role: "admin" };
+const RANKS = { reader: 0, writer: 1, admin: 2 };
+function may(role) { return (RANKS[session.role] ?? 2) >= RANKS[role]; }
 function csrf() {
   const m = document.cookie.match(/(?:^|; )mbx_csrf=([^;]*)/);
   return m ? decodeURIComponent(m[1]) : "";
@@ -648,7 +652,7 @@ async function modelPage(params, modelId) {
     h("h2", {}, "Labels"), h("table", { class: "grid small", id: "labels" }, h("thead", {}, h("tr", {}, h("th", {}, "key"), h("th", {}, "value"))), labelRows),
     final ? null : h("button", { onclick: () => addLabel() }, "+ label"),
     h("h2", {}, "Metadata"), metadata,
-    final ? null : h("div", { class: "actions" }, h("button", { id: "save-model", onclick: save }, "Save"), h("button", { id: "finalize", class: "danger", onclick: finalize }, "Finalize")),
+    final || !may("writer") ? null : h("div", { class: "actions" }, h("button", { id: "save-model", onclick: save }, "Save"), may("admin") ? h("button", { id: "finalize", class: "danger", onclick: finalize }, "Finalize") : null),
     message,
     h("h2", {}, "Lineage"), h("div", { class: "lineage" },
       h("div", { class: "lineage-col" }, h("h3", {}, "datasets"), m.datasets.length ? m.datasets.map((d) => h("div", { class: "node" }, d)) : h("p", { class: "muted" }, "—")),
@@ -662,7 +666,9 @@ async function modelPage(params, modelId) {
 (async function start() {
   try {
     const s = await api("/session");
+    session = { user: s.user, role: s.role || "admin" };
     if (s.login_required) document.getElementById("logout").hidden = false;
+    if (s.login_required && s.user) { const who = document.getElementById("who"); who.textContent = `${s.user} (${s.role})`; who.hidden = false; }
   } catch (e) { /* the page shows the error itself */ }
   startLive();
   route();
