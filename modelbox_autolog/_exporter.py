@@ -25,9 +25,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+# Imported here, not lazily on our threads: a fork while one of them imports a module for the
+# first time would leave the child with that module's import lock held forever.
 from ._config import Config
+from ._journal import Journal, JournalDamaged, Replayed, replay_segment
 from ._records import FINAL_STATUSES, Batch, RunStart, RunUpdate, new_id
 from .backends import AuthRefused, Backend, BackendUnavailable, StoreUnwritable, open_backend
+from .backends.delivery import deliver
 
 log = logging.getLogger("modelbox_autolog")
 
@@ -110,8 +114,6 @@ class Exporter:
         self._sender: threading.Thread | None = None
         self._backend: Backend | None = None
         self._verified = False
-        from ._journal import Journal  # imported when first needed: keeps `import` cheap
-
         self._journal = Journal(self.config.journal_dir, self.uri, self.writer)
         self.outbox: deque[_Pending] = deque()
         self._in_memory = 0  # records of outbox batches held in memory
@@ -323,8 +325,8 @@ class Exporter:
         for index, item in enumerate(self._waiting):  # a fit that starts meanwhile holds back the items after it
             if self._past_deadline():
                 left = len(self._waiting) - index
-                self._count_drop(left, "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out before background work "
-                                       "(model files, training metrics) could run")
+                self._count_drop(left, "background items (a model file or training metrics each) were not produced: "
+                                       "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out")
                 keep = []
                 break
             if force or item.since <= overdue or not _patching_busy():
@@ -456,7 +458,9 @@ class Exporter:
                 continue
             self._heartbeat()
             pending = self.outbox[0] if self.outbox else None
-            if pending is None or self._hold_back():
+            if pending is None or self._hold_back() or (self._stopping and self._waiting):
+                # At exit, background work (model files, training metrics) goes first: what it
+                # produces can only be kept once produced, while journaled batches keep anyway.
                 self._send_wake.wait(self.config.flush_interval_s)
                 self._send_wake.clear()
                 continue
@@ -521,9 +525,6 @@ class Exporter:
         return True
 
     def _send(self, pending: _Pending) -> None:
-        from ._journal import JournalDamaged
-        from .backends.delivery import deliver
-
         assert self._backend is not None
         batch = pending.batch
         if batch is None:
@@ -568,9 +569,6 @@ class Exporter:
 
     def _replay_leftovers(self) -> None:
         """Deliver what dead processes left in this backend's journal (before our own records)."""
-        from ._journal import JournalDamaged, Replayed, replay_segment
-        from .backends.delivery import deliver
-
         assert self._backend is not None
         backend = self._backend
 
@@ -726,12 +724,36 @@ def shutdown_all(timeout: float) -> None:
         exporter.shutdown(max(0.0, deadline - time.monotonic()))
 
 
+_held_for_fork: list[Any] = []
+
+
+def _before_fork() -> None:
+    """Let no backend be mid-transaction when the process forks: a child that opens the same SQLite
+    file would otherwise inherit the parent's lock state and wait forever. Waits for at most one
+    write per backend (bounded: a stuck one is not waited for)."""
+    for exporter in list(_live):
+        if exporter._thread is not None and not exporter.opened.is_set():
+            exporter.opened.wait(10)  # still opening (importing, creating the schema): let it finish first
+        lock = exporter._backend.fork_lock() if exporter._backend is not None else None
+        if lock is not None and lock.acquire(timeout=10):
+            _held_for_fork.append(lock)
+
+
+def _release_fork_locks() -> None:
+    while _held_for_fork:
+        try:
+            _held_for_fork.pop().release()
+        except RuntimeError:
+            pass
+
+
 def _after_fork_in_child() -> None:
     global _registry_lock
+    _release_fork_locks()
     _registry_lock = threading.Lock()
     for exporter in list(_live):
         exporter.after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_release_fork_locks, after_in_child=_after_fork_in_child)

@@ -209,13 +209,14 @@ class Journal:
             return self.pending_records
 
     def forget(self) -> None:
-        """In a forked child: drop the parent's segments without touching them (it still owns them)."""
-        with self._lock:
-            for segment in self._open_segments:
-                _close(segment)  # our duplicate of the descriptor; the parent's lock stays
-            self._open_segments = []
-            self._current = None
-            self.pending_records = 0
+        """In a forked child: drop the parent's segments without touching them (it still owns
+        them). No lock taken: a parent thread may have held it at the fork, and the child is
+        single-threaded here."""
+        for segment in self._open_segments:
+            _close(segment)  # our duplicate of the descriptor; the parent's lock stays
+        self._open_segments = []
+        self._current = None
+        self.pending_records = 0
 
     # ------------------------------------------------------------------ leftovers
     def leftovers(self) -> list[str]:

@@ -47,21 +47,23 @@ def _pid_namespace() -> str | None:
         return None
 
 
-_machine: dict[str, Any] | None = None
+_identity: dict[str, Any] | None = None
 
 
 def process_owner() -> dict[str, Any]:
-    """This process's identity, as stored with the runs it opens (cheap: machine part cached)."""
-    global _machine
-    if _machine is None:
-        _machine = {"host": socket.gethostname(), "boot_id": _read("/proc/sys/kernel/random/boot_id"), "pidns": _pid_namespace()}
-    pid = os.getpid()
-    return {**_machine, "pid": pid, "start": _start_ticks(pid)}
+    """This process's identity, as stored with the runs it opens (read once per process: /proc
+    reads cost up to a millisecond on a busy machine)."""
+    global _identity
+    if _identity is None or _identity["pid"] != os.getpid():
+        pid = os.getpid()
+        _identity = {"host": socket.gethostname(), "boot_id": _read("/proc/sys/kernel/random/boot_id"),
+                     "pidns": _pid_namespace(), "pid": pid, "start": _start_ticks(pid)}
+    return dict(_identity)
 
 
 def _forget_after_fork() -> None:
-    global _machine
-    _machine = None  # same machine, but recomputed cheaply; the pid changes anyway
+    global _identity
+    _identity = None  # a new pid and start time
 
 
 if hasattr(os, "register_at_fork"):

@@ -75,6 +75,11 @@ class Backend(abc.ABC):
         to the records at fault).
         """
 
+    def fork_lock(self) -> Any:
+        """A lock held while the backend uses a connection that must not be mid-call when the
+        process forks (the exporter holds it across ``fork``), or None."""
+        return None
+
     def verify(self) -> None:
         """Called once after opening, before the first write: raise ``StoreUnwritable`` when
         the store must not be written to (e.g. damaged pages)."""

@@ -356,6 +356,9 @@ class SQLiteStore(Backend, Store):
     def store(self) -> SQLiteStore:
         return self
 
+    def fork_lock(self) -> Any:
+        return self._lock  # every use of the connection holds it
+
     def close(self) -> None:
         with self._lock:
             try:
@@ -479,8 +482,11 @@ class SQLiteStore(Backend, Store):
         ident = (run_id, key)
         sid = new_series.get(ident)
         if sid is None:
-            conn.execute("INSERT OR IGNORE INTO metric_series(run_id, key) VALUES (?,?)", ident)
-            sid = conn.execute("SELECT id FROM metric_series WHERE run_id=? AND key=?", ident).fetchone()[0]
+            cur = conn.execute("INSERT OR IGNORE INTO metric_series(run_id, key) VALUES (?,?)", ident)
+            if cur.rowcount:
+                sid = cur.lastrowid
+            else:
+                sid = conn.execute("SELECT id FROM metric_series WHERE run_id=? AND key=?", ident).fetchone()[0]
             new_series[ident] = sid
         return sid
 
