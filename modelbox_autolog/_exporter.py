@@ -14,6 +14,7 @@ The sender also keeps the lease of this process's open runs (a heartbeat).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
@@ -41,6 +42,8 @@ SLOW_BACKOFF_MAX_S = 30.0  # read-only, damaged, refused token: someone must act
 BACKGROUND_MAX_WAIT_S = 2.0  # background work never waits longer than this for training to pause
 HOLD_MAX_S = 2.0  # records journaled during a fit are sent at least this often
 EXIT_GRACE_S = 1.0  # past the shutdown budget: time to journal what is still queued
+BACKLOG_BATCHES = 4  # past this many batches queued in memory, the hot path lets the exporter run
+PRESSURE_WAIT_S = 0.005  # at most this, once per batch of points, then it carries on regardless
 
 
 class FlushMarker:
@@ -118,6 +121,7 @@ class Exporter:
         self.outbox: deque[_Pending] = deque()
         self._in_memory = 0  # records of outbox batches held in memory
         self._marked = 0  # flush markers waiting in the outbox: no holding back meanwhile
+        self._leftover_markers: list[FlushMarker] = []  # flushes waiting for the leftovers' replay
         self._down = False
         self._down_reason: type | None = None
         self._retry_at = 0.0
@@ -173,18 +177,21 @@ class Exporter:
             self.pressure()
 
     def pressure(self) -> None:
-        """Called by the hot path when the queue is long: wake the exporter, briefly wait if full."""
+        """Called by the hot path when the queue is long: wake the exporter; past a few batches,
+        let it run. A loop that logs faster than the exporter journals (a million points a second,
+        nothing else) waits for it once per batch, up to a switch interval: what sits in memory,
+        and what a SIGKILL could lose, stays a fraction of a second's worth. A stalled disk costs
+        at most that wait per batch of points, never a stop."""
         if self._thread is None:
             self._ensure_started()
         if not self._wake.is_set():
             self._wake.set()
-        if len(self.queue) > 6 * self.capacity and threading.current_thread() is not self._thread:
-            # Last-resort back-pressure, bounded: the exporter journals far faster than this
-            # (a disk slower than the training loop gets here). Wait a moment for it, then carry
-            # on regardless: memory grows rather than data lost.
+        backlog = len(self.queue)
+        if backlog > BACKLOG_BATCHES * self.batch_size and threading.current_thread() is not self._thread:
             self.stats["waits"] += 1
+            self.wake_at = backlog + self.batch_size  # next time after another batch (reset by the exporter)
             self._space.clear()
-            self._space.wait(0.005)
+            self._space.wait(PRESSURE_WAIT_S)
 
     def reject(self, site: str, reason: str, message: str) -> None:
         """A value the user logged that cannot be stored as given: counted, said once per ``site``."""
@@ -223,7 +230,8 @@ class Exporter:
             self._abandoned = True
             left = len(self.queue) + sum(p.records for p in list(self.outbox) if p.entry is None)
             if left:
-                self._count_drop(left, "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out before they were journaled")
+                self._count_drop(left, "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out before they were journaled",
+                                 say=False)
             self._print_exit_report()
             return
         self._close_backend()
@@ -285,6 +293,7 @@ class Exporter:
         n = min(len(queue), limit)
         popleft = queue.popleft
         items = [popleft() for _ in range(n)]
+        self.wake_at = self.batch_size  # back-pressure (see pressure) starts afresh
         records: list[Any] = []
         markers: list[FlushMarker] = []
         live = self._live_runs
@@ -326,7 +335,7 @@ class Exporter:
             if self._past_deadline():
                 left = len(self._waiting) - index
                 self._count_drop(left, "background items (a model file or training metrics each) were not produced: "
-                                       "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out")
+                                       "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out", say=False)
                 keep = []
                 break
             if force or item.since <= overdue or not _patching_busy():
@@ -377,9 +386,17 @@ class Exporter:
         self._send_wake.set()
 
     def _attach(self, markers: list[FlushMarker]) -> None:
+        """A flush completes once the batches before it are stored, and what earlier processes
+        left in the journal too (a reader then sees everything this backend was sent)."""
         with self._lock:
             if self.outbox:
-                self.outbox[-1].markers.extend(markers)
+                waiting = self.outbox[-1].markers
+            elif self._leftovers_due:
+                waiting = self._leftover_markers
+            else:
+                waiting = None
+            if waiting is not None:
+                waiting.extend(markers)
                 self._marked += len(markers)
                 self._send_wake.set()
                 return
@@ -398,7 +415,7 @@ class Exporter:
         failures = self._failures
         if self._down:
             self._retry_at = time.monotonic()  # one more try now
-        while self.outbox and sender.is_alive() and not self._past_deadline():
+        while (self.outbox or self._leftovers_due) and sender.is_alive() and not self._past_deadline():
             if self._failures > failures:
                 break  # it failed again: the journal keeps the rest
             self._send_wake.set()
@@ -414,18 +431,21 @@ class Exporter:
             unjournaled = [p for p in self.outbox if p.entry is None]
         for pending in unjournaled:
             if not self.journal_first or pending.batch is None:
-                self._count_drop(pending.records, "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out before they were stored")
+                self._count_drop(pending.records, "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out before they were stored",
+                                 say=False)
                 continue
             try:  # the journal refused them earlier: one more try
                 pending.entry = self._journal.append(pending.batch)
             except OSError as exc:
-                self._count_drop(pending.records, f"neither the backend nor the journal could take them ({exc.strerror or exc})")
+                cause = errno.errorcode.get(exc.errno or 0, "error") if exc.errno else "error"
+                self._count_drop(pending.records, f"neither the backend nor the journal ({cause}) could take them", say=False)
         with self._lock:
             for pending in self.outbox:
                 if not pending.late and pending.entry is not None:
                     pending.late = True
                     self.stats["journaled"] += pending.records
-            markers = [m for p in self.outbox for m in p.markers]
+            markers = [m for p in self.outbox for m in p.markers] + self._leftover_markers
+            self._leftover_markers = []
             self.outbox.clear()
             self._in_memory = 0
             self._marked = 0
@@ -544,7 +564,8 @@ class Exporter:
         try:
             deliver(self._backend, batch, on_refused)
         except BackendUnavailable as exc:
-            self._went_down(exc, f"backend {self.uri} unavailable ({exc})")
+            state = "cannot be written" if isinstance(exc, StoreUnwritable) else "unavailable"
+            self._went_down(exc, f"backend {self.uri} {state} ({exc})")
             return
         stored = pending.records - refused[0]
         self.stats["written"] += stored
@@ -600,7 +621,11 @@ class Exporter:
             except OSError as exc:
                 self._report("leftover", f"cannot replay {path}: {exc}")
             self.stats["replayed"] += result.records
-        self._leftovers_due = False
+        with self._lock:
+            self._leftovers_due = False
+            markers, self._leftover_markers = self._leftover_markers, []
+            self._marked -= len(markers)
+        self._release(markers)
 
     def _heartbeat(self) -> None:
         """Renew the lease of this process's open runs (a reader then knows it is alive)."""
@@ -615,10 +640,12 @@ class Exporter:
             pass  # a missed beat is harmless; a backend that stays down shows in the next write
 
     # ------------------------------------------------------------------ reporting
-    def _count_drop(self, count: int, reason: str, message: str | None = None) -> None:
+    def _count_drop(self, count: int, reason: str, message: str | None = None, say: bool = True) -> None:
+        """Count records lost for ``reason`` (said once per reason; at exit the exit line says it)."""
         self.stats["dropped"] += count
         self.drop_reasons[reason] = self.drop_reasons.get(reason, 0) + count
-        self._report("drop:" + reason, message or f"{count} record(s) could not be kept: {reason}")
+        if say:
+            self._report("drop:" + reason, message or f"{count} record(s) could not be kept: {reason}")
 
     def _report(self, site: str, message: str) -> None:
         if site in self._reported:

@@ -246,14 +246,6 @@ class Run:
             counter = self._first_use(key)
             if counter is None:
                 return
-        if step is None:
-            step = next(counter)  # atomic under the GIL: threads sharing a key never get the same step
-        else:
-            if step.__class__ is not int or not I64_MIN <= step <= I64_MAX:
-                step = self._checked_int(key, step, "step", I64_MIN)
-                if step is None:
-                    return
-            self._steps[key] = count(step + 1)
         if epoch is not None and (epoch.__class__ is not int or not EPOCH_MIN <= epoch <= I64_MAX):
             epoch = self._checked_int(key, epoch, "epoch", EPOCH_MIN)
             if epoch is None:
@@ -264,6 +256,14 @@ class Run:
             timestamp = self._checked_timestamp(key, timestamp)
             if timestamp is None:
                 return
+        if step is None:
+            step = next(counter)  # atomic under the GIL: threads sharing a key never get the same step
+        else:
+            if step.__class__ is not int or not I64_MIN <= step <= I64_MAX:
+                step = self._checked_int(key, step, "step", I64_MIN)
+                if step is None:
+                    return
+            self._steps[key] = count(step + 1)
         queue = self._queue
         # A plain tuple, not a Metric: CPython's GC untracks tuples of atoms, so a million
         # queued points never slow down garbage collection in the training thread.
@@ -722,11 +722,12 @@ def _interactive() -> bool:
 
 
 def _pass_console_to(run: Run | None) -> None:
-    """Cut the process console: what was printed since the last cut goes to the current owner."""
+    """Cut the process console: what was printed since the last cut goes to the current owner
+    (with no owner yet, it stays for the next one: the first fit's run starts at autolog())."""
     global _console_owner
     owner, _console_owner = _console_owner, run
-    text = _console.take_process_text()
-    _store_console(owner, text)
+    if owner is not None:
+        _store_console(owner, _console.take_process_text())
 
 
 def _store_console(owner: Run | None, text: str) -> None:

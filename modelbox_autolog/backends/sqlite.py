@@ -264,7 +264,7 @@ class SQLiteStore(Backend, Store):
             except OSError as exc:
                 raise BackendError(f"cannot create the store folder {folder}: {exc.strerror}") from exc
             if not os.access(folder, os.W_OK):
-                raise BackendError(f"the store folder {folder} is not writable")
+                raise StoreUnwritable(f"the store folder {folder} is read-only or not ours to write; fix its permissions")
         self.artifacts_dir = artifacts_dir or os.path.join(os.path.dirname(self.path), "artifacts")
         self._lock = threading.RLock()
         self._series: dict[tuple[str, str], int] = {}
@@ -348,8 +348,9 @@ class SQLiteStore(Backend, Store):
             except sqlite3.DatabaseError as exc:
                 problems = [str(exc)]
         if problems != ["ok"]:
+            found = "; ".join(" ".join(str(p).split()) for p in problems)[:300]
             raise StoreUnwritable(
-                f"the store {self.path} is damaged ({'; '.join(problems)[:300]}); nothing is written into it. "
+                f"the store {self.path} is damaged ({found}); nothing is written into it. "
                 f"Recover it with: sqlite3 {self.path} .recover | sqlite3 recovered.db"
             )
 
