@@ -43,7 +43,7 @@ BACKGROUND_MAX_WAIT_S = 2.0  # background work never waits longer than this for 
 HOLD_MAX_S = 2.0  # records journaled during a fit are sent at least this often
 EXIT_GRACE_S = 1.0  # past the shutdown budget: time to journal what is still queued
 BACKLOG_BATCHES = 4  # past this many batches queued in memory, the hot path lets the exporter run
-PRESSURE_WAIT_S = 0.005  # at most this, once per batch of points, then it carries on regardless
+PRESSURE_WAIT_S = 0.002  # at most this, once per batch of points, then it carries on regardless
 
 
 class FlushMarker:
@@ -179,7 +179,7 @@ class Exporter:
     def pressure(self) -> None:
         """Called by the hot path when the queue is long: wake the exporter; past a few batches,
         let it run. A loop that logs faster than the exporter journals (a million points a second,
-        nothing else) waits for it once per batch, up to a switch interval: what sits in memory,
+        nothing else) waits for it once per batch, up to 2 ms: what sits in memory,
         and what a SIGKILL could lose, stays a fraction of a second's worth. A stalled disk costs
         at most that wait per batch of points, never a stop."""
         if self._thread is None:
