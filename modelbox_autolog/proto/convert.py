@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .. import _names
-from .._names import MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, UnsafeName, safe_relpath
+from .._names import MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, UnsafeName, safe_relpath  # noqa: F401 - re-exported
 from .._records import (
     Artifact,
     Batch,
@@ -34,7 +34,6 @@ from ..entities import Input as InputInfo
 from .modelbox.v1 import records_pb2 as rpb
 from .modelbox.v1 import service_pb2 as spb
 
-__all__ = ["MAX_ID_CHARS", "MAX_NAME_CHARS", "MAX_TEXT_CHARS", "InvalidRequest", "UnsafeName"]  # and the functions below
 RUN_STATUSES = frozenset({"running", "finished", "failed", "killed"})
 MODEL_STATUSES = frozenset({"draft", "final"})
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
