@@ -458,6 +458,7 @@ class Exporter:
     # ------------------------------------------------------------------ sender thread
     def _send_loop(self, stop: threading.Event) -> None:
         _lower_priority()
+        self._leftovers_due = True  # (again after a restart: our own segments closed at shutdown are leftovers now)
         try:
             self._connect()
         finally:
@@ -491,6 +492,7 @@ class Exporter:
         try:
             if self._backend is None:
                 self._backend = open_backend(self.uri)
+                self.opened.set()  # open: autolog() and fork need not wait for the check below
             if not self._verified:
                 self._backend.verify()
                 self._verified = True

@@ -175,6 +175,7 @@ LIVENESS_COLUMNS = (
 )
 LIVENESS_INDEX = "CREATE INDEX IF NOT EXISTS runs_running ON runs(status) WHERE status = 'running'"
 REAP_EVERY_S = 2.0  # readers look for runs of dead processes at most this often
+VERIFY_BUDGET_S = 2.0  # the damaged-page check when a writer opens the store reads at most this long
 
 # SQLite result codes (the low byte of sqlite_errorcode): which failures are whose.
 _BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED: another writer; retry
@@ -410,11 +411,19 @@ class SQLiteStore(Backend, Store):
         """Damaged pages are found before anything is written into them (a full read of the file)."""
         if self.path == ":memory:":
             return
+        deadline = time.monotonic() + VERIFY_BUDGET_S
         with self._lock:
+            # Bounded: a very large store is checked as far as the budget goes (a damaged page met
+            # later still fails the write that reads it, as SQLITE_CORRUPT, before it changes anything).
+            self._conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
             try:
                 problems = [row[0] for row in self._conn.execute("PRAGMA quick_check(5)").fetchall()]
+            except sqlite3.OperationalError as exc:
+                problems = ["ok"] if "interrupt" in str(exc).lower() else [str(exc)]
             except sqlite3.DatabaseError as exc:
                 problems = [str(exc)]
+            finally:
+                self._conn.set_progress_handler(None, 0)
         if problems != ["ok"]:
             found = "; ".join(" ".join(str(p).split()) for p in problems)[:300]
             raise StoreUnwritable(
@@ -715,6 +724,7 @@ class SQLiteStore(Backend, Store):
             return []
         with self._lock:
             conn = self._conn
+            conn.execute("PRAGMA busy_timeout=50")  # a reader never waits on a writer for this
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 for run_id, last_seen, failure in dead:
@@ -733,6 +743,8 @@ class SQLiteStore(Backend, Store):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 self._dead_seen.update((run_id, failure) for run_id, _last, failure in dead)  # shown, not stored
+            finally:
+                conn.execute("PRAGMA busy_timeout=5000")
         return [run_id for run_id, _last, _failure in dead]
 
     def _reap_now_and_then(self) -> None:
