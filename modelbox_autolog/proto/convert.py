@@ -163,18 +163,6 @@ def file_records(batch: Batch) -> list[tuple[Any, list[tuple[str, list[int] | No
     return found
 
 
-def files_of(batch: Batch) -> list[str]:
-    """Source paths of every file a batch names, in order, without repeats."""
-    paths: dict[str, None] = {}
-    for record in batch.records:
-        if type(record) is Artifact:
-            paths[record.source_path] = None
-        elif type(record) is ModelRecord:
-            for f in record.files:
-                paths[f.source_path] = None
-    return list(paths)
-
-
 # ---------------------------------------------------------------------- write side: server
 def decode_metrics(cols: rpb.MetricColumns) -> list[tuple]:
     """Metric points as plain tuples in ``Metric`` field order (what the stores read)."""
