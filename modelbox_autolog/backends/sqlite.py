@@ -324,6 +324,9 @@ class SQLiteStore(Backend, Store):
             self._conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
             self._prepare_when_free()
         except sqlite3.DatabaseError as exc:
+            code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+            if code in _UNWRITABLE or code in _BUSY or code in _DISK:  # read-only, locked, full: not the file's fault
+                raise _classify(exc, f"cannot open {self.path}") from exc
             raise BackendError(f"{self.path} is not a usable ModelBox store: {exc}") from exc
 
     # ---------------------------------------------------------------- setup
