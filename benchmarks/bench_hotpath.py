@@ -8,7 +8,8 @@
 4. Backend stalled (another connection holds an exclusive lock on the SQLite file) while
    1,000,000 points are logged: the longest single ``log_metric`` call, peak RSS growth, and
    every point present after the lock is released.
-5. What journal-first delivery costs: the same drain with the journal on and off (alternating).
+5. What journal-first delivery costs: the same drain with the journal on and off (alternating
+   pairs), and per point: appending a batch to the journal vs writing it to SQLite.
 6. ``log_artifact`` on the training thread for 1 KB, 10 MB and 1 GB files (the snapshot taken
    before it returns), against copying the file with ``shutil.copyfile``.
 Prints a table; writes ``benchmarks/results/hotpath.json``.
@@ -189,6 +190,30 @@ def bench_journal_cost(mbx, tmp: str, points: int, repeats: int = 5) -> dict:
             "paired_ratio": paired, "runs": rates}
 
 
+def bench_journal_append(tmp: str, batches: int = 60, size: int = 8192) -> dict:
+    """Per metric point: appending a batch to the journal vs storing it in SQLite (alternating)."""
+    from modelbox_autolog._journal import Journal
+    from modelbox_autolog._records import Batch, RunStart, new_id
+    from modelbox_autolog.backends.sqlite import SQLiteStore
+
+    store = SQLiteStore(f"sqlite:///{tmp}/append.db")
+    run_id = new_id()
+    store.write(Batch(new_id(), "w", [RunStart(run_id, "bench", "append", time.time())]))
+    journal = Journal(os.path.join(tmp, "append-journal"), "bench", new_id())
+    journal_ns, store_ns = [], []
+    for index in range(batches):
+        points = [(run_id, "loss", 0.5, index * size + i, 1.7e9 + i, None) for i in range(size)]
+        for target, samples in ((journal.append, journal_ns), (store.write, store_ns)):
+            batch = Batch(new_id(), "w", points, time.time())
+            started = time.perf_counter()
+            target(batch)
+            samples.append((time.perf_counter() - started) / size * 1e9)
+    journal.close()
+    store.close()
+    return {"journal_ns_per_point": statistics.median(journal_ns), "store_ns_per_point": statistics.median(store_ns),
+            "batch": size, "batches": batches}
+
+
 def bench_log_artifact(mbx, tmp: str, sizes=((1 << 10, "1 KB", 200), (10 << 20, "10 MB", 15), (1 << 30, "1 GB", 3))) -> dict:
     """Training-thread cost of ``log_artifact`` (its snapshot), against a plain ``shutil.copyfile``."""
     uri = f"sqlite:///{tmp}/artifacts.db"
@@ -241,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     results["stall"] = bench_stall(mbx, stall_uri, f"{tmp}/stall.db", args.points, args.stall)
     mbx.shutdown()
     results["journal"] = bench_journal_cost(mbx, tmp, args.points)
+    results["journal_append"] = bench_journal_append(tmp)
     results["log_artifact"] = bench_log_artifact(mbx, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -266,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
          f"{results['journal']['paired_ratio']:.2f}x",
          ">= 300,000/s", results["journal"]["journal_on_points_per_s"] >= 300_000),
     ]
+    ja = results["journal_append"]
+    rows.append(("journal append per point", f"{ja['journal_ns_per_point']:.0f} ns", f"SQLite write {ja['store_ns_per_point']:.0f} ns",
+                 f"{ja['journal_ns_per_point'] / ja['store_ns_per_point']:.2f}x", "measured", True))
     for label, art in results["log_artifact"].items():
         rows.append((f"log_artifact {label} (caller)", f"{art['log_artifact_ms']:.2f} ms", f"copyfile {art['copyfile_ms']:.2f} ms",
                      f"{art['log_artifact_ms'] / art['copyfile_ms']:.2f}x", "measured", True))
