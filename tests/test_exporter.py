@@ -312,3 +312,20 @@ def test_exporter_threads_end_with_shutdown(store_uri):
     while time.monotonic() < deadline and any(t.name.startswith("modelbox-") for t in threading.enumerate()):
         time.sleep(0.05)
     assert [t.name for t in threading.enumerate() if t.name.startswith("modelbox-")] == []
+
+
+def test_a_failing_background_item_is_counted_with_its_reason(configured):
+    """Background work (a model file, training metrics) that raises is never silently lost."""
+    from modelbox_autolog._exporter import Deferred
+
+    def broken():
+        raise FileNotFoundError("model.pkl")
+
+    with mbx.start_run() as run:
+        run._submit(Deferred(broken, background=True))
+        run.log_metric("kept", 1.0)
+    assert mbx.flush(10) is False
+    exporter = _exporter.all_exporters()[0]
+    assert exporter.stats["dropped"] == 1
+    assert exporter.drop_reasons == {"background work failed (FileNotFoundError)": 1}
+    assert [p.value for p in configured.run(run.id).metrics("kept")] == [1.0]
