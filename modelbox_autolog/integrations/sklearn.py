@@ -54,6 +54,7 @@ from .._records import Event, Input, Metric, ModelFile, ModelRecord, Param, new_
 from .._run import NullRun, Run, active_run, autorun, start_run
 from .._values import to_attrs, to_key, to_param_text
 from . import _sklearn_metrics as m
+from . import _sklearn_plots
 from ._identity import WeakIdentityMap
 from ._sklearn_snapshot import PLAIN, Snapshot
 from .base import Integration
@@ -544,7 +545,8 @@ class SklearnIntegration(Integration):
         log_models = self.config.log_models
         want_metrics = (bool(self.option("log_training_metrics", True)) and X is not None
                         and (hasattr(estimator, "predict") or hasattr(estimator, "score")))
-        if not (log_models or want_metrics):
+        want_plots = _sklearn_plots.wanted(self.config, estimator, X, y)
+        if not (log_models or want_metrics or want_plots):
             return None  # no snapshot of a model nobody asked for: it may be large
         snapshot = Snapshot(estimator, params, _is_estimator, _fitted_values)
         producers = [_fitted_values_producer(run.id, snapshot)]
@@ -558,6 +560,10 @@ class SklearnIntegration(Integration):
             budget = float(self.option("metric_time_budget_s", 1.0))
             producers.append(_metrics_producer(run.id, snapshot.load, *sample, budget,
                                                unchanged=_unchanged_check(X, fingerprint)))
+        if want_plots:  # the diagnostic plots (confusion matrix, ROC, PR, residuals) on a row sample
+            step = max(1, math.ceil((m.n_rows(X) or 0) / _sklearn_plots.MAX_PLOT_ROWS))
+            producers.append(_sklearn_plots.plots_producer(run.id, snapshot.load, m.rows_every(X, step),
+                                                           m.rows_every(y, step), _unchanged_check(X, fingerprint)))
         def produce_all() -> list[Any]:
             try:
                 return [record for produce in producers for record in produce()]
