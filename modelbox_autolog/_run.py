@@ -562,7 +562,9 @@ class _LateLogging:
         run = self._run
         from ._patching import active_groups
 
-        if active_groups():  # an integration adding to the run that did the work (e.g. a model saved after its fit)
+        if active_groups() or threading.current_thread().name.startswith("modelbox-"):
+            # An integration adding to the run that did the work (a model saved after its fit), or our
+            # own threads (a system-metrics sample racing the run's end): ours to decide, not a user's slip.
             return getattr(Run, self._method)(run, *args, **kwargs)
         what = args[0] if args else kwargs.get("key", kwargs.get("name", kwargs.get("path", "")))
         if isinstance(what, Mapping):
