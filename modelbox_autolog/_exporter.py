@@ -137,7 +137,7 @@ class Exporter:
         self._reported: set[str] = set()
         self._live_runs: dict[str, None] = {}  # runs this process opened and has not ended: kept alive
         self._heartbeat_at = 0.0
-        self._abandoned = False
+        self._gave_up = False  # shutdown stopped waiting for the exporter thread
         self._failures = 0  # times the backend was found unavailable
         self._journal_ok = True
 
@@ -227,7 +227,7 @@ class Exporter:
         self._send_wake.set()
         thread.join(max(0.0, timeout) + EXIT_GRACE_S + 1.0)
         if thread.is_alive():  # stuck in background work: say what is not kept, and leave it
-            self._abandoned = True
+            self._gave_up = True
             left = len(self.queue) + sum(p.records for p in list(self.outbox) if p.entry is None)
             if left:
                 self._count_drop(left, "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out before they were journaled",
@@ -450,7 +450,7 @@ class Exporter:
             self._in_memory = 0
             self._marked = 0
         self._journal.close()
-        if not self._abandoned:
+        if not self._gave_up:
             self._print_exit_report()
         for marker in markers:  # nothing more will happen: release anyone still waiting in flush()
             marker.done.set()
