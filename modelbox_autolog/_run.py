@@ -603,6 +603,7 @@ class NullRun(Run):
         self._warned = set()
         self._steps = {}
         self._pid = os.getpid()
+        self._exporter = None  # type: ignore[assignment]
 
     def _submit(self, record: Any) -> None:
         pass
