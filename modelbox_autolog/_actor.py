@@ -5,7 +5,8 @@ The rule, in one place:
   per-user token is bound to, ``token`` for the shared ``--token`` of one-token mode, and
   ``anonymous`` for a server that checks no token at all (open, on 127.0.0.1);
 - anything else (autolog into a local store, the CLI, ``modelbox sync``, a Client opened on a
-  SQLite or PostgreSQL URI) writes as the operating-system user of the process.
+  SQLite or PostgreSQL URI) writes as the operating-system user of the process;
+- a run that liveness finds dead is set ``killed`` by ``liveness``, whoever's read noticed it.
 
 A store write takes an explicit ``actor`` argument; without one it asks ``current_actor()``,
 which is the caller the server is serving on this thread (``acting_as``), else the OS user.
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 
 ONE_TOKEN_ACTOR = "token"
 ANONYMOUS = "anonymous"
+LIVENESS_ACTOR = "liveness"
 
 _acting: contextvars.ContextVar[str | None] = contextvars.ContextVar("modelbox_actor", default=None)
 _local: str | None = None

@@ -6,9 +6,9 @@ follow a run (which params, tags, progress and metric ranges arrived) at no cost
   JSON are cut to their first 256 characters of JSON text and named in ``truncated``);
 - ``appended metrics RUN`` ``{"count": N, "series": {key: {"count", "first_step", "last_step"}}}``
   (the points and the range of steps this batch added to each series);
-- ``updated run RUN``      ``{"status", "end_time", "progress", "name", "tags": {changed tags}}``
+- ``updated run RUN``      ``{"status", "end_time", "failure", "progress", "name", "tags": {tags set}}``
   (only what the batch changed, several updates of one run folded into one event, the last
-  value winning).
+  value winning; a final status only when the store took it).
 Each row is ``(kind, object_type, object_id, payload JSON, timestamp)``; the store adds the actor.
 """
 
@@ -63,24 +63,20 @@ def metric_changes(ranges: Iterable[tuple[str, str, int, int, int]], now: float)
             for run_id, series in by_run.items()]
 
 
-RUN_FIELDS = ("status", "end_time", "progress", "name")
-
-
 class RunUpdates:
-    """Folds a batch's run updates into one ``updated run`` row per run."""
+    """Folds what a batch's run updates changed into one ``updated run`` row per run."""
 
     def __init__(self) -> None:
         self._payloads: dict[str, dict[str, Any]] = {}
 
-    def add(self, update: Any) -> None:
-        """Record what one applied RunUpdate changed."""
-        payload = self._payloads.setdefault(update.run_id, {})
-        for name in RUN_FIELDS:
-            value = getattr(update, name)
-            if value is not None:
+    def add(self, run_id: str, changed: dict[str, Any]) -> None:
+        """Record fields a store applied to a run (``tags``: the tags set, merged)."""
+        payload = self._payloads.setdefault(run_id, {})
+        for name, value in changed.items():
+            if name == "tags":
+                payload.setdefault("tags", {}).update(value)
+            else:
                 payload[name] = value
-        if update.tags:
-            payload.setdefault("tags", {}).update(update.tags)
 
     def rows(self, now: float) -> list[tuple[str, str, str, str, float]]:
         return [("updated", "run", run_id, dumps(payload), now) for run_id, payload in self._payloads.items() if payload]

@@ -27,14 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._actor import ANONYMOUS, ONE_TOKEN_ACTOR
+from .._actor import ANONYMOUS, LIVENESS_ACTOR, ONE_TOKEN_ACTOR
 from ..entities import AccessToken
 
 ROLES = ("reader", "writer", "admin")
 RANK = {role: rank for rank, role in enumerate(ROLES)}
 TOKEN_PATTERN = re.compile(r"mbx_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 USER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
-RESERVED_USERS = frozenset({ONE_TOKEN_ACTOR, ANONYMOUS})
+RESERVED_USERS = frozenset({ONE_TOKEN_ACTOR, ANONYMOUS, LIVENESS_ACTOR})
 OPEN_RECHECK_S = 1.0  # an open server notices the first per-user token within this time
 
 
@@ -62,7 +62,8 @@ def check_user(user: str) -> str:
     if not USER_PATTERN.fullmatch(user or ""):
         raise ValueError(f"user name {user[:80]!r}: use 1-64 letters, digits and . _ @ + - (starting with a letter or digit)")
     if user in RESERVED_USERS:
-        raise ValueError(f"user name {user!r} is reserved (it names {'one-token mode' if user == ONE_TOKEN_ACTOR else 'open servers'})")
+        raise ValueError(f"user name {user!r} is reserved: it names the actor of "
+                         f"{ {ONE_TOKEN_ACTOR: 'one-token mode', ANONYMOUS: 'open servers'}.get(user, 'liveness checks')}")
     return user
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import subprocess
 import time
 
 import grpc
@@ -122,3 +123,52 @@ def test_one_token_mode_is_unchanged_and_per_user_tokens_work_beside_it(tmp_path
     with token_env(None):
         code, _, err = modelbox("server", "--store", store, "--port", "0", "--token", make_token(store, "ivan", "admin"))
     assert code == 2 and "per-user token" in err
+
+
+def test_a_revoked_token_journals_records_until_sync_with_a_new_token(team, tmp_path):
+    """Revoked mid-run: the next batches are refused (UNAUTHENTICATED), the records wait in the
+    journal with one message saying how to fix the token, and ``modelbox sync`` sends them once
+    MODELBOX_TOKEN holds a new token of the same user (who owns the run)."""
+    from ..faults.conftest import child_env, script
+
+    token = make_token(team.store, "carol", "writer")
+    env = child_env(tmp_path, MODELBOX_TOKEN=token)
+    child = subprocess.Popen(script(f"""
+        import sys
+        import modelbox_autolog as mbx
+        mbx.autolog(backend={team.uri!r}, frameworks=[], capture_console=False, capture_env=False)
+        with mbx.start_run(name="revoked-midway") as run:
+            for i in range(1000):
+                run.log_metric("loss", 1.0, step=i)
+            assert mbx.flush(60)
+            print(run.id, flush=True)
+            sys.stdin.readline()  # the token is revoked meanwhile
+            for i in range(1000, 2000):
+                run.log_metric("loss", 0.5, step=i)
+            run.log_params({{"after": "revocation"}})
+    """), env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_id = child.stdout.readline().strip()
+    assert run_id, child.stderr.read()
+    code, out, err = modelbox("server", "token", "revoke", "carol", "--store", team.store)
+    assert code == 0, err
+    _, stderr = child.communicate("go\n", timeout=120)
+    assert child.returncode == 0, stderr
+    ours = [line for line in stderr.splitlines() if line.startswith("modelbox-autolog:")]
+    assert len(ours) == 2, stderr  # one message about the token (how to fix it), one exit line
+    assert "was revoked" in ours[0] and "MODELBOX_TOKEN" in ours[0] and "modelbox sync" in ours[0]
+    assert token not in stderr
+    journal = ours[1].split(" are kept in the journal ")[1].split(";")[0]
+    reader = team.client("rita")
+    # the first half only; the process is gone, so liveness may have called the run killed meanwhile
+    assert len(reader.run(run_id).metrics("loss")) == 1000 and reader.run(run_id).status in ("running", "killed")
+
+    code, out, _ = modelbox("sync", journal, token=token)
+    assert code == 3 and "MODELBOX_TOKEN" in out  # still the revoked token: nothing lost, nothing sent
+    code, out, err = modelbox("sync", journal, token=make_token(team.store, "carol", "writer"))
+    assert code == 0, err + out
+    run = reader.run(run_id)
+    assert [p.step for p in run.metrics("loss")] == list(range(2000)) and run.status == "finished"
+    assert run.params["after"] == "revocation"
+    history = [c for c in reader.changes(0, 100_000) if c.object_id == run_id]
+    assert {c.actor for c in history} <= {"carol", "liveness"}
+    assert [c.actor for c in history if c.object_type == "run" and c.payload.get("status") == "finished"] == ["carol"]
