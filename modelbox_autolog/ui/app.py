@@ -54,7 +54,9 @@ def create_app(uri: str | None = None, *, token: str | None = None, host: str = 
         return FileResponse(os.path.join(STATIC, "index.html"), headers={"cache-control": "no-store"})
 
     async def login_page(request: Request) -> Response:
-        return HTMLResponse(_login_html(request.query_params.get("failed") == "1"))
+        # With "no-referrer" (every other page) a browser posts the form with "Origin: null", which
+        # the login's same-origin check must refuse; "same-origin" still tells no other site anything.
+        return HTMLResponse(_login_html(request.query_params.get("failed") == "1"), headers={"referrer-policy": "same-origin"})
 
     async def login(request: Request) -> Response:
         if not same_origin(request):
