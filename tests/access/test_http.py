@@ -95,3 +95,23 @@ def test_a_client_reads_the_actor_of_local_writes(store_uri):
     assert mbx.flush(10)
     assert {c.actor for c in mbx.Client(store_uri).changes(0)} == {local_actor()}
     assert run.id
+
+
+def test_modelbox_ui_alone_takes_the_tokens_of_the_store_it_reads(tmp_path):
+    """``modelbox ui --backend sqlite:///...`` over a store with per-user tokens requires them,
+    with the same roles, though no server runs."""
+    from ..ui.conftest import UiProcess
+
+    store = f"sqlite:///{tmp_path}/store/modelbox.db"
+    reader, writer = make_token(store, "rita", "reader"), make_token(store, "walt", "writer")
+    ui = UiProcess(store, str(tmp_path))
+    try:
+        assert httpx.get(ui.url + "/api/v1/runs").status_code == 401
+        with httpx.Client(base_url=ui.url + "/api/v1", headers={"authorization": f"Bearer {reader}"}) as rita:
+            assert rita.get("/runs").status_code == 200
+            assert rita.get("/session").json()["role"] == "reader"
+            assert rita.patch(f"/models/{new_id()}", json={"labels": {"a": "b"}}).status_code == 403
+        with httpx.Client(base_url=ui.url + "/api/v1", headers={"authorization": f"Bearer {writer}"}) as walt:
+            assert walt.patch(f"/models/{new_id()}", json={"labels": {"a": "b"}}).status_code == 404  # allowed; no such model
+    finally:
+        ui.stop()
