@@ -11,7 +11,10 @@
 2. A server (SQLite store) taking batched writes from 4 writer processes
    (``bench_server.py``'s writer: 5,000-point batches) in each authentication mode: open (no
    token), one-token (``--token``), per-user writer token (a lookup in the store and the
-   ownership check on every WriteBatch); and the baseline's server in one-token mode.
+   ownership check on every WriteBatch); and the baseline's server in one-token mode. Then
+   the per-call cost where it shows most: 2,000 small unary calls (GetRun) one after another.
+3. The check itself, in process (no network, no noise from other processes): authentication,
+   the policy and running as the caller, per call, in each mode.
 Ratios are ours / baseline of the same round, reported as the median over rounds (the machine
 is shared and noisy: paired, alternating measurements). Prints a table; writes
 ``benchmarks/results/access.json``.
@@ -153,6 +156,7 @@ def bench_modes(args, trees: dict[str, str], work: str) -> list[dict]:
                 cpu0 = replica.cpu_s()
                 result = run_writers([replica.uri], args.writers, max(2, args.batches // 5), folder)
                 cpu = replica.cpu_s() - cpu0
+                result["small_call_p50_us"] = small_calls(replica.uri, result["run_ids"][0])
             finally:
                 replica.stop()
                 if saved is None:
@@ -163,9 +167,64 @@ def bench_modes(args, trees: dict[str, str], work: str) -> list[dict]:
             row = {"mode": mode, "round": round_, **result, "server_cpu_s_per_M": cpu / (result["points"] / 1e6)}
             rows.append(row)
             print(f"  server {mode:<22} round {round_}: {row['points_per_s']:>10,.0f} points/s  p50 {row['write_p50_ms']:6.1f} ms"
-                  f"  p99 {row['write_p99_ms']:6.1f} ms  server CPU {row['server_cpu_s_per_M']:.2f} s/M", flush=True)
+                  f"  p99 {row['write_p99_ms']:6.1f} ms  server CPU {row['server_cpu_s_per_M']:.2f} s/M"
+                  f"  GetRun p50 {row['small_call_p50_us']:.0f} µs", flush=True)
     assert bench_server.BATCH_POINTS == POINTS
     return rows
+
+
+def small_calls(uri: str, run_id: str, count: int = 2000) -> float:
+    """Median latency (µs) of ``count`` GetRun calls in a row, with this process's MODELBOX_TOKEN."""
+    import grpc
+
+    from modelbox_autolog.proto.modelbox.v1 import service_pb2 as spb
+    from modelbox_autolog.proto.modelbox.v1 import service_pb2_grpc as sgrpc
+
+    token = os.environ.get("MODELBOX_TOKEN")
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    with grpc.insecure_channel(uri[len("grpc://"):]) as channel:
+        stub = sgrpc.ModelBoxStub(channel)
+        request = spb.GetRunRequest(run_id=run_id)
+        stub.GetRun(request, metadata=metadata, timeout=30)
+        latencies = []
+        for _ in range(count):
+            t0 = time.perf_counter()
+            stub.GetRun(request, metadata=metadata, timeout=30)
+            latencies.append(time.perf_counter() - t0)
+    return statistics.median(latencies) * 1e6
+
+
+def check_cost(work: str, calls: int = 50_000) -> dict[str, float]:
+    """µs per call of what the interceptor adds before a method runs, in each mode (best of 5)."""
+    from modelbox_autolog._actor import acting_as
+    from modelbox_autolog.backends.sqlite import SQLiteStore
+    from modelbox_autolog.server.access import Authenticator, bearer, create_token
+    from modelbox_autolog.server.policy import RPC_RULES, Policy
+
+    store = SQLiteStore(f"sqlite:///{work}/check/modelbox.db")
+    empty = SQLiteStore(f"sqlite:///{work}/check-open/modelbox.db")
+    token, _ = create_token(store, "bench", "writer")
+    policy = Policy(store)
+    modes = {"open": (Authenticator(empty), None), "one-token": (Authenticator(store, "shared-secret"), "Bearer shared-secret"),
+             "per-user token": (Authenticator(store), f"Bearer {token}")}
+    out = {}
+    for mode, (authenticator, header) in modes.items():
+        def call(authenticator=authenticator, header=header) -> None:
+            principal = authenticator.authenticate(bearer(header))
+            policy.authorize(principal, RPC_RULES["GetRun"])
+            with acting_as(principal.name):
+                pass
+
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(calls // 5):
+                call()
+            best = min(best, (time.perf_counter() - t0) / (calls // 5))
+        out[mode] = best * 1e6
+    store.close()
+    empty.close()
+    return out
 
 
 def extract(rev: str, work: str) -> str:
@@ -194,6 +253,7 @@ def summarise(store_rows: list[dict], mode_rows: list[dict]) -> dict:
         rows = [r for r in mode_rows if r["mode"] == mode]
         summary["server"][mode] = {"median_points_per_s": statistics.median(r["points_per_s"] for r in rows),
                                    "median_p50_ms": statistics.median(r["write_p50_ms"] for r in rows),
+                                   "median_small_call_p50_us": statistics.median(r["small_call_p50_us"] for r in rows),
                                    "median_ratio_vs_baseline_one_token": statistics.median(ratios) if ratios else None}
     return summary
 
@@ -206,6 +266,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=100, help="batches per store run (a fifth per writer in part 2)")
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--parts", nargs="+", default=["store", "server", "check"], choices=["store", "server", "check"])
     args = parser.parse_args()
     if args.store_worker:
         tree, uri, batches, out = args.store_worker
@@ -229,9 +290,13 @@ def main() -> None:
                 cluster.start()
         load = os.getloadavg()[0]
         print(f"baseline {args.baseline}; load average {load:.1f} on {os.cpu_count()} CPUs at the start", flush=True)
-        store_rows = bench_stores(args, trees, cluster, work)
-        mode_rows = bench_modes(args, trees, work)
+        store_rows = bench_stores(args, trees, cluster, work) if "store" in args.parts else []
+        mode_rows = bench_modes(args, trees, work) if "server" in args.parts else []
         summary = summarise(store_rows, mode_rows)
+        if "check" in args.parts:
+            summary["check_us_per_call"] = check_cost(work)
+            print("the check itself, µs per call (in process): "
+                  + ", ".join(f"{mode} {us:.1f}" for mode, us in summary["check_us_per_call"].items()))
         print("\nstore write path, ours / baseline (median of rounds):")
         for engine, s in summary["store"].items():
             print(f"  {engine:<10} points/s {s['median_ratio']:.3f}  (min {s['min']:.3f}, max {s['max']:.3f}); "
@@ -240,8 +305,10 @@ def main() -> None:
         for mode, s in summary["server"].items():
             ratio = s["median_ratio_vs_baseline_one_token"]
             print(f"  {mode:<22} {s['median_points_per_s']:>10,.0f} points/s  p50 {s['median_p50_ms']:6.1f} ms"
-                  f"  vs baseline one-token {ratio or float('nan'):.3f}")
+                  f"  vs baseline one-token {ratio or float('nan'):.3f}  GetRun p50 {s['median_small_call_p50_us']:.0f} µs")
         os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+        if args.parts != ["store", "server", "check"]:
+            return  # a partial run leaves the full results alone
         with open(os.path.join(HERE, "results", "access.json"), "w") as handle:
             json.dump({"baseline": args.baseline, "load_average_at_start": load, "rounds": args.rounds, "summary": summary,
                        "store_rows": store_rows, "server_rows": mode_rows}, handle, indent=2)
