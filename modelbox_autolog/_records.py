@@ -101,6 +101,30 @@ class ModelFile:
     delete_source: bool = False
 
 
+def model_files(source: str, staged: bool = False) -> list[ModelFile]:
+    """The files of a model at a local path: the file itself, or every file under a folder
+    (named by their path inside it); [] when nothing is there."""
+    if os.path.isdir(source):
+        files = []
+        for folder, _dirs, names in os.walk(source):
+            for file_name in sorted(names):
+                full = os.path.join(folder, file_name)
+                files.append(ModelFile(os.path.relpath(full, source).replace(os.sep, "/"), full, staged))
+        return files
+    if os.path.isfile(source):
+        return [ModelFile(os.path.basename(source), source, staged)]
+    return []
+
+
+def reference_uri(path: Any) -> str | None:
+    """The URI when ``path`` names a model elsewhere (``s3://``, ``https://``, ``hf://``...), not a local file."""
+    if isinstance(path, str) and "://" in path and not path.startswith("file://"):
+        scheme = path.split("://", 1)[0]
+        if scheme and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+            return path
+    return None
+
+
 @dataclass(slots=True)
 class ModelRecord:
     id: str
@@ -113,6 +137,7 @@ class ModelRecord:
     labels: dict[str, str] = field(default_factory=dict)
     datasets: list[str] = field(default_factory=list)
     status: str = "draft"
+    source_uri: str | None = None  # registered by reference (s3://, https://, hf://...): no files copied
 
 
 @dataclass(slots=True)

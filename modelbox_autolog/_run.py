@@ -26,12 +26,13 @@ from ._records import (
     Artifact,
     Event,
     Input,
-    ModelFile,
     ModelRecord,
     Param,
     RunStart,
     RunUpdate,
+    model_files,
     new_id,
+    reference_uri,
 )
 from ._values import flatten, safe_repr, to_attrs, to_key, to_param_text, to_tags
 from .backends import canonical_uri
@@ -253,29 +254,25 @@ class Run:
         datasets: Sequence[str] | None = None,
         _staged: bool = False,
     ) -> LoggedModel | None:
-        """Record a model file (or a folder of files) as a Model entity with lineage to this run."""
-        source = os.path.abspath(os.fspath(path))
-        files: list[ModelFile] = []
-        if os.path.isdir(source):
-            for folder, _dirs, names in os.walk(source):
-                for file_name in sorted(names):
-                    full = os.path.join(folder, file_name)
-                    files.append(ModelFile(os.path.relpath(full, source).replace(os.sep, "/"), full, _staged))
-        elif os.path.isfile(source):
-            files.append(ModelFile(os.path.basename(source), source, _staged))
-        else:
+        """Record a model file (or a folder of files) as a Model entity with lineage to this run;
+        a URI (``s3://``, ``https://``, ``hf://``...) is recorded as a reference, not copied."""
+        source_uri = reference_uri(path)
+        source = source_uri or os.path.abspath(os.fspath(path).removeprefix("file://"))
+        files = [] if source_uri else model_files(source, _staged)
+        if not files and not source_uri:
             self._warn_once(f"model:{source}", f"log_model: {source} does not exist; nothing logged")
             return None
         record = ModelRecord(
             id=new_id(),
             run_id=self.id,
-            name=to_key(name or os.path.splitext(os.path.basename(source))[0]),
+            name=to_key(name or os.path.splitext(os.path.basename(source.rstrip("/")))[0]),
             framework=framework,
             files=files,
             created_at=_time(),
             metadata=to_attrs(metadata or {}),
             labels=to_tags(labels),
             datasets=[str(d) for d in (datasets or [])],
+            source_uri=source_uri,
         )
         self._submit(record)
         return LoggedModel(record, self._exporter.uri, self._exporter)

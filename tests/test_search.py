@@ -11,7 +11,7 @@ import pytest
 
 import modelbox_autolog as mbx
 from modelbox_autolog.backends.search_sql import POSTGRESQL, SQLITE, select_runs
-from modelbox_autolog.backends.sqlite import SQLiteStore
+from modelbox_autolog.backends.sqlite import SCHEMA_VERSION, SQLiteStore
 from modelbox_autolog.cli import main as modelbox
 from modelbox_autolog.search import And, Compare, Field, Not, Or, SearchError, parse_order_by, parse_where
 
@@ -153,7 +153,10 @@ def test_an_existing_version_1_store_is_upgraded(grid, store_uri):
     grid.close()
     conn = sqlite3.connect(path)
     conn.executescript(
-        "DROP TRIGGER params_kept_queryable; DROP TABLE param_values; DROP INDEX metric_series_by_last;"
+        "DROP TABLE model_aliases; DROP INDEX runs_by_parent; DROP INDEX models_by_run;"
+        " ALTER TABLE runs DROP COLUMN archived_at; ALTER TABLE runs DROP COLUMN note;"
+        " ALTER TABLE experiments DROP COLUMN archived_at; ALTER TABLE models DROP COLUMN source_uri;"
+        " DROP TRIGGER params_kept_queryable; DROP TABLE param_values; DROP INDEX metric_series_by_last;"
         " DROP INDEX metric_series_by_min; DROP INDEX metric_series_by_max;"
         + "".join(f"ALTER TABLE metric_series DROP COLUMN {c};" for c in
                   ("count", "last_step", "last_value", "last_time", "min_value", "max_value"))
@@ -162,7 +165,7 @@ def test_an_existing_version_1_store_is_upgraded(grid, store_uri):
     store = SQLiteStore(store_uri)
     assert [r.name for r in store.search_runs(where="metrics.acc > 0.5 and params.lr = 1", order_by="metrics.acc desc")] == [
         "run-08"]
-    assert store._query("PRAGMA user_version")[0][0] == 2
+    assert store._query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
     store.close()
 
 

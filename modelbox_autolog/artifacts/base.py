@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import NamedTuple
 
 from ..backends.base import BackendError, BackendUnavailable, NotFound
-from ..backends.files import CHUNK
+from ..backends.files import CHUNK, counted
 
 # Called after every request to the store: (operation, seconds, error kind or None).
 Observer = Callable[[str, float, "str | None"], None]
@@ -58,7 +58,7 @@ class ArtifactStore(abc.ABC):
         """Copy a local file to ``key`` (raises FileNotFoundError when it is gone)."""
         with open(path, "rb") as reader:
             size = os.fstat(reader.fileno()).st_size
-            return self.put(key, iter(lambda: reader.read(CHUNK), b""), size_hint=size)
+            return self.put(key, counted(iter(lambda: reader.read(CHUNK), b"")), size_hint=size)
 
     @abc.abstractmethod
     def get(self, key: str) -> Iterator[bytes]:

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 
 from .._names import UnsafeName, safe_relpath
 
-__all__ = ["CHUNK", "UnsafeName", "copy_file", "inside", "read_chunks", "safe_relpath", "sha256_of", "write_stream"]
+__all__ = ["CHUNK", "UnsafeName", "copy_file", "counted", "transfer_progress", "inside", "read_chunks", "safe_relpath", "sha256_of", "write_stream"]
 
 CHUNK = 1 << 20
+
+# Set around a copy or upload the caller wants to watch (a CLI progress bar): called with the
+# size of each chunk read from a local file on its way into a store or to a server.
+transfer_progress: ContextVar[Callable[[int], None] | None] = ContextVar("modelbox_transfer_progress", default=None)
+
+
+def counted(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``chunks``, reporting each one to ``transfer_progress`` when someone watches."""
+    advance = transfer_progress.get()
+    if advance is None:
+        yield from chunks
+        return
+    for chunk in chunks:
+        advance(len(chunk))
+        yield chunk
 
 
 def inside(root: str, relpath: str) -> str:
