@@ -113,12 +113,19 @@ def _is_ip(host: str) -> bool:
         return False
 
 
-def _error(exc: grpc.RpcError, target: str) -> Exception:
+# What a plaintext client sees when the server speaks TLS: the handshake bytes close the socket.
+_PLAINTEXT_TO_TLS = ("socket closed", "connection reset", "end of tcp stream", "ssl", "handshake", "http2 frame")
+
+
+def _error(exc: grpc.RpcError, target: str, tls: bool = True) -> Exception:
     """The library's exception for a failed call."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     detail = (exc.details() if hasattr(exc, "details") else None) or str(code)
     if code in RETRYABLE:
-        return BackendUnavailable(f"modelbox server {target} unavailable: {detail}")
+        hint = ""
+        if not tls and any(word in detail.lower() for word in _PLAINTEXT_TO_TLS):
+            hint = f" (if the server was started with --tls-cert, connect with grpcs://{target})"
+        return BackendUnavailable(f"modelbox server {target} unavailable: {detail}{hint}")
     if code == grpc.StatusCode.NOT_FOUND:
         return NotFound(detail)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
@@ -134,6 +141,7 @@ class Connection:
     def __init__(self, uri: str) -> None:
         self.target, _ = parse_target(uri)  # how messages name the server(s)
         channel_address, tls, extra = channel_target(uri)
+        self.tls = tls
         options = _CHANNEL_OPTIONS + extra
         token = os.environ.get("MODELBOX_TOKEN")
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
@@ -161,14 +169,14 @@ class Connection:
                 if exc.code() in RETRYABLE and attempt < retries:
                     _pause(attempt)
                     continue
-                raise _error(exc, self.target) from None
+                raise _error(exc, self.target, self.tls) from None
         raise AssertionError("unreachable")
 
     def stream(self, method: str, request: Any, timeout: float | None = READ_TIMEOUT_S) -> Iterator[Any]:
         try:
             yield from getattr(self.stub, method)(request, timeout=timeout, metadata=self.metadata)
         except grpc.RpcError as exc:
-            raise _error(exc, self.target) from None
+            raise _error(exc, self.target, self.tls) from None
 
     def close(self) -> None:
         if not self._closed:
@@ -206,7 +214,7 @@ class GrpcBackend(Backend):
                 if retry and attempt < RETRIES:
                     _pause(attempt)
                     continue
-                raise _error(exc, self.target) from None
+                raise _error(exc, self.target, self._conn.tls) from None
 
     def _upload(self, path: str) -> str:
         """Stream one file to the server's staging area; its upload id ("" if the file is gone)."""

@@ -112,6 +112,15 @@ def read_spool(directory: str) -> Iterator[Batch]:
                     raise BackendError(f"{path}:{number} is not a spool batch: {exc}") from exc
 
 
+def count_batches(directory: str) -> int:
+    """How many batches a spool folder holds (its complete lines), without decoding them."""
+    total = 0
+    for path in spool_files(directory):
+        with open(path, "rb") as handle:
+            total += sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    return total
+
+
 def replay(directory: str, target: Backend, progress: Callable[[int], None] | None = None) -> int:
     """Write every spooled batch to ``target``; returns how many batches were read."""
     if not os.path.isdir(directory):
