@@ -221,7 +221,7 @@ class Client:
 
     def _store_for(self, model_id: str) -> tuple[Store, str]:
         uri, ident = _split_model_url(model_id)
-        if uri is None or canonical_uri(uri) == self.uri:
+        if uri is None or canonical_uri(uri) == self.uri or uri == self.store.uri:  # a URL shows no password
             return self.store, ident
         return Client(uri).store, ident
 
