@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ._records import Batch, ModelRecord, model_files, new_id, reference_uri
+from ._records import Batch, ModelFile, ModelRecord, model_file_paths, new_id, reference_uri
 from ._values import to_attrs, to_key, to_tags
 from .backends import Backend, BackendError, NotFound, Store, open_backend
 from .backends.files import CHUNK, inside, transfer_progress, write_stream
@@ -37,7 +37,10 @@ def register_model(client: Any, path_or_uri: str | os.PathLike[str], name: str, 
     files = []
     if source_uri is None:
         source = os.path.abspath(text.removeprefix("file://"))
-        files = model_files(source)
+        files = []
+        for name_inside, path in model_file_paths(source):
+            st = os.stat(path)  # the file must not change between here and the copy
+            files.append(ModelFile(name_inside, path, False, [st.st_size, st.st_mtime_ns]))
         if not files:
             raise FileNotFoundError(f"register_model: nothing at {source} (give a file, a folder or a URI such as "
                                     "s3://bucket/model, https://..., hf://org/name)")

@@ -165,7 +165,7 @@ def test_an_existing_version_1_store_is_upgraded(grid, store_uri):
     store = SQLiteStore(store_uri)
     assert [r.name for r in store.search_runs(where="metrics.acc > 0.5 and params.lr = 1", order_by="metrics.acc desc")] == [
         "run-08"]
-    assert store._query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+    assert store._query("PRAGMA user_version")[0][0] == SCHEMA_VERSION  # upgraded to the current version
     store.close()
 
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import NamedTuple
 
 from ..backends.base import BackendError, BackendUnavailable, NotFound
-from ..backends.files import CHUNK, counted
+from ..backends.files import CHUNK, SourceChanged, check_unchanged, counted, open_source
 
 # Called after every request to the store: (operation, seconds, error kind or None).
 Observer = Callable[[str, float, "str | None"], None]
@@ -54,11 +54,26 @@ class ArtifactStore(abc.ABC):
         raises (or the stream does), nothing becomes visible and partial data is discarded.
         ``size_hint`` (the announced size) lets a store choose its part size."""
 
-    def put_file(self, key: str, path: str) -> StoredObject:
-        """Copy a local file to ``key`` (raises FileNotFoundError when it is gone)."""
-        with open(path, "rb") as reader:
-            size = os.fstat(reader.fileno()).st_size
-            return self.put(key, counted(iter(lambda: reader.read(CHUNK), b"")), size_hint=size)
+    def put_file(self, key: str, path: str, fingerprint: list[int] | None = None) -> StoredObject:
+        """Copy a local file to ``key``. A source that is gone, unreadable, or (with a
+        ``fingerprint``, its [size, mtime_ns] when logged) rewritten since, raises SourceChanged
+        and stores nothing."""
+        with open_source(path, fingerprint) as reader:
+
+            def chunks() -> Iterator[bytes]:
+                while True:
+                    try:
+                        chunk = reader.read(CHUNK)
+                    except OSError as exc:
+                        raise SourceChanged(exc.errno, f"{path} cannot be read: {exc.strerror}") from exc
+                    if not chunk:
+                        return
+                    yield chunk
+
+            def unchanged(size: int, _sha: str) -> None:
+                check_unchanged(reader, path, fingerprint, size)
+
+            return self.put(key, counted(chunks()), verify=unchanged, size_hint=os.fstat(reader.fileno()).st_size)
 
     @abc.abstractmethod
     def get(self, key: str) -> Iterator[bytes]:

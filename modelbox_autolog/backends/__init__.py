@@ -3,7 +3,18 @@
 
 from __future__ import annotations
 
-from .base import Backend, BackendError, BackendUnavailable, ImmutableModel, NotFound, Refused, Store
+from .base import (
+    AuthRefused,
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    ImmutableModel,
+    NotFound,
+    RecordRefused,
+    Refused,
+    Store,
+    StoreUnwritable,
+)
 
 _BUILTIN = {
     "sqlite": "modelbox_autolog.backends.sqlite:SQLiteStore",
@@ -57,7 +68,10 @@ def open_store(uri: str) -> Store:
     return open_backend(uri).store()
 
 
-__all__ = ["Backend", "BackendError", "BackendUnavailable", "ImmutableModel", "NotFound", "Refused", "Store", "open_backend", "open_store", "scheme_of"]
+__all__ = [
+    "AuthRefused", "Backend", "BackendError", "BackendUnavailable", "ImmutableModel", "NotFound", "RecordRefused", "Refused", "Store",
+    "StoreUnwritable", "open_backend", "open_store", "scheme_of",
+]
 
 
 _canonical: dict[str, str] = {}  # URIs whose spelling does not depend on the working directory

@@ -27,17 +27,44 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from .._records import (
+    FINAL_STATUSES,
+    Batch,
+    Metric,
+    ModelRecord,
+    Param,
+    RunStart,
+    RunUpdate,
+    name_refusals,
+    new_id,
+)
 from .._records import Artifact as ArtifactRecord
-from .._records import Batch, Metric, ModelRecord, Param, RunStart, RunUpdate, new_id
 from .._records import Event as EventRecord
 from .._records import Input as InputRecord
 from ..artifacts import ArtifactStore, ArtifactStoreError, open_artifacts, place_files
 from ..artifacts.layout import Placed
 from . import pg_migrations
-from .base import Backend, BackendError, BackendUnavailable, Store
+from .base import (
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    RecordRefused,
+    Store,
+    StoreUnwritable,
+)
 from .search_sql import POSTGRESQL
 from .sql_store import SqlStore, Tx
-from .sqlite import MODEL_INSERT_COLUMNS, model_created, pack_points, series_summary
+
+# One rule for both SQL stores: chunk packing, summaries, and when a run counts as lost.
+from .sqlite import (
+    MODEL_INSERT_COLUMNS,
+    REAP_EVERY_S,
+    _lost,
+    _only_heartbeats,
+    model_created,
+    pack_points,
+    series_summary,
+)
 
 CHANGES_LOCK = 0x6D6F64656C626F78  # "modelbox": orders change sequence numbers by commit
 NOTIFY_CHANNEL = "modelbox_changes"
@@ -130,9 +157,15 @@ def connect_error(exc: Exception, conninfo: str) -> BackendError:
 
 
 def classify(exc: Exception, doing: str) -> BackendError:
-    """Transient (connection lost, server restarting, deadlock) -> BackendUnavailable."""
+    """Transient (connection lost, server restarting, deadlock, disk full) -> BackendUnavailable;
+    a read-only database (a standby) or missing privileges -> StoreUnwritable (someone must act);
+    anything else (a value the database refuses) -> BackendError, narrowed to its records."""
     if isinstance(exc, BackendError):
         return exc
+    if isinstance(exc, (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege)):
+        return StoreUnwritable(f"{doing}: {exc}".strip())
+    if isinstance(exc, (psycopg.errors.DiskFull, psycopg.errors.OutOfMemory, psycopg.errors.TooManyConnections)):
+        return BackendUnavailable(f"{doing}: {exc}".strip())
     if isinstance(exc, (psycopg.OperationalError, PoolTimeout, psycopg.errors.SerializationFailure,
                         psycopg.errors.DeadlockDetected, psycopg.errors.AdminShutdown, psycopg.errors.CannotConnectNow)):
         return BackendUnavailable(f"{doing}: {exc}".strip())
@@ -272,23 +305,32 @@ class PostgresStore(SqlStore, Backend, Store):
         return _Timer(self.observer, operation)
 
     # ---------------------------------------------------------------- write side
-    def write(self, batch: Batch, placed: Placed | None = None) -> None:
-        """Store a batch once; ``placed`` names files already in the artifact store."""
+    def write(self, batch: Batch, placed: Placed | None = None) -> bool:
+        """Store a batch once (False: its id was stored before); ``placed`` names files already
+        in the artifact store. Names no store takes are refused (RecordRefused) before anything."""
         groups = batch.by_type()
+        heartbeat_only = _only_heartbeats(groups)
+        if not heartbeat_only and self.applied(batch.id):
+            return False  # re-sent (retry, replay, sync): its files are stored already
+        refusals = name_refusals(groups)
+        if refusals:
+            raise RecordRefused(refusals)  # the same names every store and the server refuse
         files = place_files(self.artifact_store, groups, placed)
         for attempt in range(WRITE_ATTEMPTS):
             new_series: dict[tuple[str, str], int] = {}
             try:
                 with self._observed("write_batch"), self._pool.connection() as conn, conn.transaction():
                     now = time.time()
-                    cur = conn.execute("INSERT INTO applied_batches VALUES (%s, %s) ON CONFLICT DO NOTHING", (batch.id, now))
-                    if cur.rowcount == 0:
-                        raise _Duplicate
+                    if not heartbeat_only:  # heartbeats are idempotent: no batch id to remember
+                        cur = conn.execute("INSERT INTO applied_batches VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                                           (batch.id, now))
+                        if cur.rowcount == 0:
+                            raise _Duplicate
                     changes: list[tuple] = []
                     self._apply(conn, groups, files, new_series, changes, now)
                     self._append_changes(conn, changes)
             except _Duplicate:
-                return
+                return False
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
                 if attempt + 1 < WRITE_ATTEMPTS:
                     time.sleep(0.01 * (attempt + 1))
@@ -296,8 +338,11 @@ class PostgresStore(SqlStore, Backend, Store):
                 raise classify(exc, f"writing batch {batch.id} to {self.uri}") from exc
             except (psycopg.Error, PoolTimeout) as exc:
                 raise classify(exc, f"writing batch {batch.id} to {self.uri}") from exc
+            except (OverflowError, TypeError, ValueError) as exc:  # a value no column takes (a step past 64 bits)
+                raise BackendError(f"writing batch {batch.id} to {self.uri}: {exc}") from exc
             self._series.update(new_series)
-            return
+            return True
+        return True
 
     def applied(self, batch_id: str) -> bool:
         return bool(self._query("SELECT 1 FROM applied_batches WHERE id=%s", (batch_id,), "applied"))
@@ -347,10 +392,13 @@ class PostgresStore(SqlStore, Backend, Store):
     def _apply(self, conn, groups, files, new_series, changes, now) -> None:  # noqa: C901 - one step per type
         for rec in groups.get(RunStart, ()):
             exp_id = self._experiment_id(conn, rec.experiment, now, changes)
+            owner = rec.owner or None
             cur = conn.execute(
-                "INSERT INTO runs (id, experiment_id, name, status, parent_run_id, start_time, tags, updated_at)"
-                " VALUES (%s, %s, %s, 'running', %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-                (rec.run_id, exp_id, rec.name, rec.parent_run_id, rec.start_time, _dumps(rec.tags), now),
+                "INSERT INTO runs (id, experiment_id, name, status, parent_run_id, start_time, tags, updated_at, owner,"
+                " heartbeat_at, lease_s) VALUES (%s, %s, %s, 'running', %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (rec.run_id, exp_id, rec.name, rec.parent_run_id, rec.start_time, _dumps(rec.tags), now,
+                 _dumps(owner) if owner else None, min(rec.start_time, now) if owner else None,
+                 owner.get("lease_s") if owner else None),
             )
             if cur.rowcount:
                 payload = {"name": rec.name, "experiment": rec.experiment, "parent_run_id": rec.parent_run_id}
@@ -445,8 +493,25 @@ class PostgresStore(SqlStore, Backend, Store):
             self._apply_run_update(conn, u, now, changes)
 
     def _apply_run_update(self, conn, u: RunUpdate, now: float, changes: list) -> None:
+        """Fields merge; a final status is set once (see "Run status and liveness" in ARCHITECTURE)."""
+        if u.heartbeat is not None:
+            self._apply_heartbeat(conn, u.run_id, min(u.heartbeat, now), now, changes)
+        # "running" never replaces a status: runs start running, and only a heartbeat revives a lost one.
+        if u.status in FINAL_STATUSES:
+            # Only a running run, or one liveness declared lost (its owner speaks after all), takes
+            # a final status: a late or replayed update (from any replica) never overwrites one.
+            cur = conn.execute(
+                "UPDATE runs SET status=%s, end_time=coalesce(%s, end_time), failure=%s, lost_at=NULL, updated_at=%s"
+                " WHERE id=%s AND (status='running' OR lost_at IS NOT NULL)",
+                (u.status, u.end_time, _dumps(u.failure) if u.failure else None, now, u.run_id),
+            )
+            if cur.rowcount:
+                payload: dict[str, Any] = {"status": u.status, "end_time": u.end_time}
+                if u.failure:
+                    payload["failure"] = {"type": u.failure.get("type"), "message": str(u.failure.get("message", ""))[:500]}
+                changes.append(("updated", "run", u.run_id, _dumps(payload), now))
         sets, values, payload = [], [], {}
-        for column in ("status", "end_time", "progress", "name"):
+        for column in ("progress", "name"):
             value = getattr(u, column)
             if value is not None:
                 sets.append(f"{column}=%s")
@@ -465,8 +530,61 @@ class PostgresStore(SqlStore, Backend, Store):
             return
         values.extend([now, u.run_id])
         cur = conn.execute(f"UPDATE runs SET {', '.join(sets)}, updated_at=%s WHERE id=%s", values)
-        if cur.rowcount and ("status" in payload or "name" in payload or "tags" in payload):
+        if cur.rowcount and ("name" in payload or "tags" in payload):
             changes.append(("updated", "run", u.run_id, _dumps(payload), now))
+
+    @staticmethod
+    def _apply_heartbeat(conn, run_id: str, at: float, now: float, changes: list) -> None:
+        conn.execute("UPDATE runs SET heartbeat_at=GREATEST(coalesce(heartbeat_at, 0), %s) WHERE id=%s", (at, run_id))
+        revived = conn.execute(
+            "UPDATE runs SET status='running', end_time=NULL, failure=NULL, lost_at=NULL, updated_at=%s"
+            " WHERE id=%s AND status='killed' AND lost_at IS NOT NULL",
+            (now, run_id),
+        )
+        if revived.rowcount:  # declared lost while its process was alive (e.g. cut off from the store)
+            changes.append(("updated", "run", run_id, _dumps({"status": "running"}), now))
+
+    # ---------------------------------------------------------------- liveness
+    def reap(self, now: float | None = None) -> list[str]:
+        """Mark ``killed`` the running runs whose process is gone: on this machine by pid (at
+        once), elsewhere when their lease ran out. Several replicas may reap at once: the
+        conditional update lets one of them record each death (and its change event)."""
+        now = time.time() if now is None else now
+        self._reaped_at = time.monotonic()
+        rows = self._query("SELECT id, owner, heartbeat_at, lease_s, start_time FROM runs WHERE status='running'", (), "reap")
+        dead: list[tuple[str, float, str]] = []
+        for run_id, owner_text, heartbeat_at, lease_s, start_time in rows:
+            try:
+                owner = json.loads(owner_text) if owner_text else None
+            except ValueError:
+                owner = None
+            failure = _lost(owner, heartbeat_at, lease_s, now)
+            if failure is not None:
+                dead.append((run_id, heartbeat_at or start_time, _dumps(failure)))
+        if not dead:
+            return []
+        try:
+            with self._observed("reap"), self._pool.connection() as conn, conn.transaction():
+                changes = []
+                for run_id, last_seen, failure in dead:
+                    cur = conn.execute(
+                        "UPDATE runs SET status='killed', end_time=%s, failure=%s, lost_at=%s, updated_at=%s"
+                        " WHERE id=%s AND status='running'",
+                        (last_seen, failure, now, now, run_id),
+                    )
+                    if cur.rowcount:
+                        changes.append(("updated", "run", run_id, _dumps({"status": "killed", "end_time": last_seen}), now))
+                self._append_changes(conn, changes)
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise classify(exc, f"marking dead runs killed in {self.uri}") from exc
+        return [run_id for run_id, _last, _failure in dead]
+
+    def _reap_now_and_then(self) -> None:
+        if time.monotonic() - getattr(self, "_reaped_at", -1e9) >= REAP_EVERY_S:
+            try:
+                self.reap()
+            except BackendError:
+                pass
 
     # ---------------------------------------------------------------- read side
     def _query(self, sql: str, args: Iterable[Any] = (), operation: str = "query") -> list[tuple]:

@@ -26,6 +26,7 @@ from ..entities import (
     DeleteReport,
     Event,
     Experiment,
+    Failure,
     Input,
     MetricPoint,
     MetricSummary,
@@ -137,7 +138,7 @@ class SqlStore:
     _series: dict[tuple[str, str], int]
 
     _RUN_COLUMNS = ("r.id, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, r.progress, r.parent_run_id,"
-                    " r.tags, r.env, r.archived_at, r.note")
+                    " r.tags, r.env, r.failure, r.archived_at, r.note")
     _MODEL_COLUMNS = ("id, name, version, framework, run_id, experiment_id, metadata, labels, datasets, status, created_at,"
                       " source_uri")
 
@@ -147,6 +148,9 @@ class SqlStore:
 
     def _transaction(self, operation: str) -> AbstractContextManager[Tx]:
         raise NotImplementedError
+
+    def _reap_now_and_then(self) -> None:
+        """Runs of dead processes read as killed (liveness, in each store); at most now and then."""
 
     def _q(self, sql: str, args: Iterable[Any] = (), operation: str = "query") -> list[tuple]:
         return self._read(self.dialect.sql(sql), args, operation)
@@ -235,15 +239,22 @@ class SqlStore:
         exp_id, _ = self._resolve_experiment(name_or_id)
         return Experiment(*self._q("SELECT id, name, created_at, archived_at FROM experiments WHERE id=?", (exp_id,))[0])
 
-    @staticmethod
-    def _run_info(row: tuple, params: dict[str, Any]) -> RunInfo:
+    def _run_info(self, row: tuple, params: dict[str, Any]) -> RunInfo:
         from .._values import from_param_text
 
+        status, failure_text = row[4], row[11]
+        dead_seen = getattr(self, "_dead_seen", None)  # found dead, but the store could not be updated
+        if status == "running" and dead_seen and row[0] in dead_seen:
+            status, failure_text = "killed", dead_seen[row[0]]
+        try:
+            failure = Failure.from_dict(json.loads(failure_text)) if failure_text else None
+        except ValueError:
+            failure = Failure("unknown", failure_text)
         return RunInfo(
-            id=row[0], experiment_id=row[1], experiment=row[2], name=row[3], status=row[4], start_time=row[5],
+            id=row[0], experiment_id=row[1], experiment=row[2], name=row[3], status=status, start_time=row[5],
             end_time=row[6], progress=row[7], parent_run_id=row[8],
             params={k: from_param_text(v) for k, v in params.items()}, tags=json.loads(row[9]), env=json.loads(row[10]),
-            archived_at=row[11], note=row[12],
+            failure=failure, archived_at=row[12], note=row[13],
         )
 
     def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None,
@@ -256,6 +267,7 @@ class SqlStore:
         from ..search import parse_order_by, parse_where
         from .search_sql import RunSearch, search_page
 
+        self._reap_now_and_then()  # runs of dead processes read as killed, in results and in filters
         search = RunSearch(self.dialect, self._RUN_COLUMNS, experiment, status, parse_where(where), parse_order_by(order_by),
                            archived=archived)
         rows = search_page(search, lambda sql, args: self._read(sql, args, "search"), limit or None, offset)
@@ -271,12 +283,14 @@ class SqlStore:
         from ..search import parse_where
         from .search_sql import select_runs
 
+        self._reap_now_and_then()
         sql, args = select_runs(self.dialect, "", experiment=experiment, status=status, where=parse_where(where), count=True,
                                 archived=archived)
         return self._read(sql, args, "search")[0][0]
 
     def run(self, run_id: str) -> RunInfo:
         run_id = self._resolve_run_id(run_id)
+        self._reap_now_and_then()
         row = self._q(f"SELECT {self._RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.id=?",
                       (run_id,))[0]
         return self._run_info(row, dict(self._q("SELECT key, value FROM params WHERE run_id=?", (run_id,))))

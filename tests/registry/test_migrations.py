@@ -1,5 +1,5 @@
-"""The registry schema is added to stores written by the previous release, data kept: SQLite v2 -> v3
-(in place, on open) and PostgreSQL v3 -> v4 (``modelbox db upgrade``)."""
+"""The registry schema is added to stores written by the previous release, data kept: SQLite v3 -> v4
+(in place, on open) and PostgreSQL v4 -> v5 (``modelbox db upgrade``)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,18 @@ import pytest
 
 import modelbox_autolog as mbx
 from modelbox_autolog.backends import BackendError
-from modelbox_autolog.backends.sqlite import SCHEMA, SEARCH_STATEMENTS, SQLiteStore
+from modelbox_autolog.backends.sqlite import (
+    LIVENESS_INDEX,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SEARCH_STATEMENTS,
+    SQLiteStore,
+)
 from modelbox_autolog.cli import main as cli_main
 
 
 def _v2_rows(execute, p: str) -> None:
-    """What a v2/v3-era store holds: an experiment, a finished run with a param, two model versions."""
+    """What a store of the previous release holds: an experiment, a finished run with a param, two model versions."""
     now = time.time()
     execute(f"INSERT INTO experiments VALUES ({p}, {p}, {p})", ("e1", "legacy", now))
     execute("INSERT INTO runs (id, experiment_id, name, status, start_time, end_time, tags, env)"
@@ -39,25 +45,25 @@ def _check_upgraded(client: mbx.Client) -> None:
     assert client.set_note(run.id, "kept through the upgrade").note == "kept through the upgrade"
 
 
-def test_sqlite_v2_store_is_upgraded_in_place(tmp_path):
+def test_sqlite_v3_store_is_upgraded_in_place(tmp_path):
     path = tmp_path / "store" / "modelbox.db"
     path.parent.mkdir()
     conn = sqlite3.connect(path)
-    for statement in [*SCHEMA.split(";"), *SEARCH_STATEMENTS]:  # exactly what release v2 created
+    for statement in [*SCHEMA.split(";"), *SEARCH_STATEMENTS, LIVENESS_INDEX]:  # exactly what the v3 release created
         if statement.strip():
             conn.execute(statement)
-    conn.execute("PRAGMA user_version=2")
+    conn.execute("PRAGMA user_version=3")
     _v2_rows(conn.execute, "?")
     conn.commit()
     conn.close()
     uri = f"sqlite:///{path}"
     store = SQLiteStore(uri)
-    assert store._query("PRAGMA user_version")[0][0] == 3
+    assert store._query("PRAGMA user_version")[0][0] == SCHEMA_VERSION == 4
     store.close()
     _check_upgraded(mbx.Client(uri))
 
 
-def test_postgres_v3_store_is_upgraded_by_db_upgrade(pg_uri, tmp_path, capsys):
+def test_postgres_v4_store_is_upgraded_by_db_upgrade(pg_uri, tmp_path, capsys):
     import psycopg
 
     from modelbox_autolog.backends import pg_migrations
@@ -65,11 +71,11 @@ def test_postgres_v3_store_is_upgraded_by_db_upgrade(pg_uri, tmp_path, capsys):
 
     conninfo = split_uri(pg_uri)[0]
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        pg_migrations.upgrade(conn, target=3)  # the team server's release before the registry
+        pg_migrations.upgrade(conn, target=4)  # the team server's release before the registry
         _v2_rows(conn.execute, "%s")
     uri = f"{pg_uri}?artifacts={tmp_path / 'files'}"
-    with pytest.raises(BackendError, match=r"schema v3, older .* modelbox db upgrade"):
+    with pytest.raises(BackendError, match=r"schema v4, older .* modelbox db upgrade"):
         mbx.Client(uri).experiments()
     assert cli_main(["db", "upgrade", pg_uri]) == 0
-    assert "0004_registry" in capsys.readouterr().out
+    assert "0005_registry" in capsys.readouterr().out
     _check_upgraded(mbx.Client(uri))

@@ -1,4 +1,4 @@
--- Schema v4: the model registry and the run lifecycle (as the SQLite store's v3).
+-- Schema v5: the model registry and the run lifecycle (as the SQLite store's v4).
 -- Aliases: one version per (name, alias), moved atomically by an upsert.
 CREATE TABLE model_aliases (
     name TEXT NOT NULL,
