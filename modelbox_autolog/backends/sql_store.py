@@ -200,11 +200,12 @@ class SqlStore:
         rows = self._q("SELECT version, id FROM models WHERE name=? ORDER BY version", (name,), "resolve")
         if not rows:
             names = [r[0] for r in self._q("SELECT DISTINCT name FROM models ORDER BY name", (), "resolve")]
-            raise NotFound(f"no model named {name!r} in {self.uri}{_close(name, names)}")
+            raise NotFound(f"{name}@{selector}: no model named {name!r} in {self.uri}{_close(name, names)}")
         if selector.isdigit():
             found = [model_id for version, model_id in rows if version == int(selector)]
             if not found:
-                raise NotFound(f"model {name!r} has no version {selector}; its versions: {_versions_text([r[0] for r in rows])}")
+                raise NotFound(f"{name}@{selector}: model {name!r} has no version {selector}; its versions: "
+                               f"{_versions_text([r[0] for r in rows])}")
             return found[0]
         if selector.lower() == "latest":
             return rows[-1][1]
@@ -214,8 +215,8 @@ class SqlStore:
         aliases = self._q("SELECT alias, version FROM model_aliases WHERE name=? ORDER BY alias", (name,), "resolve")
         if aliases:
             listed = ", ".join(f"{a} (v{v})" for a, v in aliases)
-            raise NotFound(f"model {name!r} has no alias {selector!r}; its aliases: {listed}")
-        raise NotFound(f"model {name!r} has no alias {selector!r} (it has none; versions: "
+            raise NotFound(f"{name}@{selector}: model {name!r} has no alias {selector!r}; its aliases: {listed}")
+        raise NotFound(f"{name}@{selector}: model {name!r} has no alias {selector!r} (it has none; versions: "
                        f"{_versions_text([r[0] for r in rows])}); set one with set_alias({name!r}, {selector!r}, VERSION)")
 
     def _resolve_experiment(self, name_or_id: str, conn: Tx | None = None) -> tuple[str, str]:

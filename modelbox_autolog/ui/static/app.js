@@ -465,8 +465,9 @@ function runActions(run, changed) {
     h("button", { id: "delete-run", class: "danger", onclick: remove }, "Delete"), message);
 }
 // Tags (set, change, remove) and the note of a run, editable whatever its state.
+const notesSaved = new Map(); // run id -> when its tags and note were saved (the overview is redrawn by live updates)
 function runNotes(run, changed) {
-  const message = h("span", { class: "message", id: "tags-message" });
+  const message = h("span", { class: "message", id: "tags-message" }, Date.now() - (notesSaved.get(run.id) || 0) < 5000 ? "saved" : "");
   const rows = h("tbody", {});
   const addRow = (k = "", v = "") => rows.append(h("tr", {}, h("td", {}, h("input", { class: "tag-key", value: k, dataset: { original: k } })),
     h("td", {}, h("input", { class: "tag-value", value: v })), h("td", {}, h("button", { class: "link", title: "remove", onclick: (e) => e.target.closest("tr").remove() }, "×"))));
@@ -478,7 +479,7 @@ function runNotes(run, changed) {
     rows.querySelectorAll("tr").forEach((tr) => { const k = tr.querySelector(".tag-key").value.trim(); if (k) tags[k] = tr.querySelector(".tag-value").value; });
     try {
       const r = await api(`/runs/${encodeURIComponent(run.id)}`, { method: "PATCH", body: { tags, note: note.value } });
-      fill(message, "saved"); changed(r);
+      notesSaved.set(run.id, Date.now()); fill(message, "saved"); changed(r);
     } catch (err) { fill(message, h("span", { class: "error" }, err.message)); }
   };
   return h("div", {}, h("h2", {}, "Tags"), h("table", { class: "grid small", id: "tags" }, rows),
@@ -696,6 +697,7 @@ async function modelPage(params, modelId) {
     let meta;
     try { meta = JSON.parse(metadata.value || "{}"); } catch (e) { fill(message, h("span", { class: "error" }, "metadata is not valid JSON: " + e.message)); return; }
     const labels = {};
+    for (const k of Object.keys(m.labels)) labels[k] = null; // a label whose key was cleared is removed
     labelRows.querySelectorAll("tr").forEach((tr) => { const k = tr.querySelector(".label-key").value.trim(); if (k) labels[k] = tr.querySelector(".label-value").value; });
     try { await api("/models/" + m.id, { method: "PATCH", body: { metadata: meta, labels } }); fill(message, "saved"); route(); }
     catch (err) { fill(message, h("span", { class: "error" }, err.message)); }
