@@ -107,6 +107,8 @@ class SpoolBackend(Backend):
 
         view = MemoryStore(f"memory://spool-view-{id(self)}")
         replay(self.directory, view)
+        view.read_only = (f"{self.uri} is a spool: it can be read, not changed (aliases, tags, archive, delete); "
+                          f"modelbox sync {self.directory} --to STORE_URI, then change it there")
         return view
 
 

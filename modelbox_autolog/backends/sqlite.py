@@ -292,6 +292,7 @@ class SQLiteStore(SqlStore, Backend, Store):
 
     scheme = "sqlite"
     dialect = SQLITE
+    read_only: str | None = None  # why registry writes are refused (a spool's private view)
 
     def __init__(self, uri: str, *, database: str | None = None, artifacts_dir: str | None = None,
                  artifacts: ArtifactStore | None = None) -> None:
@@ -725,6 +726,8 @@ class SQLiteStore(SqlStore, Backend, Store):
     @contextmanager
     def _transaction(self, operation: str) -> Iterator[Tx]:
         """One write transaction (BEGIN IMMEDIATE: the database's write lock), change rows last."""
+        if self.read_only:
+            raise BackendError(self.read_only)
         with self._lock:
             conn = self._conn
             try:

@@ -260,3 +260,17 @@ def test_delete_runs_experiments_and_models(logged, tmp_path):
     if logged.kind == "grpc":
         with pytest.raises(BackendError, match="modelbox gc --backend"):
             client.gc()
+
+
+def test_a_spool_can_be_read_but_not_changed(tmp_path):
+    uri = f"file://{tmp_path}/spool"
+    mbx.autolog(backend=uri, frameworks=[], experiment="offline", capture_console=False, capture_env=False)
+    with mbx.start_run(name="offline-run") as run:
+        run.log_metric("loss", 1.0)
+    assert mbx.flush(30)
+    client = mbx.Client(uri)
+    assert client.run(run.id).name == "offline-run"
+    with pytest.raises(BackendError, match="is a spool: it can be read, not changed.*modelbox sync"):
+        client.set_tags(run.id, {"team": "a"})
+    with pytest.raises(BackendError, match="is a spool"):
+        client.delete_run(run.id)
