@@ -197,27 +197,27 @@ class SqlStore:
             raise
 
     def _model_by_name(self, name: str, selector: str) -> str:
-        rows = self._q("SELECT version, id FROM models WHERE name=? ORDER BY version", (name,), "resolve")
-        if not rows:
+        """One indexed query when the reference exists; what does exist is gathered only to say so."""
+        if selector.isdigit():
+            found = self._q("SELECT id FROM models WHERE name=? AND version=?", (name, int(selector)), "resolve")
+        elif selector.lower() == "latest":
+            found = self._q("SELECT id FROM models WHERE name=? ORDER BY version DESC LIMIT 1", (name,), "resolve")
+        else:
+            found = self._q("SELECT model_id FROM model_aliases WHERE name=? AND alias=?", (name, selector), "resolve")
+        if found:
+            return found[0][0]
+        versions = [r[0] for r in self._q("SELECT version FROM models WHERE name=? ORDER BY version", (name,), "resolve")]
+        if not versions:
             names = [r[0] for r in self._q("SELECT DISTINCT name FROM models ORDER BY name", (), "resolve")]
             raise NotFound(f"{name}@{selector}: no model named {name!r} in {self.uri}{_close(name, names)}")
         if selector.isdigit():
-            found = [model_id for version, model_id in rows if version == int(selector)]
-            if not found:
-                raise NotFound(f"{name}@{selector}: model {name!r} has no version {selector}; its versions: "
-                               f"{_versions_text([r[0] for r in rows])}")
-            return found[0]
-        if selector.lower() == "latest":
-            return rows[-1][1]
-        found = self._q("SELECT model_id FROM model_aliases WHERE name=? AND alias=?", (name, selector), "resolve")
-        if found:
-            return found[0][0]
+            raise NotFound(f"{name}@{selector}: model {name!r} has no version {selector}; its versions: {_versions_text(versions)}")
         aliases = self._q("SELECT alias, version FROM model_aliases WHERE name=? ORDER BY alias", (name,), "resolve")
         if aliases:
             listed = ", ".join(f"{a} (v{v})" for a, v in aliases)
             raise NotFound(f"{name}@{selector}: model {name!r} has no alias {selector!r}; its aliases: {listed}")
         raise NotFound(f"{name}@{selector}: model {name!r} has no alias {selector!r} (it has none; versions: "
-                       f"{_versions_text([r[0] for r in rows])}); set one with set_alias({name!r}, {selector!r}, VERSION)")
+                       f"{_versions_text(versions)}); set one with set_alias({name!r}, {selector!r}, VERSION)")
 
     def _resolve_experiment(self, name_or_id: str, conn: Tx | None = None) -> tuple[str, str]:
         """(id, name) of an experiment given by name or id; NotFound with close names."""
