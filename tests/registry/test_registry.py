@@ -274,3 +274,26 @@ def test_a_spool_can_be_read_but_not_changed(tmp_path):
         client.set_tags(run.id, {"team": "a"})
     with pytest.raises(BackendError, match="is a spool"):
         client.delete_run(run.id)
+
+
+def test_sync_carries_notes_archive_aliases_and_references(tmp_path):
+    from modelbox_autolog.cli import main as modelbox
+
+    source, target = f"sqlite:///{tmp_path}/a/modelbox.db", f"sqlite:///{tmp_path}/b/modelbox.db"
+    mbx.autolog(backend=source, frameworks=[], experiment="moved", capture_console=False, capture_env=False)
+    run_id, ids = log_versions(str(tmp_path), count=2)
+    mbx.shutdown()
+    client = mbx.Client(source)
+    client.set_note(run_id, "the baseline")
+    client.archive_run(run_id)
+    client.set_alias("churn-clf", "production", 2)
+    client.register_model("hf://org/bert", name="bert")
+    assert modelbox(["sync", source, "--to", target]) == 0
+    copied = mbx.Client(target)
+    run = copied.run(run_id)
+    assert run.note == "the baseline" and run.archived and copied.runs() == []
+    assert copied.model("churn-clf@production").id == ids[1]
+    assert copied.model("bert@latest").source_uri == "hf://org/bert"
+    seq = copied.last_change_seq()
+    assert modelbox(["sync", source, "--to", target]) == 0  # again: nothing changes
+    assert copied.last_change_seq() == seq
