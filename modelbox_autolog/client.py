@@ -175,6 +175,11 @@ class Client:
         return RunView(store, store.run(run_id), self)
 
     # ------------------------------------------------------------------ editing runs and experiments
+    def update_run(self, run_id: str, *, name: str | None = None, tags: dict[str, Any] | None = None,
+                   note: str | None = None) -> RunView:
+        """Rename, set or remove (None) tags and set the note of a run in one change."""
+        return self._view(self.store.update_run(run_id, name=name, tags=dict(tags) if tags else None, note=note))
+
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> RunView:
         """Set tags on a run in any state (finished runs too); a tag set to None is removed."""
         return self._view(self.store.update_run(run_id, tags=dict(tags)))

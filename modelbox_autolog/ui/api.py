@@ -373,14 +373,7 @@ class Api:
         if name is not None and not isinstance(name, str) or note is not None and not isinstance(note, str):
             raise ApiError(400, "bad request", "name and note must be strings")
         tags = _edits(body, "tags")
-        run_id = request.path_params["run_id"]
-        if name is not None:
-            self.client.rename_run(run_id, name)
-        if tags:
-            self.client.set_tags(run_id, tags)
-        if note is not None:
-            self.client.set_note(run_id, note)
-        r = self.client.run(run_id)
+        r = self.client.update_run(request.path_params["run_id"], name=name, tags=tags, note=note)
         return json_response(encode.run(r, children=self.client.child_counts([r.id]).get(r.id, 0)))
 
     @endpoint("POST", "/runs/{run_id}/archive", "Hide a run and its child runs from listings (restorable)",

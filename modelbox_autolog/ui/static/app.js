@@ -134,6 +134,12 @@ function startLive() {
   source.addEventListener("reload", () => { for (const fn of live.listeners) fn(null); });
 }
 function onChange(fn) { live.listeners.add(fn); return () => live.listeners.delete(fn); }
+// Re-render the page a change concerns, once per burst, and only if the user is still on it
+// (a timer set on one page must not redraw the next one over an edit in progress).
+function stillHere(ms) {
+  const here = location.hash;
+  return debounce(() => { if (location.hash === here) route(); }, ms);
+}
 function debounce(fn, ms) {
   let t = null; return (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
 }
@@ -243,7 +249,8 @@ async function experimentsPage(params) {
   mount(h("h1", {}, "Experiments"), h("div", { class: "toolbar" }, toggle), message,
     experiments.length ? h("table", { class: "grid", id: "experiments" }, h("thead", {}, h("tr", {}, h("th", {}, "name"), h("th", {}, "created"), h("th", {}, "id"), h("th", {}, ""))),
       h("tbody", {}, rows)) : h("p", { class: "muted" }, "Nothing logged yet. Run a script with mbx.autolog() and this page fills in."));
-  leave.push(onChange((c) => { if (c && c.object_type === "experiment") debounce(route, 500)(); }));
+  const again = stillHere(500);
+  leave.push(onChange((c) => { if (c && c.object_type === "experiment") again(); }));
 }
 
 // ------------------------------------------------------------------ runs table
@@ -426,7 +433,8 @@ async function runPage(params, runId) {
 
   const refresh = debounce(async () => {
     run = await api("/runs/" + encodeURIComponent(run.id));
-    drawHeader(); drawOverview(sections.overview, run);
+    drawHeader();
+    if (!sections.overview.querySelector(".run-notes[data-dirty]")) drawOverview(sections.overview, run);
     await drawCharts(); await drawEvents();
     drawArtifacts(sections.artifacts, run); drawConsole(sections.console, run); drawModels(sections.models, run);
   }, 700);
@@ -482,9 +490,12 @@ function runNotes(run, changed) {
       notesSaved.set(run.id, Date.now()); fill(message, "saved"); changed(r);
     } catch (err) { fill(message, h("span", { class: "error" }, err.message)); }
   };
-  return h("div", {}, h("h2", {}, "Tags"), h("table", { class: "grid small", id: "tags" }, rows),
-    h("button", { onclick: () => addRow() }, "+ tag"), h("h2", {}, "Note"), note,
+  // Edits in progress are not redrawn away by live updates (see runPage's refresh).
+  const box = h("div", { class: "run-notes", oninput: () => { box.dataset.dirty = "1"; } }, h("h2", {}, "Tags"),
+    h("table", { class: "grid small", id: "tags" }, rows),
+    h("button", { onclick: () => { box.dataset.dirty = "1"; addRow(); } }, "+ tag"), h("h2", {}, "Note"), note,
     h("div", { class: "actions" }, h("button", { id: "save-run", onclick: save }, "Save tags and note"), message));
+  return box;
 }
 function failureBox(run) {
   if (!run.failure && !["failed", "killed"].includes(run.status)) return null;
@@ -750,9 +761,10 @@ async function modelPage(params, modelId) {
       h("div", { class: "arrow" }, "→"), h("div", { class: "lineage-col" }, h("h3", {}, "run"), m.run_id ? h("div", { class: "node" }, h("a", { href: "#/run/" + m.run_id }, short(m.run_id))) : h("p", { class: "muted" }, "—")),
       h("div", { class: "arrow" }, "→"), h("div", { class: "lineage-col" }, h("h3", {}, "this model"), h("div", { class: "node self" }, `${m.name} v${m.version}`)),
       h("div", { class: "arrow" }, "→"), h("div", { class: "lineage-col" }, h("h3", {}, "runs that loaded it"), m.consumers.length ? m.consumers.map((c) => h("div", { class: "node" }, runLink(c))) : h("p", { class: "muted" }, "—"))));
+  const again = stillHere(300);
   leave.push(onChange((c) => {
     const p = (c && c.payload) || {};
-    if (c && ((c.object_type === "model" && c.object_id === m.id) || (c.object_type === "alias" && (p.model_id === m.id || p.previous_model_id === m.id)))) debounce(route, 300)();
+    if (c && ((c.object_type === "model" && c.object_id === m.id) || (c.object_type === "alias" && (p.model_id === m.id || p.previous_model_id === m.id)))) again();
   }));
 }
 
