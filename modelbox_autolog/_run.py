@@ -355,7 +355,7 @@ class Run:
         elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
             self.end("killed")
         else:
-            self.end("failed")
+            _end_on_error(self, exc)
         return None
 
     def __repr__(self) -> str:
@@ -453,11 +453,23 @@ def autorun(framework: str, name: str | None = None, tags: Mapping[str, Any] | N
     except (KeyboardInterrupt, SystemExit):
         run.end("killed")
         raise
-    except BaseException:
-        run.end("failed")
+    except BaseException as exc:
+        _end_on_error(run, exc)
         raise
     else:
         run.end("finished")
+
+
+def _end_on_error(run: Run, exc: BaseException) -> None:
+    """An exception left a run opened for a patched call: the user's (``failed``), or ours after
+    the user's call succeeded (``finished``, with the error as an event; the patch reports it)."""
+    from ._patching import failing_after_call
+
+    if failing_after_call():
+        run.log_event("autolog_error", error=f"{type(exc).__name__}: {safe_repr(exc)}"[:1000])
+        run.end("finished")
+    else:
+        run.end("failed")
 
 
 def open_runs() -> list[Run]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import pickle
 import threading
 from collections.abc import Callable
+from copy import deepcopy
 from typing import Any
 
 _MISSING = object()
@@ -29,12 +30,33 @@ PLAIN = (str, int, float, bool, type(None))  # param values kept as they are
 
 
 def _same(a: Any, b: Any) -> bool:
+    """Unchanged since the fit: the same object, an equal plain value, or a list/tuple of those
+    (``steps``/``transformer_list`` are rebound by every fit, holding the same estimators)."""
     if a is b:
         return True
     try:
-        return type(a) is type(b) and type(a) in PLAIN and bool(a == b)
+        if type(a) is not type(b):
+            return False
+        if type(a) in PLAIN:
+            return bool(a == b)
+        if type(a) in (list, tuple):
+            return len(a) == len(b) and all(_same(x, z) for x, z in zip(a, b, strict=True))
     except Exception:
         return False
+    return False
+
+
+def _holds(value: Any, is_estimator: Callable[[Any], bool], depth: int = 0) -> bool:
+    """An estimator, or a list/tuple/dict holding one (a Pipeline's ``steps``)."""
+    if is_estimator(value):
+        return True
+    if depth > 3:
+        return False
+    if isinstance(value, (list, tuple)):
+        return any(_holds(v, is_estimator, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return any(_holds(v, is_estimator, depth + 1) for v in value.values())
+    return False
 
 
 class Snapshot:
@@ -81,10 +103,14 @@ class Snapshot:
         changed = {k: v for k, v in self._params.items() if not _same(current.get(k, _MISSING), v)}
         if not changed:
             return data
-        if any(self._is_estimator(v) or self._is_estimator(current.get(k)) for k, v in changed.items()):
+        is_estimator = self._is_estimator
+        if any(_holds(v, is_estimator) or _holds(current.get(k), is_estimator) for k, v in changed.items()):
             raise RuntimeError(f"sub-estimators were replaced after the fit, before it could be saved: {sorted(changed)[:5]}")
+        # The hyperparameters it was fitted with, put back on a copy only: ``set_params`` of the
+        # copy reaches nothing of the user's (the copy's sub-estimators are copies too, and the
+        # values set are copies of the recorded ones, which the user may still hold).
         copy = pickle.loads(data)
-        copy.set_params(**changed)  # the hyperparameters it was fitted with
+        copy.set_params(**{k: v if type(v) in PLAIN else deepcopy(v) for k, v in changed.items()})
         return pickle.dumps(copy, protocol=pickle.HIGHEST_PROTOCOL)
 
     def release(self) -> None:

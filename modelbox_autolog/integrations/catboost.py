@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from .._patching import Call, entered
+from .._patching import Call, entered, safe
 from .._run import Run
 from . import _boosting as boosting
 from .base import Integration
@@ -53,7 +53,7 @@ class CatBoostIntegration(Integration):
             with boosting.sklearn_internals_quiet():
                 yield None
             boosting.training_done(run)
-            self._log_outcome(run, model, call)
+            safe("catboost:fit.outcome", self._log_outcome, run, model, call)  # the model is logged regardless
             logged = self._log_model(run, model) if where == boosting.TOP and self.config.log_models else None
             boosting.remember_trained(run, logged, model)
 

@@ -13,7 +13,7 @@ import pickle
 import sys
 from typing import Any
 
-from .._patching import Call, entered, safe_method
+from .._patching import Call, entered, safe, safe_method
 from .._run import Run
 from . import _boosting as boosting
 from .base import Integration
@@ -107,7 +107,7 @@ class LightGBMIntegration(Integration):
         with boosting.training_run(FRAMEWORK, "lightgbm.train", where) as run:
             booster = yield self._start(run, call)
             boosting.training_done(run)
-            self._log_outcome(run, booster)
+            safe("lightgbm:train.outcome", self._log_outcome, run, booster)  # the model is logged regardless
             if where != boosting.INNER:  # inside a wrapper's fit, the fit logs the model
                 logged = self._log_booster(run, booster) if where == boosting.TOP and self.config.log_models else None
                 boosting.remember_trained(run, logged, booster)

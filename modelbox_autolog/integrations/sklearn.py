@@ -453,11 +453,14 @@ class SklearnIntegration(Integration):
         if partial is not None:
             partial.end("finished")  # a fit from scratch closes the estimator's partial_fit run
         X, y, sample_weight = _fit_data(call)
+        # Read before a run exists: an estimator the framework will reject (a class given as a
+        # step, a broken get_params) fails here, and the user gets the framework's own error.
+        raw_params, params = _params_of(estimator)
         with autorun("sklearn", name=type(estimator).__name__, tags={"estimator_class": _class_path(estimator)}) as run:
             if isinstance(run, NullRun):
                 yield None
                 return
-            params, dataset, fingerprint = self._log_inputs(run, estimator, X, y)
+            raw_params, dataset, fingerprint = self._log_inputs(run, estimator, X, y, (raw_params, params))
             seen: list[str] = []
             warnings_token = _warnings_seen.set(seen)
             started, t0 = time.time(), time.perf_counter()
@@ -472,13 +475,14 @@ class SklearnIntegration(Integration):
             duration = time.perf_counter() - t0
             run.log_event("fit", duration_s=duration, timestamp=started, method=call.wrapped.__name__,
                           estimator=type(estimator).__name__, rows=_rows(X))
-            snapshot = self._log_model_and_metrics(run, estimator, params, dataset, fingerprint, X, y, sample_weight)
+            snapshot = self._log_model_and_metrics(run, estimator, raw_params, dataset, fingerprint, X, y, sample_weight)
             self._log_outcome(run, estimator, seen, fitted_values=snapshot is None)
             _remember_tree(estimator, run, snapshot)
 
-    def _log_inputs(self, run: Run, estimator: Any, X: Any, y: Any) -> tuple[dict[str, Any], str | None, str | None]:
+    def _log_inputs(self, run: Run, estimator: Any, X: Any, y: Any,
+                    read: tuple[dict[str, Any], dict[str, Any]]) -> tuple[dict[str, Any], str | None, str | None]:
         """Params, and the training data as a dataset input; returns the raw params, the dataset ref and its fingerprint."""
-        raw, params = _params_of(estimator)
+        raw, params = read
         run._log_params_later(params)
         loaded = _loaded_from.pop(estimator)
         if loaded is not None:

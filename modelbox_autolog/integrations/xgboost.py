@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from .._patching import Call, entered, safe_method
+from .._patching import Call, entered, safe, safe_method
 from .._run import Run
 from . import _boosting as boosting
 from .base import Integration
@@ -105,7 +105,7 @@ class XGBoostIntegration(Integration):
             callbacks = [*(call.argument("callbacks") or ()), self._callback(run, rounds)]
             booster = yield call.replace(callbacks=callbacks)
             boosting.training_done(run)
-            self._log_outcome(run, booster, params)
+            safe("xgboost:train.outcome", self._log_outcome, run, booster, params)  # the model is logged regardless
             if where != boosting.INNER:  # inside a wrapper's fit, the fit logs the model
                 logged = self._log_booster(run, booster) if where == boosting.TOP and self.config.log_models else None
                 boosting.remember_trained(run, logged, booster)
@@ -121,9 +121,15 @@ class XGBoostIntegration(Integration):
             best_score = booster.attr("best_score")
             if best_score is not None:
                 run.log_metric("best_score", float(best_score))
-        if params.get("booster", "gbtree") != "gblinear":  # importance is defined for trees only
+        if params.get("booster", "gbtree") == "gblinear":  # importance is defined for trees only
+            return
+        import xgboost
+
+        try:
             columns = {kind: booster.get_score(importance_type=kind) for kind in ("gain", "weight")}
-            boosting.log_importance_table(run, booster.feature_names or (), columns)
+        except xgboost.core.XGBoostError:  # a linear booster configured another way: no importance to log
+            return
+        boosting.log_importance_table(run, booster.feature_names or (), columns)
 
     def _model_format(self) -> str:
         fmt = str(self.option("model_format", "ubj")).lower()

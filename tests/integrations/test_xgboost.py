@@ -219,3 +219,58 @@ def test_inside_a_sklearn_pipeline_the_fit_is_a_child_run_without_its_own_model(
     child = runs["XGBClassifier"]
     assert child.parent_run_id == runs["Pipeline"].id
     assert "validation_0-logloss" in child.metric_keys() and child.models() == []
+
+
+# ---------------------------------------------------------------------- what is recorded is what was trained
+def test_positional_train_arguments_are_recorded_as_trained(autologged, data):
+    """``xgb.train(params, dtrain, 3, evals)``: rounds and evals by position (evals is keyword-only,
+    still accepted by position by XGBoost's deprecation decorator)."""
+    import warnings
+
+    X, y = data
+    dtrain = xgb.DMatrix(X, label=y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        booster = xgb.train(_params(eta=0.5), dtrain, 3, [(dtrain, "train")], verbose_eval=False)
+    assert booster.num_boosted_rounds() == 3
+    assert any("evals" in str(w.message) for w in caught)  # XGBoost's own deprecation warning, unchanged
+    run = _only_run(autologged)
+    assert run.params["num_boost_round"] == 3
+    assert (run.params["eta"], run.params["max_depth"], run.params["objective"]) == (0.5, 2, "binary:logistic")
+    assert [p.step for p in run.metrics("train-logloss")] == [0, 1, 2]
+
+
+GBLINEAR_SCRIPT = r"""
+import sys
+import numpy as np
+import modelbox_autolog as mbx
+mbx.autolog(backend=sys.argv[1], experiment="gblinear", capture_console=False)
+import xgboost as xgb
+rng = np.random.default_rng(0)
+X = rng.standard_normal((80, 3))
+d = xgb.DMatrix(X, label=X[:, 0] * 2.0)
+for params in ({"booster": "gblinear"}, [("booster", "gblinear"), ("nthread", 1)]):
+    booster = xgb.train(params, d, 4, evals=[(d, "train")], verbose_eval=False)  # params by position
+    assert booster.num_boosted_rounds() == 4
+assert mbx.flush(30)
+print("ok")
+"""
+
+
+def test_gblinear_run_finishes_with_its_model_and_nothing_on_stderr(store_uri, client, tmp_path):
+    import os
+    import subprocess
+
+    script = tmp_path / "train_gblinear.py"
+    script.write_text(GBLINEAR_SCRIPT)
+    env = {**os.environ, "MODELBOX_AUTOLOG_TESTING": "0", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, str(script), store_uri], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+    assert len(done.stderr.strip().splitlines()) <= 1, done.stderr
+    runs = client.runs()
+    assert len(runs) == 2
+    for run in runs:
+        assert run.status == "finished" and run.params["booster"] == "gblinear"
+        assert run.params["num_boost_round"] == 4 and len(run.models()) == 1
+        assert run.metrics("train-rmse")

@@ -1,0 +1,227 @@
+"""Autolog never changes what the user's scikit-learn code does or gets: the same models, return
+values, exceptions and warnings, and only the runs the user would expect (real estimators, tiny
+data, a real SQLite store; each test compares with the same code run without autolog)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import traceback
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import StandardScaler
+
+import modelbox_autolog as mbx
+from modelbox_autolog import _patching, testing
+
+PACKAGE_DIR = os.path.dirname(mbx.__file__)
+PASS_THROUGH = {"_call_with_hook"}  # our frame that only calls the user's original
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 4))
+    y = (X[:, 0] + 0.3 * rng.normal(size=80) > 0).astype(int)
+    return X, y
+
+
+@contextlib.contextmanager
+def background_work_held():
+    """Our exporter holds background work (snapshots, metrics) while a fit runs: pretend one
+    does, so the snapshot of a fit is taken by the training thread at the refit, the path that
+    once wrote old hyperparameters back into the user's estimators."""
+    with _patching._in_progress_lock:
+        _patching._in_progress[0] += 1
+    try:
+        yield
+    finally:
+        with _patching._in_progress_lock:
+            _patching._in_progress[0] -= 1
+
+
+def _written_by_us(frame) -> bool:
+    """Is the code that made this attribute write ours (not the user's original call passing through us)?"""
+    if threading.current_thread() is not threading.main_thread():
+        return True  # our exporter thread: it may only ever touch copies
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(PACKAGE_DIR):
+            return frame.f_code.co_name not in PASS_THROUGH
+        frame = frame.f_back
+    return False
+
+
+@contextlib.contextmanager
+def attribute_write_spy(monkeypatch, *users_objects):
+    """Every attribute write on the user's estimators (by identity), with who made it."""
+    watched = {id(o): o for o in users_objects}
+    writes: list[tuple[str, str, bool]] = []
+
+    def spy(self, name, value):
+        if id(self) in watched:
+            writes.append((type(self).__name__, name, _written_by_us(sys._getframe(1))))
+        object.__setattr__(self, name, value)
+
+    monkeypatch.setattr(BaseEstimator, "__setattr__", spy, raising=False)
+    yield writes
+
+
+def _pipeline():
+    return Pipeline([("scale", StandardScaler()), ("lr", LogisticRegression())])
+
+
+def _union():
+    return FeatureUnion([("a", PCA(n_components=1)), ("b", PCA(n_components=2))])
+
+
+def _refit_pipeline(pipe, X, y):
+    pipe.fit(X, y)
+    pipe.set_params(lr__C=0.01)
+    return pipe.fit(X, y)
+
+
+def _refit_union(union, X):
+    union.fit(X)
+    union.set_params(a__n_components=2)
+    return union.fit_transform(X)
+
+
+# ---------------------------------------------------------------------- item 1: set_params refits
+@pytest.mark.parametrize("held", [True, False], ids=["snapshot-at-refit", "snapshot-in-background"])
+def test_refit_after_set_params_keeps_the_users_params_and_we_write_nothing(store_uri, client, data, monkeypatch, held):
+    X, y = data
+    plain = _refit_pipeline(_pipeline(), X, y)
+    plain_columns = _refit_union(_union(), X).shape[1]
+    mbx.autolog(backend=store_uri, experiment="test", capture_console=False)
+
+    pipe, union = _pipeline(), _union()
+    users = [pipe, *pipe.named_steps.values(), union, *dict(union.transformer_list).values()]
+    with attribute_write_spy(monkeypatch, *users) as writes, (background_work_held() if held else contextlib.nullcontext()):
+        _refit_pipeline(pipe, X, y)
+        columns = _refit_union(union, X).shape[1]
+        mbx.flush(10)
+
+    assert pipe.named_steps["lr"].C == 0.01
+    np.testing.assert_allclose(pipe.predict_proba(X), plain.predict_proba(X))
+    assert columns == plain_columns == 4
+    assert writes, "the spy saw the frameworks' own writes"
+    assert [w for w in writes if w[2]] == []
+    # each run's model is the one that run trained
+    runs = sorted((r for r in client.runs() if r.name == "Pipeline"), key=lambda r: r.start_time)
+    stored = [client.load_model(r.models()[0].id).named_steps["lr"].C for r in runs]
+    assert stored == [1.0, 0.01]
+
+
+def test_searches_and_nested_refits_write_nothing_to_the_users_estimators(autologged, data, monkeypatch):
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = data
+    pipe = _pipeline()
+    search = GridSearchCV(pipe, {"lr__C": [0.1, 1.0]}, cv=3)
+    with attribute_write_spy(monkeypatch, pipe, *pipe.named_steps.values(), search) as writes, background_work_held():
+        search.fit(X, y)
+        search.set_params(cv=2)
+        search.fit(X, y)
+        pipe.fit(X, y)
+    assert [w for w in writes if w[2]] == []
+    assert pipe.named_steps["lr"].C == 1.0 and search.cv == 2
+
+
+# ---------------------------------------------------------------------- item 4: the framework validates first
+def _error_of(fn, *args):
+    try:
+        fn(*args)
+    except Exception as exc:
+        return exc
+    raise AssertionError("no error")
+
+
+def test_a_class_instead_of_an_instance_gives_exactly_the_frameworks_error(store_uri, client, data, capfd):
+    X, _ = data
+    plain = _error_of(lambda: Pipeline([("pca", PCA)]).fit(X))
+    mbx.autolog(backend=store_uri, experiment="test", capture_console=False)
+    ours = _error_of(lambda: Pipeline([("pca", PCA)]).fit(X))
+    mbx.flush(10)
+    assert type(ours) is type(plain) and str(ours) == str(plain)
+    assert "Expected an estimator instance" in str(ours)
+    assert "modelbox" not in capfd.readouterr().err
+    assert client.runs() == []  # the call never trained: nothing recorded
+
+
+def test_the_same_without_testing_mode_prints_nothing(store_uri, client, data, capfd, monkeypatch):
+    monkeypatch.setenv("MODELBOX_AUTOLOG_TESTING", "0")
+    X, _ = data
+    mbx.autolog(backend=store_uri, experiment="test", capture_console=False)
+    with pytest.raises(TypeError, match="Expected an estimator instance"):
+        Pipeline([("pca", PCA)]).fit(X)
+    assert capfd.readouterr().err == ""
+
+
+# ---------------------------------------------------------------------- item 6: exceptions unchanged
+class _Failing(ClassifierMixin, BaseEstimator):
+    def __init__(self, how="cause"):
+        self.how = how
+
+    def fit(self, X, y):
+        try:
+            import modelbox_no_such_module  # noqa: F401  (the root cause)
+        except ImportError as exc:
+            if self.how == "cause":
+                raise RuntimeError("explicit cause") from exc
+            if self.how == "suppressed":
+                raise RuntimeError("suppressed context") from None
+            raise RuntimeError("implicit context")  # noqa: B904 - the chain under test
+        return self
+
+
+def _chain(exc):
+    return (type(exc), str(exc), type(exc.__cause__), type(exc.__context__), exc.__suppress_context__,
+            str(exc.__context__))
+
+
+def _text(exc):
+    """The traceback as the user reads it."""
+    return "".join(traceback.format_exception(exc))
+
+
+def _fit_failing(how, X, y):
+    return _Failing(how).fit(X, y)
+
+
+def _fit_failing_pipeline(X, y):
+    return Pipeline([("scale", StandardScaler()), ("bad", _Failing("implicit"))]).fit(X, y)
+
+
+@pytest.mark.parametrize("how", ["cause", "implicit", "suppressed"])
+def test_exception_chain_is_the_same_with_and_without_autolog(store_uri, client, data, how):
+    X, y = data
+    plain = _error_of(_fit_failing, how, X, y)
+    mbx.autolog(backend=store_uri, experiment="test", capture_console=False)
+    ours = _error_of(_fit_failing, how, X, y)
+    assert _chain(ours) == _chain(plain)
+    assert _text(ours) == _text(plain)  # the same text, frame by frame: none of ours
+    assert "modelbox_autolog" not in _text(ours)
+    assert ("No module named 'modelbox_no_such_module'" in _text(ours)) == (how != "suppressed")
+    mbx.flush(10)
+    (run,) = client.runs()
+    assert run.status == "failed"
+
+
+def test_exception_through_a_pipeline_keeps_its_chain(store_uri, client, data):
+    X, y = data
+    plain = _error_of(_fit_failing_pipeline, X, y)
+    mbx.autolog(backend=store_uri, experiment="test", capture_console=False)
+    ours = _error_of(_fit_failing_pipeline, X, y)
+    assert _chain(ours) == _chain(plain) and _text(ours) == _text(plain)
+
+
+def test_reset_between_tests_leaves_no_patch():
+    testing.reset()
+    assert _patching.patches("sklearn") == []
