@@ -113,8 +113,9 @@ class Run:
         parent_run_id: str | None = None,
         auto: bool = False,
         config: _config.Config | None = None,
+        _existing_id: str | None = None,
     ) -> None:
-        self.id = new_id()
+        self.id = _existing_id or new_id()
         self.name = name
         self.experiment = experiment
         self.parent_run_id = parent_run_id
@@ -128,7 +129,14 @@ class Run:
         self._console: Any = None
         self._warned: set[str] = set()
         self.start_time = _time()
-        self._submit(RunStart(self.id, experiment, name, self.start_time, parent_run_id, to_tags(tags)))
+        if _existing_id is None:
+            self._submit(RunStart(self.id, experiment, name, self.start_time, parent_run_id, to_tags(tags)))
+
+    def __reduce__(self) -> tuple[Any, tuple]:
+        """A run pickled into another process (a spawned worker holding one of our callbacks)
+        arrives there as a reference: it logs into the same run through that process's exporter,
+        and never starts or ends it. Unpickled in this process, it is the run itself."""
+        return (_attached_run, (self.id, self.experiment, self.name, self.parent_run_id, self.auto, self.config))
 
     # ------------------------------------------------------------------ plumbing
     def _submit(self, record: Any) -> None:
@@ -362,6 +370,18 @@ class Run:
         return f"Run(id={self.id!r}, name={self.name!r}, experiment={self.experiment!r}, status={self.status!r})"
 
 
+def _attached_run(run_id: str, experiment: str, name: str | None, parent_run_id: str | None, auto: bool,
+                  config: _config.Config) -> Run:
+    with _open_lock:
+        live = _open_runs.get(run_id)
+    if live is not None:
+        return live
+    if canonical_uri(config.backend).startswith("memory://"):
+        return NullRun(experiment, name)  # an in-process store cannot be reached from another process
+    exporter = exporter_for(canonical_uri(config.backend), config)
+    return Run(exporter, experiment, name, parent_run_id=parent_run_id, auto=auto, config=config, _existing_id=run_id)
+
+
 class NullRun(Run):
     """What non-logging processes (e.g. distributed ranks other than 0) get: every call is a no-op."""
 
@@ -377,6 +397,9 @@ class NullRun(Run):
         self._console = None
         self._warned = set()
         self._steps = {}
+
+    def __reduce__(self) -> tuple[Any, tuple]:
+        return (NullRun, (self.experiment, self.name))
 
     def _submit(self, record: Any) -> None:
         pass

@@ -50,7 +50,25 @@ def _as_list(cbs: Any) -> list[Any]:
     return [cbs]
 
 
+_callback_classes: list[type] = []
+
+
+def __getattr__(name: str) -> Any:
+    """``ModelboxFastaiCallback`` is a module attribute (built on first use), so a Learner holding
+    it pickles by reference."""
+    if name == "ModelboxFastaiCallback":
+        if not _callback_classes:
+            import fastai.learner as learner
+
+            _make_callback_class(learner.Callback, learner.Recorder.order)
+        return _callback_classes[0]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _make_callback_class(base: type, recorder_order: int) -> type:
+    if _callback_classes:
+        return _callback_classes[0]
+
     class ModelboxFastaiCallback(base):  # type: ignore[misc, valid-type]
         order = recorder_order + 1  # after the Recorder has stored the epoch's values
         run_valid = True
@@ -123,6 +141,8 @@ def _make_callback_class(base: type, recorder_order: int) -> type:
         def _epoch(self) -> int:
             return self.mbx_epoch_offset + int(getattr(self.learn, "epoch", 0))
 
+    ModelboxFastaiCallback.__qualname__ = "ModelboxFastaiCallback"
+    _callback_classes.append(ModelboxFastaiCallback)
     return ModelboxFastaiCallback
 
 

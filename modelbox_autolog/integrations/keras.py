@@ -392,6 +392,7 @@ def _build_callback_class() -> type:
             self.run, self._owned = None, False
 
     ModelBoxCallback.__module__ = __name__
+    ModelBoxCallback.__qualname__ = "ModelBoxCallback"  # pickles by reference (the module's __getattr__)
     return ModelBoxCallback
 
 

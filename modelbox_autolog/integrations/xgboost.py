@@ -27,8 +27,22 @@ LOAD_GROUP = "xgboost.load"
 PROGRESS_STEPS = 20  # progress updates per training, at most
 
 
+_callback_classes: list[type] = []
+
+
+def __getattr__(name: str) -> Any:
+    """``ModelboxCallback`` is a module attribute (built on first use), so it pickles by reference."""
+    if name == "ModelboxCallback":
+        import xgboost.callback
+
+        return _callback_class(xgboost.callback.TrainingCallback)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _callback_class(base: type) -> type:
     """Our ``TrainingCallback`` subclass (XGBoost insists on the type, so it is built at setup)."""
+    if _callback_classes:
+        return _callback_classes[0]
 
     class ModelboxCallback(base):  # type: ignore[misc, valid-type]
         """Logs each iteration's eval metrics as ``<set>-<metric>`` with step = iteration."""
@@ -57,6 +71,8 @@ def _callback_class(base: type) -> type:
                 self._run.set_progress((epoch + 1) / self._rounds)
             return False
 
+    ModelboxCallback.__qualname__ = "ModelboxCallback"
+    _callback_classes.append(ModelboxCallback)
     return ModelboxCallback
 
 
