@@ -18,12 +18,12 @@ thrown into the hook so runs can be marked failed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
 import threading
 from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -102,7 +102,7 @@ def in_group(group: str) -> bool:
     return group in _active_groups.get()
 
 
-@contextmanager
+@contextlib.contextmanager
 def entered(group: str) -> Iterator[None]:
     token = _active_groups.set((*_active_groups.get(), group))
     try:
@@ -130,7 +130,7 @@ def failing_after_call() -> bool:
     return _phase.get() == AFTER
 
 
-@contextmanager
+@contextlib.contextmanager
 def own_code() -> Iterator[None]:
     """Mark work we started (e.g. training metrics on the exporter thread) as ours."""
     token = _phase.set(BACKGROUND)
@@ -138,6 +138,49 @@ def own_code() -> Iterator[None]:
         yield
     finally:
         _phase.reset(token)
+
+
+# ---------------------------------------------------------------------- warnings of our own work
+OWN_THREAD_PREFIX = "modelbox-"  # our threads' names (exporter, I/O, warm-up, plugins)
+
+
+def is_own_work() -> bool:
+    """Our code runs here: a hook's own part, our background work, or one of our threads."""
+    return _phase.get() != OUTSIDE or threading.current_thread().name.startswith(OWN_THREAD_PREFIX)
+
+
+def _drop_own_warnings(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+    """``warnings._showwarnmsg``: the one place every warning shown or recorded passes (the
+    warnings module is process-wide, and ``catch_warnings(record=True)`` records through it).
+    A warning raised by work we started (training metrics calling the model's ``predict`` on our
+    thread, say) is neither shown nor recorded in the user's context, and the "already shown"
+    registries forget it, so the user's own identical warning later is shown as without us."""
+    if not is_own_work():
+        return wrapped(*args, **kwargs)
+    message = args[0] if args else kwargs.get("msg")
+    with contextlib.suppress(Exception):
+        _forget_warning(message)
+    return None
+
+
+def _forget_warning(message: Any) -> None:
+    import warnings
+
+    text, category, lineno = str(message.message), message.category, message.lineno
+    warnings.onceregistry.pop((text, category), None)
+    for module in list(sys.modules.values()):
+        if getattr(module, "__file__", None) == message.filename:
+            registry = getattr(module, "__warningregistry__", None)
+            if isinstance(registry, dict):
+                registry.pop((text, category, lineno), None)
+                registry.pop((text, category, 0), None)
+
+
+def guard_warnings(integration: str) -> bool:
+    """Keep warnings of our own work out of the user's context (reverted with ``integration``)."""
+    import warnings
+
+    return patch_function(integration, warnings, "_showwarnmsg", _drop_own_warnings)
 
 
 # ---------------------------------------------------------------------- calls

@@ -397,6 +397,7 @@ class SklearnIntegration(Integration):
         for cls in self._existing_estimators(BaseEstimator):
             self._instrument(cls)
         self.patch_raw(ConvergenceWarning, "__init__", _on_convergence_warning)
+        _patching.guard_warnings(self.name)  # training metrics call the user's predict on our thread
         self.patch(sk_parallel.Parallel, "__call__", _parallel_hook)
         self.patch(sk_parallel._FuncWrapper, "__call__", _worker_hook)
         self.patch(joblib, "dump", self._dump_hook)
@@ -582,7 +583,8 @@ class SklearnIntegration(Integration):
                                                unchanged=_unchanged_check(X, fingerprint)))
         def produce_all() -> list[Any]:
             try:
-                return [record for produce in producers for record in produce()]
+                with _patching.own_code():  # fits inside predict are not runs; its warnings are not the user's
+                    return [record for produce in producers for record in produce()]
             finally:
                 snapshot.release()
 

@@ -222,6 +222,52 @@ def test_exception_through_a_pipeline_keeps_its_chain(store_uri, client, data):
     assert _chain(ours) == _chain(plain) and _text(ours) == _text(plain)
 
 
-def test_reset_between_tests_leaves_no_patch():
+def test_disable_restores_the_warnings_module_by_identity(store_uri):
+    import warnings
+
+    original = warnings._showwarnmsg
+    mbx.autolog(backend=store_uri, experiment="test", capture_console=False)
+    assert warnings._showwarnmsg is not original
+    mbx.autolog(disable=True)
+    assert warnings._showwarnmsg is original
     testing.reset()
     assert _patching.patches("sklearn") == []
+
+
+# ---------------------------------------------------------------------- item 3: our warnings are not the user's
+class _WarnsWhenPredicting(ClassifierMixin, BaseEstimator):
+    def fit(self, X, y):
+        import warnings
+
+        warnings.warn("the user's own fit warning", UserWarning, stacklevel=2)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        import warnings
+
+        warnings.warn("predict warns", UserWarning, stacklevel=2)
+        return np.full(len(X), self.classes_[0])
+
+
+def _recorded(X, y, action="always"):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter(action)
+        model = _WarnsWhenPredicting().fit(X, y)
+        mbx.flush(10)  # our training metrics (model.predict on the exporter thread) run in here
+        after_fit = [str(w.message) for w in caught]
+        model.predict(X)  # the user's own predict: its warning is theirs, shown as without us
+    return after_fit, [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("action", ["always", "default"])
+def test_warnings_of_our_background_work_never_reach_the_users_recorder(store_uri, client, data, action):
+    X, y = data
+    plain = _recorded(X, y, action)
+    mbx.autolog(backend=store_uri, experiment="test", capture_console=False)
+    ours = _recorded(X, y, action)
+    assert ours == plain == (["the user's own fit warning"], ["the user's own fit warning", "predict warns"])
+    (run,) = client.runs()
+    assert run.metrics("training_accuracy_score")  # predict did run on our thread, and warned there
