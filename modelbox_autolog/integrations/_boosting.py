@@ -11,12 +11,14 @@ import os
 import sys
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import _config
 from .._patching import Call, entered, in_group
 from .._run import LoggedModel, Run, active_run, autorun, start_run
+from ._callers import called_by_library
 from ._identity import WeakIdentityMap
 
 # ---------------------------------------------------------------------- arguments and params
@@ -92,14 +94,28 @@ CHILD = "child"  # inside a scikit-learn meta-estimator's fit (Pipeline, GridSea
 SKIP = "skip"  # inside one on a worker thread that has no run: not logged at all
 
 
-def placement(own_fit_group: str) -> str:
+_children: weakref.WeakKeyDictionary[Run, int] = weakref.WeakKeyDictionary()  # child trainings per run
+
+
+def placement(own_fit_group: str, framework: str | None = None) -> str:
     """Where a training starting now logs. Nested in a scikit-learn fit it gets a child run and
-    no Model (the outer fit logs the whole estimator), never an unrelated run of its own."""
+    no Model (the outer fit logs the whole estimator), never an unrelated run of its own; a
+    search or cross-validation gets at most ``max_tuning_runs`` such child runs. A training a
+    library's code starts on its own (not the user's call) is not logged."""
     if in_group(own_fit_group):
         return INNER if active_run() is not None else SKIP
     group = _sklearn_fit_group()
     if group is not None and in_group(group):
-        return CHILD if active_run() is not None else SKIP
+        parent = active_run()
+        if parent is None:
+            return SKIP
+        made = _children.get(parent, 0)
+        if made >= int(_config.current().option("sklearn", "max_tuning_runs", 5) or 0):
+            return SKIP
+        _children[parent] = made + 1
+        return CHILD
+    if called_by_library(framework):
+        return SKIP
     return TOP
 
 
@@ -295,7 +311,7 @@ def wrapper_fit(call: Call, framework: str, group: str, log_models: bool,
                 log_wrapper: Any, booster_of: Any) -> Any:
     """The call hook of a scikit-learn wrapper's ``fit``: one run (or a child run inside a
     meta-estimator), the estimator's params, and the fitted wrapper as the Model."""
-    where = placement(group)
+    where = placement(group, framework)
     if where == SKIP:
         return
     estimator = call.instance

@@ -41,7 +41,7 @@ class CatBoostIntegration(Integration):
 
     # ------------------------------------------------------------------ training
     def _fit_hook(self, call: Call):
-        where = boosting.placement(FIT_GROUP)
+        where = boosting.placement(FIT_GROUP, FRAMEWORK)
         if where == boosting.SKIP:
             return
         model = call.instance

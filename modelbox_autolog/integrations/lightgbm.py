@@ -101,7 +101,7 @@ class LightGBMIntegration(Integration):
         return call.replace(callbacks=callbacks)
 
     def _train_hook(self, call: Call):
-        where = boosting.placement(FIT_GROUP)
+        where = boosting.placement(FIT_GROUP, FRAMEWORK)
         if where == boosting.SKIP:
             return
         with boosting.training_run(FRAMEWORK, "lightgbm.train", where) as run:
@@ -113,7 +113,7 @@ class LightGBMIntegration(Integration):
                 boosting.remember_trained(run, logged, booster)
 
     def _cv_hook(self, call: Call):
-        where = boosting.placement(FIT_GROUP)
+        where = boosting.placement(FIT_GROUP, FRAMEWORK)
         if where == boosting.SKIP:
             return
         with boosting.training_run(FRAMEWORK, "lightgbm.cv", where) as run:

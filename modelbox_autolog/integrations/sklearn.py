@@ -55,6 +55,7 @@ from .._exporter import Deferred
 from .._records import Event, Input, Metric, ModelFile, ModelRecord, Param, new_id
 from .._run import NullRun, Run, active_run, autorun, start_run
 from .._values import to_attrs, to_key, to_param_text
+from . import _callers
 from . import _sklearn_metrics as m
 from ._identity import WeakIdentityMap
 from ._sklearn_snapshot import PLAIN, Snapshot
@@ -402,6 +403,18 @@ class SklearnIntegration(Integration):
         self.patch(sk_parallel._FuncWrapper, "__call__", _worker_hook)
         self.patch(joblib, "dump", self._dump_hook)
         self.patch(joblib, "load", self._load_hook)
+        _callers.configure(self.option("library_packages", ()))
+        _patching.when_imported(self.name, "sklearn.model_selection", self._setup_model_selection)
+
+    def _setup_model_selection(self, module: Any) -> None:
+        """The cross-validation helpers, where users import them from and where sklearn calls them."""
+        from sklearn.model_selection import _validation
+
+        for owner in (_validation, module):
+            for helper in CV_HELPERS:
+                if hasattr(owner, helper):
+                    _patching.patch_call(self.name, owner, helper, self._cv_hook, group=FIT_GROUP,
+                                         site=f"sklearn:{helper}")
 
     def teardown(self) -> None:
         _staging.cleanup()
@@ -447,8 +460,8 @@ class SklearnIntegration(Integration):
     # ------------------------------------------------------------------ fit
     def _fit_hook(self, call: _patching.Call) -> Iterator[Any]:
         estimator = call.instance
-        if estimator is None or _from_own_integration(type(estimator)):
-            return
+        if estimator is None or _from_own_integration(type(estimator)) or _callers.called_by_library():
+            return  # a library's helper fit (a LabelEncoder inside a metric function...) is never a run
         _take_pending(estimator)
         partial = _partial_runs.pop(estimator)
         if partial is not None:
@@ -488,8 +501,13 @@ class SklearnIntegration(Integration):
         loaded = _loaded_from.pop(estimator)
         if loaded is not None:
             _log_model_input(run, *loaded)
+        return (raw, *self._log_dataset(run, X, y))
+
+    @staticmethod
+    def _log_dataset(run: Run, X: Any, y: Any, role: str = "train") -> tuple[str | None, str | None]:
+        """The data as a dataset input (shape, dtype, a fingerprint of 16 rows); its ref and fingerprint."""
         if X is None:
-            return raw, None, None
+            return None, None
         info: dict[str, Any] = {"shape": m.shape_of(X), "type": type(X).__name__}
         try:
             digest = m.fingerprint(X)
@@ -502,8 +520,8 @@ class SklearnIntegration(Integration):
             info["target_shape"] = m.shape_of(y)
         run._log_params_later({"dataset": info})
         ref = f"sklearn-data:{digest}"
-        run.log_input(ref, kind="dataset", role="train", **info)
-        return raw, ref, digest
+        run.log_input(ref, kind="dataset", role=role, **info)
+        return ref, digest
 
     def _log_outcome(self, run: Run, estimator: Any, warnings_seen: list[str], fitted_values: bool = True) -> None:
         if fitted_values:  # else read from the snapshot, on the exporter thread
@@ -557,6 +575,107 @@ class SklearnIntegration(Integration):
             finally:
                 child.end("finished")
 
+    # ------------------------------------------------------------------ cross-validation helpers
+    def _cv_hook(self, call: _patching.Call) -> Iterator[Any]:
+        """``cross_validate``, ``cross_val_score``, ``cross_val_predict``, ``learning_curve``,
+        ``validation_curve``, ``permutation_test_score``: one run for the call (its fits are
+        nested, as a search's are), the scores as metrics, and the first folds as child runs."""
+        estimator = call.argument("estimator")
+        if not _is_estimator(estimator) or _callers.called_by_library():
+            return
+        helper = call.wrapped.__name__
+        X, y = call.argument("X"), call.argument("y")
+        raw_params, params = _params_of(estimator)
+        tags = {"estimator_class": _class_path(estimator), "cv_helper": helper}
+        with autorun("sklearn", name=f"{helper}({type(estimator).__name__})", tags=tags) as run:
+            if isinstance(run, NullRun):
+                yield None
+                return
+            run._log_params_later(params)
+            run.log_params(_cv_params(call, helper))
+            self._log_dataset(run, X, y)
+            started, t0 = time.time(), time.perf_counter()
+            try:
+                result = yield None
+            except BaseException as exc:
+                run.log_event(helper, duration_s=time.perf_counter() - t0, timestamp=started,
+                              error=f"{type(exc).__name__}: {exc}")
+                raise
+            run.log_event(helper, duration_s=time.perf_counter() - t0, timestamp=started, rows=_rows(X))
+            self._log_cv_result(run, helper, result, estimator, call, y)
+
+    def _log_cv_result(self, run: Run, helper: str, result: Any, estimator: Any, call: _patching.Call, y: Any) -> None:
+        import numpy as np
+
+        if helper in ("cross_validate", "cross_val_score"):
+            folds = result if isinstance(result, dict) else {"test_score": result}
+            series = {k: np.asarray(v, dtype=float) for k, v in folds.items()
+                      if k.startswith(("test_", "train_", "fit_time", "score_time"))
+                      and np.asarray(v).dtype.kind in "iuf" and np.asarray(v).ndim == 1}
+            for key, values in series.items():
+                _log_summary(run, key, values)
+                for fold, value in enumerate(values):
+                    run.log_metric(key, value, step=fold)
+            self._log_fold_runs(run, helper, series)
+        elif helper == "cross_val_predict":
+            method = call.argument("method") or "predict"
+            if method == "predict" and y is not None:
+                self._log_prediction_scores(run, estimator, y, result)
+        elif helper == "learning_curve" and isinstance(result, tuple) and len(result) >= 3:
+            sizes = [int(s) for s in np.asarray(result[0]).ravel()]
+            names = ("train_score", "test_score", "fit_time", "score_time")
+            for name, values in zip(names, result[1:], strict=False):
+                values = np.asarray(values, dtype=float)
+                for size, row in zip(sizes, values, strict=False):
+                    run.log_metric(f"{name}_mean", float(np.mean(row)), step=size)
+                    run.log_metric(f"{name}_std", float(np.std(row)), step=size)
+        elif helper == "validation_curve" and isinstance(result, tuple) and len(result) == 2:
+            for name, values in zip(("train_score", "test_score"), result, strict=True):
+                for index, row in enumerate(np.asarray(values, dtype=float)):
+                    run.log_metric(f"{name}_mean", float(np.mean(row)), step=index)
+                    run.log_metric(f"{name}_std", float(np.std(row)), step=index)
+        elif helper == "permutation_test_score" and isinstance(result, tuple) and len(result) == 3:
+            score, permutation_scores, pvalue = result
+            run.log_metrics({"score": score, "pvalue": pvalue})
+            _log_summary(run, "permutation_score", np.asarray(permutation_scores, dtype=float))
+
+    def _log_fold_runs(self, run: Run, helper: str, series: dict[str, Any]) -> None:
+        """The first ``max_tuning_runs`` folds as child runs (the parent has every fold's values)."""
+        cap = int(self.option("max_tuning_runs", 5) or 0)
+        folds = min((len(v) for v in series.values()), default=0)
+        for fold in range(min(cap, folds)):
+            child = start_run(name=f"{helper}[fold {fold}]", parent=run,
+                              tags={"framework": "sklearn", "autolog": "true", "fold": fold})
+            try:
+                child.log_metrics({key: values[fold] for key, values in series.items()})
+            finally:
+                child.end("finished")
+
+    @staticmethod
+    def _log_prediction_scores(run: Run, estimator: Any, y: Any, predicted: Any) -> None:
+        """Out-of-fold scores of ``cross_val_predict``'s predictions, computed on the exporter thread."""
+        from sklearn.base import is_classifier, is_regressor
+
+        classifier, regressor = is_classifier(estimator), is_regressor(estimator)
+        run_id = run.id
+
+        def produce() -> list[Any]:
+            with _patching.own_code():
+                try:
+                    if classifier:
+                        values = m.classification(y, predicted)
+                    elif regressor:
+                        values = m.regression(y, predicted)
+                    else:
+                        return []
+                except Exception:  # scores are a bonus: targets of an unusual shape
+                    return []
+            stamp = time.time()
+            return [Metric(run_id, key.replace("training_", "cv_", 1), value, 0, stamp, None)
+                    for key, value in values.items() if math.isfinite(value)]
+
+        run._submit(Deferred(produce, background=True))
+
     # ------------------------------------------------------------------ models and metrics
     def _log_model_and_metrics(self, run: Run, estimator: Any, params: dict[str, Any], dataset: str | None,
                                fingerprint: str | None, X: Any, y: Any, sample_weight: Any) -> Snapshot | None:
@@ -594,7 +713,7 @@ class SklearnIntegration(Integration):
     # ------------------------------------------------------------------ partial_fit
     def _partial_fit_hook(self, call: _patching.Call) -> Iterator[Any]:
         estimator = call.instance
-        if estimator is None or _from_own_integration(type(estimator)):
+        if estimator is None or _from_own_integration(type(estimator)) or _callers.called_by_library():
             return
         _take_pending(estimator)
         run = active_run()
@@ -740,6 +859,45 @@ def _fit_data(call: _patching.Call) -> tuple[Any, Any, Any]:
 
     X = args[0] if args else (kwargs.get(names[0]) if names else None)
     return X, argument("y"), argument("sample_weight")
+
+
+CV_HELPERS = ("cross_validate", "cross_val_score", "cross_val_predict", "learning_curve", "validation_curve",
+              "permutation_test_score")
+
+
+def _cv_params(call: _patching.Call, helper: str) -> dict[str, Any]:
+    """How the cross-validation was set up: folds, scoring and the helper's own knobs."""
+    cv = call.argument("cv")
+    folds: Any = cv
+    if cv is None:
+        folds = 5  # scikit-learn's default
+    elif not isinstance(cv, int):
+        splits = getattr(cv, "get_n_splits", None)
+        try:
+            folds = int(splits()) if callable(splits) else repr(cv)[:200]
+        except Exception:  # a splitter that needs the data to count its splits
+            folds = type(cv).__name__
+    scoring = call.argument("scoring")
+    params: dict[str, Any] = {"cv_helper": helper, "cv": folds,
+                              "cv_splitter": type(cv).__name__ if cv is not None and not isinstance(cv, int) else None,
+                              "scoring": scoring if scoring is None or isinstance(scoring, (str, list, tuple))
+                              else getattr(scoring, "__name__", type(scoring).__name__)}
+    for name in ("method", "n_permutations", "param_name", "return_train_score"):
+        value = call.argument(name)
+        if value is not None:
+            params[name] = value
+    param_range = call.argument("param_range")
+    if param_range is not None:
+        params["param_range"] = [_param_value(v) for v in list(param_range)[:100]]
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _log_summary(run: Run, key: str, values: Any) -> None:
+    import numpy as np
+
+    finite = values[np.isfinite(values)] if len(values) else values
+    if len(finite):
+        run.log_metrics({f"{key}_mean": float(np.mean(finite)), f"{key}_std": float(np.std(finite))})
 
 
 def _rows(data: Any) -> int | None:

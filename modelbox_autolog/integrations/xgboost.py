@@ -107,7 +107,7 @@ class XGBoostIntegration(Integration):
 
     # ------------------------------------------------------------------ training
     def _train_hook(self, call: Call):
-        where = boosting.placement(FIT_GROUP)
+        where = boosting.placement(FIT_GROUP, FRAMEWORK)
         if where == boosting.SKIP:
             return
         with boosting.training_run(FRAMEWORK, "xgboost.train", where) as run:

@@ -271,3 +271,118 @@ def test_warnings_of_our_background_work_never_reach_the_users_recorder(store_ur
     assert ours == plain == (["the user's own fit warning"], ["the user's own fit warning", "predict warns"])
     (run,) = client.runs()
     assert run.metrics("training_accuracy_score")  # predict did run on our thread, and warned there
+
+
+# ---------------------------------------------------------------------- items 5 and 8: only the runs the user expects
+def _counts(client, before=0):
+    mbx.flush(10)
+    runs = client.runs()
+    return runs, sum(len(r.models()) for r in runs)
+
+
+def test_metric_functions_and_library_helpers_make_no_runs(autologged, data):
+    from sklearn.metrics import classification_report, confusion_matrix, f1_score
+    from sklearn.preprocessing import LabelBinarizer, LabelEncoder, label_binarize
+
+    X, y = data
+    classification_report(y, 1 - y)
+    f1_score(y, 1 - y, average="macro")
+    confusion_matrix(y, 1 - y)
+    label_binarize(y, classes=[0, 1])
+    assert _counts(autologged) == ([], 0)
+    LabelEncoder().fit(y)  # the user's own call: a run, as the user expects
+    LabelBinarizer().fit_transform(y)
+    runs, models = _counts(autologged)
+    assert sorted(r.name for r in runs) == ["LabelBinarizer", "LabelEncoder"] and models == 2
+
+
+def test_a_metric_inside_the_users_run_leaves_it_alone(autologged, data):
+    from sklearn.metrics import classification_report
+
+    X, y = data
+    with mbx.start_run(name="mine") as run:
+        run.log_params({"C": 7})
+        classification_report(y, 1 - y)
+    (view,) = _counts(autologged)[0]
+    assert view.params == {"C": 7} and view.models() == []
+
+
+def test_calibrated_classifier_is_one_run_with_one_model(autologged, data):
+    from sklearn.calibration import CalibratedClassifierCV
+
+    X, y = data
+    CalibratedClassifierCV(LogisticRegression(), cv=3).fit(X, y)
+    runs, models = _counts(autologged)
+    assert [r.name for r in runs] == ["CalibratedClassifierCV"] and models == 1
+
+
+@pytest.mark.parametrize("helper", ["cross_val_score", "cross_validate"])
+def test_cross_validation_is_one_parent_run_with_capped_child_runs(store_uri, client, data, helper):
+    from sklearn import model_selection
+
+    X, y = data
+    plain = getattr(model_selection, helper)(_pipeline(), X, y, cv=8)
+    mbx.autolog(backend=store_uri, experiment="test", capture_console=False,
+                options={"sklearn": {"max_tuning_runs": 3}})
+    from sklearn import model_selection  # noqa: F811 - as a user imports it after autolog()
+
+    result = getattr(model_selection, helper)(_pipeline(), X, y, cv=8)
+    scores = result if helper == "cross_val_score" else result["test_score"]
+    np.testing.assert_allclose(scores, plain if helper == "cross_val_score" else plain["test_score"])
+    runs, models = _counts(client)
+    assert models == 0  # no fitted model comes out of a cross-validation
+    (parent,) = [r for r in runs if r.parent_run_id is None]
+    assert parent.name == f"{helper}(Pipeline)" and parent.status == "finished"
+    assert parent.params["cv"] == 8 and parent.params["lr__C"] == 1.0
+    assert parent.metrics("test_score_mean")[-1].value == pytest.approx(float(np.mean(scores)))
+    assert [p.value for p in parent.metrics("test_score")] == pytest.approx(list(scores))
+    children = sorted((r for r in runs if r.parent_run_id == parent.id), key=lambda r: r.name)
+    assert [c.name for c in children] == [f"{helper}[fold {i}]" for i in range(3)]
+    assert children[1].metrics("test_score")[-1].value == pytest.approx(scores[1])
+
+
+def test_other_cross_validation_helpers_are_one_run_each(autologged, data):
+    from sklearn.model_selection import (
+        cross_val_predict,
+        learning_curve,
+        permutation_test_score,
+        validation_curve,
+    )
+
+    X, y = data
+    predicted = cross_val_predict(LogisticRegression(), X, y, cv=4)
+    learning_curve(LogisticRegression(), X, y, cv=3, train_sizes=[0.5, 1.0])
+    validation_curve(LogisticRegression(), X, y, param_name="C", param_range=[0.1, 1.0], cv=3)
+    score, _, pvalue = permutation_test_score(LogisticRegression(), X, y, cv=3, n_permutations=4)
+    runs, models = _counts(autologged)
+    assert models == 0
+    by_name = {r.name: r for r in runs}
+    assert sorted(by_name) == ["cross_val_predict(LogisticRegression)", "learning_curve(LogisticRegression)",
+                               "permutation_test_score(LogisticRegression)", "validation_curve(LogisticRegression)"]
+    accuracy = by_name["cross_val_predict(LogisticRegression)"].metrics("cv_accuracy_score")[-1].value
+    assert accuracy == pytest.approx(float(np.mean(predicted == y)))
+    steps = [p.step for p in by_name["learning_curve(LogisticRegression)"].metrics("test_score_mean")]
+    assert steps == [26, 53]  # absolute training sizes of 53 training rows per fold
+    assert by_name["validation_curve(LogisticRegression)"].params["param_range"] == [0.1, 1.0]
+    permutation = by_name["permutation_test_score(LogisticRegression)"]
+    assert permutation.metrics("pvalue")[-1].value == pytest.approx(pvalue)
+    assert permutation.metrics("score")[-1].value == pytest.approx(score)
+
+
+def test_boosting_wrappers_make_no_helper_runs_and_searches_cap_their_children(autologged, data):
+    xgboost = pytest.importorskip("xgboost")
+    lightgbm = pytest.importorskip("lightgbm")
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = data
+    xgboost.XGBClassifier(n_estimators=3, n_jobs=1).fit(X, y)
+    lightgbm.LGBMClassifier(n_estimators=3, verbose=-1, n_jobs=1).fit(X, y)
+    runs, models = _counts(autologged)
+    assert sorted(r.name for r in runs) == ["LGBMClassifier", "XGBClassifier"] and models == 2
+    search = GridSearchCV(xgboost.XGBClassifier(n_jobs=1), {"n_estimators": [2, 3, 4]}, cv=3).fit(X, y)
+    runs, models = _counts(autologged)
+    (parent,) = [r for r in runs if r.name == "GridSearchCV"]
+    children = [r for r in runs if r.parent_run_id == parent.id]
+    assert len(children) <= 5 + 3  # capped trainings (5) plus the best candidates (3 here)
+    assert models == 3 and len(parent.models()) == 1
+    assert search.best_estimator_.n_estimators in (2, 3, 4)
