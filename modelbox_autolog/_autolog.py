@@ -103,6 +103,7 @@ def autolog(
     silent: bool = False,
     log_all_ranks: bool | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    max_model_mb: float | None = None,
 ) -> None:
     """Record every supported framework's training from now on (see API.md section 1).
 
@@ -147,6 +148,7 @@ def autolog(
         silent=silent,
         log_all_ranks=log_all_ranks,
         options=options,
+        max_model_mb=max_model_mb,
     )
     from .backends import check_uri
 

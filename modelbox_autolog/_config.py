@@ -65,6 +65,7 @@ class Config:
     batch_size: int = 20_000  # most records written in one backend call
     flush_interval_s: float = 0.25
     shutdown_timeout_s: float = 10.0
+    max_model_mb: float = 1024.0  # an autologged model file above this is recorded as an event, not copied
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per-integration knobs
 
     def experiment_name(self) -> str:
@@ -83,6 +84,7 @@ def build_config(base: Config | None = None, **overrides: Any) -> Config:
         "journal_dir": os.environ.get("MODELBOX_JOURNAL_DIR") or default_journal_dir(),
         "shutdown_timeout_s": _env_float("MODELBOX_SHUTDOWN_TIMEOUT", 10.0),
         "silent": _env_bool("MODELBOX_SILENT", False),
+        "max_model_mb": _env_float("MODELBOX_MAX_MODEL_MB", 1024.0),
     }
     config = base or Config(**env_defaults)
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -101,6 +103,8 @@ def validate(config: Config) -> None:
     n = config.log_every_n_steps
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ValueError(f"log_every_n_steps must be None or a positive int, not {n!r}")
+    if not isinstance(config.max_model_mb, (int, float)) or isinstance(config.max_model_mb, bool) or not config.max_model_mb > 0:
+        raise ValueError(f"max_model_mb must be a positive number of megabytes, not {config.max_model_mb!r}")
     if config.queue_capacity < 1000:
         raise ValueError("queue_capacity must be at least 1000")
     if config.batch_size < 1:

@@ -19,6 +19,7 @@ from .. import _config
 from .._patching import Call, entered, in_group
 from .._run import LoggedModel, Run, active_run, autorun, start_run
 from ._callers import called_by_library
+from ._checkpoint_files import log_model_within_limit
 from ._identity import WeakIdentityMap
 
 # ---------------------------------------------------------------------- arguments and params
@@ -218,7 +219,7 @@ def log_final_model(run: Run, save: Callable[[str], Any], filename: str, *, name
     for extra_name, write in (extra or {}).items():
         write(os.path.join(folder, extra_name))
     path = folder if extra else os.path.join(folder, filename)
-    return run.log_model(path, name=name, framework=framework, metadata=metadata, _staged=True)
+    return log_model_within_limit(run, path, name=name, framework=framework, metadata=metadata, _staged=True)
 
 
 # ---------------------------------------------------------------------- lineage of live models

@@ -10,6 +10,13 @@ neighbour models) on the training path, so it is taken:
   ``fit``/``partial_fit`` of the estimator, or of a pipeline, search or ensemble that holds it
   (whichever comes first; a lock makes it happen once).
 
+The snapshot is streamed into a file (the model file itself; never a copy in memory), and
+stops as soon as it passes ``max_model_mb``: such a model is recorded as an event, not stored.
+Functions and classes of the user's script (``__main__``: a ``FunctionTransformer`` of a
+function defined there, an estimator class of the script) are pickled by value with
+cloudpickle, as MLflow does, so the model loads in another process; so are objects whose
+module is gone (a script run through ``runpy`` that has ended).
+
 Hyperparameters changed in between by attribute assignment or ``set_params`` are caught by
 comparing ``get_params(deep=True)`` with the values recorded when the fit started: the snapshot
 gets the recorded values back (on a copy; the user's estimator is never touched). A replaced
@@ -19,7 +26,11 @@ Fitted attributes edited in place by hand (``model.coef_[:] = 0``) are not detec
 
 from __future__ import annotations
 
+import contextlib
+import mmap
+import os
 import pickle
+import sys
 import threading
 from collections.abc import Callable
 from copy import deepcopy
@@ -59,19 +70,123 @@ def _holds(value: Any, is_estimator: Callable[[Any], bool], depth: int = 0) -> b
     return False
 
 
-class Snapshot:
-    """The estimator as it was fitted; ``take`` pickles it (once), ``load`` unpickles a copy (once)."""
+class TooLarge(Exception):
+    """The pickle passed the size limit: the model is not stored."""
 
-    __slots__ = ("_estimator", "_params", "_is_estimator", "_read_fitted", "_lock", "data", "failure", "fitted", "_model")
+
+class _LimitedFile:
+    """A binary file that refuses to grow past ``limit`` bytes (pickling stops there)."""
+
+    def __init__(self, path: str, limit: int) -> None:
+        self._handle = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self._limit = limit
+        self.written = 0
+
+    def write(self, data: Any) -> int:
+        size = memoryview(data).nbytes
+        self.written += size
+        if self.written > self._limit:
+            raise TooLarge(self.written)
+        return self._handle.write(data)
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _script_modules() -> list[str]:
+    """Modules of the user's script, which no other process can import: ``__main__``, and the
+    temporary modules ``runpy`` runs scripts in (``<run_path>``...)."""
+    return ["__main__", *(name for name in list(sys.modules) if name.startswith("<"))]
+
+
+def _mentions(path: str, names: list[str]) -> bool:
+    """Does the pickle refer to one of these modules by name?"""
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return False
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return any(data.find(name.encode()) != -1 for name in names)
+
+
+def _by_value_pickler() -> Any:
+    """cloudpickle's Pickler, seeing through our patches: a class of the user's script pickled by
+    value carries its own ``fit``, not our wrapper of it."""
+    import cloudpickle
+    import wrapt
+
+    class ByValuePickler(cloudpickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if isinstance(obj, wrapt.FunctionWrapper):
+                obj = obj.__wrapped__
+                if not isinstance(obj, type):
+                    reduced = super().reducer_override(obj)
+                    return obj.__reduce_ex__(self.proto) if reduced is NotImplemented else reduced
+            return super().reducer_override(obj)
+
+    return ByValuePickler
+
+
+def dump(obj: Any, path: str, limit: int) -> str:
+    """Pickle ``obj`` into ``path`` (at most ``limit`` bytes, else ``TooLarge``); the serializer used:
+    plain pickle, or cloudpickle when the model refers to the user's script (or plain pickle fails:
+    a lambda, a function whose module is gone)."""
+    script_modules = _script_modules()
+    try:
+        _dump_with(pickle.Pickler, obj, path, limit)
+        if not _mentions(path, script_modules):
+            return "pickle"
+    except TooLarge:
+        raise
+    except Exception as plain_error:
+        try:
+            import cloudpickle  # noqa: F401
+        except ImportError:
+            raise plain_error from None
+    import cloudpickle
+
+    registered = []
+    for name in script_modules[1:]:  # a script runpy is still running: by value, as __main__ is
+        module = sys.modules.get(name)
+        if module is not None:
+            with contextlib.suppress(Exception):
+                cloudpickle.register_pickle_by_value(module)
+                registered.append(module)
+    try:
+        _dump_with(_by_value_pickler(), obj, path, limit)
+    finally:
+        for module in registered:
+            with contextlib.suppress(Exception):
+                cloudpickle.unregister_pickle_by_value(module)
+    return "cloudpickle"
+
+
+def _dump_with(pickler: Any, obj: Any, path: str, limit: int) -> None:
+    target = _LimitedFile(path, limit)
+    try:
+        pickler(target, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    finally:
+        target.close()
+
+
+class Snapshot:
+    """The estimator as it was fitted; ``take`` pickles it into a file (once), ``load`` reads a copy (once)."""
+
+    __slots__ = ("_estimator", "_params", "_is_estimator", "_read_fitted", "_lock", "_folder", "_limit", "path",
+                 "bytes", "serializer", "failure", "fitted", "_model")
 
     def __init__(self, estimator: Any, params: dict[str, Any] | None, is_estimator: Callable[[Any], bool],
-                 read_fitted: Callable[[Any], Any]) -> None:
+                 read_fitted: Callable[[Any], Any], folder: Callable[[], str], limit_bytes: int,
+                 file_name: str = "model.pkl") -> None:
         self._estimator = estimator  # held until taken: the user may drop it right after fit
         self._params = params  # get_params(deep=True) when the fit started
         self._is_estimator = is_estimator
         self._read_fitted = read_fitted
         self._lock = threading.Lock()
-        self.data: bytes | None = None
+        self._folder = (folder, file_name)
+        self._limit = limit_bytes
+        self.path: str | None = None  # the pickle; the exporter takes it over as the model file
+        self.bytes = 0
+        self.serializer = ""
         self.failure: str | None = None
         self.fitted: Any = None  # what read_fitted returned, from the live estimator at the same moment
         self._model: Any = None
@@ -80,8 +195,8 @@ class Snapshot:
     def pending(self) -> bool:
         return self._estimator is not None
 
-    def take(self) -> bytes | None:
-        """Pickle the estimator now unless already done; None (and ``failure`` says why) if it cannot be."""
+    def take(self) -> str | None:
+        """Pickle the estimator now unless already done; its file, or None (``failure`` says why)."""
         with self._lock:
             estimator, self._estimator = self._estimator, None
             if estimator is not None:
@@ -89,43 +204,66 @@ class Snapshot:
                     self.fitted = self._read_fitted(estimator)
                 except Exception:
                     self.fitted = None
+                make_folder, name = self._folder
+                path = os.path.join(make_folder(), name)
                 try:
-                    self.data = self._pickle(estimator)
-                except Exception as exc:  # e.g. a FunctionTransformer holding a lambda: the user's choice
+                    self._write(estimator, path)
+                    self.path, self.bytes = path, os.path.getsize(path)
+                except TooLarge as exc:
+                    self.failure = (f"the pickled model passed max_model_mb ({self._limit / 2**20:.4g} MB) "
+                                    f"at {int(exc.args[0]) / 2**20:.4g} MB: not stored")
+                    _remove(path)
+                except Exception as exc:  # e.g. an object nothing can pickle: the user's choice
                     self.failure = f"{type(exc).__name__}: {exc}"[:500]
-            return self.data
+                    _remove(path)
+            return self.path
 
-    def _pickle(self, estimator: Any) -> bytes:
-        data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
+    def _write(self, estimator: Any, path: str) -> None:
+        self.serializer = dump(estimator, path, self._limit)
         if self._params is None:
-            return data
+            return
         current = estimator.get_params(deep=True)
         changed = {k: v for k, v in self._params.items() if not _same(current.get(k, _MISSING), v)}
         if not changed:
-            return data
+            return
         is_estimator = self._is_estimator
         if any(_holds(v, is_estimator) or _holds(current.get(k), is_estimator) for k, v in changed.items()):
             raise RuntimeError(f"sub-estimators were replaced after the fit, before it could be saved: {sorted(changed)[:5]}")
         # The hyperparameters it was fitted with, put back on a copy only: ``set_params`` of the
         # copy reaches nothing of the user's (the copy's sub-estimators are copies too, and the
         # values set are copies of the recorded ones, which the user may still hold).
-        copy = pickle.loads(data)
+        with open(path, "rb") as handle:
+            copy = pickle.load(handle)
         copy.set_params(**{k: v if type(v) in PLAIN else deepcopy(v) for k, v in changed.items()})
-        return pickle.dumps(copy, protocol=pickle.HIGHEST_PROTOCOL)
+        self.serializer = dump(copy, path, self._limit)
+
+    def hand_over(self) -> str | None:
+        """The file, now the exporter's (it deletes it once stored)."""
+        with self._lock:
+            path, self.path = self.path, None
+            return path
 
     def release(self) -> None:
-        """Drop the pickle and the copy once the exporter used them (the registry of pending
-        snapshots may keep this object as long as the user keeps the estimator)."""
+        """Drop the file (unless handed over) and the copy once the exporter used them (the registry
+        of pending snapshots may keep this object as long as the user keeps the estimator)."""
         with self._lock:
             self._estimator = None
-            self.data = None
+            path, self.path = self.path, None
             self._model = None
+        if path is not None:
+            _remove(path)
 
     def load(self) -> Any:
         """The unpickled copy (shared by the exporter's producers; they only read it)."""
-        data = self.take()
-        if data is None:
-            raise RuntimeError(self.failure or "no snapshot")
         if self._model is None:
-            self._model = pickle.loads(data)
+            path = self.take()
+            if path is None:
+                raise RuntimeError(self.failure or "no snapshot")
+            with open(path, "rb") as handle:
+                self._model = pickle.load(handle)
         return self._model
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)

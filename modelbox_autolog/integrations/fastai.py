@@ -20,7 +20,7 @@ from typing import Any
 from .. import _patching
 from .._patching import Call, in_group, safe_method
 from .._run import Run, active_run, autorun
-from ._checkpoint_files import file_bytes, snapshot
+from ._checkpoint_files import file_bytes, log_model_within_limit, snapshot
 from ._torch_common import (
     FASTAI_IO,
     FASTAI_LR_FIND,
@@ -229,7 +229,7 @@ class FastaiIntegration(Integration):
         folder = tempfile.mkdtemp(prefix="modelbox-fastai-")
         path = os.path.join(folder, "model.pth")
         torch.serialization.save(learn.model.state_dict(), path)  # unpatched: our own file
-        run.log_model(path, name=type(learn.model).__name__, framework="fastai",
+        log_model_within_limit(run, path, name=type(learn.model).__name__, framework="fastai",
                       metadata={"kind": "state_dict", "epochs": self._epochs.get(run, 0)}, _staged=True)
 
     # ------------------------------------------------------------------ save / load / export
@@ -294,7 +294,7 @@ class FastaiIntegration(Integration):
                           kind=kind, api=api, epoch=getattr(learn, "epoch", None), **attrs)
         if exported and config.log_models:
             file, staged = snapshot(path, size)
-            run.log_model(file, name=os.path.splitext(os.path.basename(path))[0], framework="fastai",
+            log_model_within_limit(run, file, name=os.path.splitext(os.path.basename(path))[0], framework="fastai",
                           metadata={"kind": kind, "source_path": os.path.abspath(path), "bytes": size}, _staged=staged)
         elif not exported and config.log_checkpoints:
             file, staged = snapshot(path, size)

@@ -22,7 +22,7 @@ from typing import Any
 
 from .._patching import Call, in_group, safe_method
 from .._run import NullRun, Run, _current_run, active_run, autorun
-from ._checkpoint_files import file_bytes
+from ._checkpoint_files import file_bytes, log_model_within_limit
 from ._torch_common import LIGHTNING_IO, scalar, single_file
 from .base import Integration
 
@@ -288,7 +288,7 @@ class LightningIntegration(Integration):
         metadata = {"kind": "lightning_checkpoint", "epoch": trainer.current_epoch,
                     "global_step": trainer.global_step, **info}
         if best_path and os.path.isfile(best_path):
-            run.log_model(best_path, name=type(model).__name__, framework="lightning", metadata=metadata)
+            log_model_within_limit(run, best_path, name=type(model).__name__, framework="lightning", metadata=metadata)
         else:
             self._log_final_weights(run, trainer, model, metadata)
 
@@ -302,7 +302,7 @@ class LightningIntegration(Integration):
         state = {"state_dict": model.state_dict(), "hyper_parameters": hparams,
                  "epoch": trainer.current_epoch, "global_step": trainer.global_step}
         torch.serialization.save(state, path)  # the unpatched save: this is our file, not the user's
-        run.log_model(path, name=type(model).__name__, framework="lightning",
+        log_model_within_limit(run, path, name=type(model).__name__, framework="lightning",
                       metadata={**metadata, "kind": "lightning_checkpoint", "final_weights": True}, _staged=True)
 
     # ------------------------------------------------------------------ checkpoints
@@ -330,7 +330,7 @@ class LightningIntegration(Integration):
                           global_step=trainer.global_step, weights_only=weights_only, **info)
         if not inside_fit and self.config.log_models and size is not None:
             # an explicit save after fit: the user's final model, recorded with the fit's run
-            run.log_model(path, name=os.path.splitext(os.path.basename(path))[0], framework="lightning",
+            log_model_within_limit(run, path, name=os.path.splitext(os.path.basename(path))[0], framework="lightning",
                           metadata={"kind": "lightning_checkpoint", "epoch": trainer.current_epoch,
                                     "global_step": trainer.global_step, **info})
 

@@ -57,6 +57,7 @@ from .._run import NullRun, Run, active_run, autorun, start_run
 from .._values import to_attrs, to_key, to_param_text
 from . import _callers
 from . import _sklearn_metrics as m
+from ._checkpoint_files import log_model_within_limit, model_limit_bytes
 from ._identity import WeakIdentityMap
 from ._sklearn_snapshot import PLAIN, Snapshot
 from .base import Integration
@@ -342,16 +343,16 @@ def _metrics_producer(run_id: str, load: Any, X: Any, y: Any, sample_weight: Any
 
 
 def _model_producer(run_id: str, name: str, snapshot: Snapshot, metadata: dict[str, Any], dataset: str | None) -> Any:
-    """Work for the exporter thread: write the pickled snapshot (joblib.load reads it) as a staged model file."""
+    """Work for the exporter thread: the snapshot's file (joblib.load reads it) becomes the model file."""
 
     def produce() -> list[Any]:
-        data = snapshot.take()
-        if data is None:
+        snapshot.take()
+        path = snapshot.hand_over()
+        if path is None:
             return []  # the event saying why comes with the fitted values
         metadata.update(_library_versions())
-        path = os.path.join(_staging.folder(), MODEL_FILE)
-        with open(path, "wb") as handle:
-            handle.write(data)
+        if snapshot.serializer == "cloudpickle":
+            metadata["serializer"] = "cloudpickle"  # functions or classes of the user's script, by value
         return [ModelRecord(new_id(), run_id, to_key(name), "sklearn", [ModelFile(MODEL_FILE, path, True)], time.time(),
                             to_attrs(metadata), {}, [dataset] if dataset else [])]
 
@@ -688,11 +689,9 @@ class SklearnIntegration(Integration):
                         and (hasattr(estimator, "predict") or hasattr(estimator, "score")))
         if not (log_models or want_metrics):
             return None  # no snapshot of a model nobody asked for: it may be large
-        snapshot = Snapshot(estimator, params, _is_estimator, _fitted_values)
+        snapshot = Snapshot(estimator, params, _is_estimator, _fitted_values, _staging.folder, model_limit_bytes(),
+                            MODEL_FILE)
         producers = [_fitted_values_producer(run.id, snapshot)]
-        if log_models:
-            metadata = {"estimator_class": _class_path(estimator), "saved_by": "autolog"}
-            producers.append(_model_producer(run.id, type(estimator).__name__, snapshot, metadata, dataset))
         if want_metrics:
             rows = m.n_rows(X) or 0
             step = max(1, math.ceil(rows / max(1, int(self.option("max_metric_rows", 10_000)))))
@@ -700,6 +699,9 @@ class SklearnIntegration(Integration):
             budget = float(self.option("metric_time_budget_s", 1.0))
             producers.append(_metrics_producer(run.id, snapshot.load, *sample, budget,
                                                unchanged=_unchanged_check(X, fingerprint)))
+        if log_models:  # last: the producers before it read the file that becomes the model's
+            metadata = {"estimator_class": _class_path(estimator), "saved_by": "autolog"}
+            producers.append(_model_producer(run.id, type(estimator).__name__, snapshot, metadata, dataset))
         def produce_all() -> list[Any]:
             try:
                 with _patching.own_code():  # fits inside predict are not runs; its warnings are not the user's
@@ -793,7 +795,7 @@ class SklearnIntegration(Integration):
         except OSError:
             staged = ""
         metadata = {"estimator_class": _class_path(value), "saved_by": "joblib.dump", "path": path, **_library_versions()}
-        run.log_model(staged or path, name=type(value).__name__, framework="sklearn", metadata=metadata,
+        log_model_within_limit(run, staged or path, name=type(value).__name__, framework="sklearn", metadata=metadata,
                       _staged=bool(staged))
         run.log_event("model_saved", path=path, estimator=type(value).__name__)
 

@@ -386,3 +386,139 @@ def test_boosting_wrappers_make_no_helper_runs_and_searches_cap_their_children(a
     assert len(children) <= 5 + 3  # capped trainings (5) plus the best candidates (3 here)
     assert models == 3 and len(parent.models()) == 1
     assert search.best_estimator_.n_estimators in (2, 3, 4)
+
+
+# ---------------------------------------------------------------------- item 9: models load back elsewhere
+TRAIN_SCRIPT = '''
+import os, sys
+import numpy as np
+import modelbox_autolog as mbx
+mbx.autolog(backend=sys.argv[1], experiment="script", capture_console=False)
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+OFFSET = 3.0
+
+
+def shift(X):
+    return np.asarray(X) + OFFSET  # a function of the script, using one of its globals
+
+
+class Squash(TransformerMixin, BaseEstimator):  # an estimator class of the script
+    def fit(self, X, y=None):
+        self.scale_ = float(np.abs(X).max())
+        return self
+
+    def transform(self, X):
+        return np.tanh(np.asarray(X) / self.scale_)
+
+
+rng = np.random.default_rng(1)
+X = rng.normal(size=(60, 3))
+y = (X[:, 0] > 0).astype(int)
+pipe = make_pipeline(FunctionTransformer(shift), Squash(), FunctionTransformer(lambda Z: Z * 2), LogisticRegression())
+pipe.fit(X, y)
+np.save(sys.argv[2], pipe.predict_proba(X))
+if os.environ.get("FLUSH_IN_SCRIPT") == "1":
+    assert mbx.flush(30)
+'''
+
+LOAD_SCRIPT = '''
+import sys
+import numpy as np
+import modelbox_autolog as mbx
+
+client = mbx.Client(sys.argv[1])
+(run,) = client.runs()
+(logged,) = run.models()
+model = client.load_model(logged.id)  # shift, Squash and the lambda are not defined here
+rng = np.random.default_rng(1)
+X = rng.normal(size=(60, 3))
+np.testing.assert_allclose(model.predict_proba(X), np.load(sys.argv[2]))
+print(logged.metadata.get("serializer"), run.status)
+'''
+
+RUNPY_SCRIPT = '''
+import runpy, sys
+import modelbox_autolog as mbx
+from modelbox_autolog import _patching
+
+script, run_name = sys.argv[1], sys.argv[2]
+sys.argv = [script, *sys.argv[3:]]
+with _patching._in_progress_lock:  # our background work waits (as while a fit runs): the model
+    _patching._in_progress[0] += 1  # is snapshotted after the script body has ended
+runpy.run_path(script, run_name=run_name)
+with _patching._in_progress_lock:
+    _patching._in_progress[0] -= 1
+assert mbx.flush(30)
+'''
+
+
+def _python(tmp_path, source, *args, **env):
+    import subprocess
+
+    script = tmp_path / f"script_{abs(hash(source)) % 10**8}.py"
+    script.write_text(source)
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env}
+    done = subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=180, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip(), script
+
+
+def test_a_pipeline_of_script_functions_loads_back_in_another_process(store_uri, tmp_path):
+    predictions = tmp_path / "predictions.npy"
+    _python(tmp_path, TRAIN_SCRIPT, store_uri, predictions, FLUSH_IN_SCRIPT="1")
+    out, _ = _python(tmp_path, LOAD_SCRIPT, store_uri, predictions)
+    assert out == "cloudpickle finished"
+
+
+@pytest.mark.parametrize("run_name", ["__main__", "<run_path>"])
+def test_a_script_run_through_runpy_is_saved_after_it_ended_and_loads_back(store_uri, tmp_path, run_name):
+    predictions = tmp_path / "predictions.npy"
+    train = tmp_path / "train.py"
+    train.write_text(TRAIN_SCRIPT)
+    _python(tmp_path, RUNPY_SCRIPT, train, run_name, store_uri, predictions)
+    out, _ = _python(tmp_path, LOAD_SCRIPT, store_uri, predictions)
+    assert out == "cloudpickle finished"
+
+
+def test_models_of_importable_code_stay_plain_pickles(autologged, data):
+    X, y = data
+    _pipeline().fit(X, y)
+    mbx.flush(10)
+    (run,) = autologged.runs()
+    assert "serializer" not in run.models()[0].metadata
+
+
+# ---------------------------------------------------------------------- item 5: the model size limit
+def test_a_model_above_max_model_mb_is_an_event_not_a_copy(store_uri, client, data, tmp_path):
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = data
+    mbx.autolog(backend=store_uri, experiment="test", capture_console=False, max_model_mb=0.01)
+    forest = RandomForestClassifier(n_estimators=30, random_state=0).fit(X, y)  # ~ 30 kB pickled, the limit 10 kB
+    LogisticRegression().fit(X, y)
+    joblib.dump(forest, tmp_path / "forest.joblib")  # a user's save of it: the same limit
+    mbx.flush(10)
+    runs = {r.name: r for r in client.runs()}
+    big = runs["RandomForestClassifier"]
+    assert big.status == "finished" and big.models() == []
+    events = big.events("model_not_logged")
+    assert len(events) == 2 and all("max_model_mb" in e.attrs["reason"] for e in events)
+    assert len(runs["LogisticRegression"].models()) == 1
+    leftovers = [f for _, _, files in os.walk(tmp_path / "store") for f in files if f.endswith((".pkl", ".joblib"))]
+    assert len(leftovers) == 1  # the small model only
+
+
+def test_max_model_mb_is_validated_and_read_from_the_environment(monkeypatch, store_uri):
+    from modelbox_autolog import _config
+
+    with pytest.raises(ValueError, match="max_model_mb"):
+        mbx.autolog(backend=store_uri, max_model_mb=0)
+    monkeypatch.setenv("MODELBOX_MAX_MODEL_MB", "12.5")
+    assert _config.build_config().max_model_mb == 12.5
+    assert _config.Config().max_model_mb == 1024.0  # 1 GB by default

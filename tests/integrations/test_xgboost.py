@@ -274,3 +274,14 @@ def test_gblinear_run_finishes_with_its_model_and_nothing_on_stderr(store_uri, c
         assert run.status == "finished" and run.params["booster"] == "gblinear"
         assert run.params["num_boost_round"] == 4 and len(run.models()) == 1
         assert run.metrics("train-rmse")
+
+
+def test_a_booster_above_max_model_mb_is_an_event_not_a_copy(store_uri, client, data):
+    X, y = data
+    mbx.autolog(backend=store_uri, experiment="test", capture_console=False, max_model_mb=0.001)  # ~1 kB
+    booster = xgb.train(_params(), xgb.DMatrix(X, label=y), num_boost_round=20)
+    assert booster.num_boosted_rounds() == 20
+    run = _only_run(client)
+    assert run.status == "finished" and run.models() == []
+    (event,) = run.events("model_not_logged")
+    assert "max_model_mb" in event.attrs["reason"] and event.attrs["bytes"] > 1024
