@@ -685,7 +685,8 @@ class SklearnIntegration(Integration):
         the estimator learnt (``n_iter_``...) and computes the training metrics, on a view of the
         training rows (no copy), skipped if the data changed since. None when nothing needs a snapshot."""
         log_models = self.config.log_models
-        want_metrics = (bool(self.option("log_training_metrics", True)) and X is not None
+        want_metrics = (bool(self.option("log_training_metrics", True)) and m.rereadable(X)
+                        and (y is None or m.rereadable(y))
                         and (hasattr(estimator, "predict") or hasattr(estimator, "score")))
         if not (log_models or want_metrics):
             return None  # no snapshot of a model nobody asked for: it may be large

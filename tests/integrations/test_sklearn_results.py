@@ -522,3 +522,23 @@ def test_max_model_mb_is_validated_and_read_from_the_environment(monkeypatch, st
     monkeypatch.setenv("MODELBOX_MAX_MODEL_MB", "12.5")
     assert _config.build_config().max_model_mb == 12.5
     assert _config.Config().max_model_mb == 1024.0  # 1 GB by default
+
+
+# ---------------------------------------------------------------------- data read only once stays the user's
+def _fit_on_iterators():
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    labels = MultiLabelBinarizer().fit_transform(iter([(1, 2), (0,), (0, 2)]))
+    words = CountVectorizer().fit(d for d in ["aa bb", "bb cc", "cc dd"]).get_feature_names_out()
+    return labels.tolist(), list(words)
+
+
+def test_iterators_and_generators_are_never_consumed_by_us(store_uri, client):
+    plain = _fit_on_iterators()
+    mbx.autolog(backend=store_uri, experiment="test", capture_console=False)
+    assert _fit_on_iterators() == plain == ([[0, 1, 1], [1, 0, 0], [1, 0, 1]], ["aa", "bb", "cc", "dd"])
+    mbx.flush(10)
+    runs = {r.name: r for r in client.runs()}
+    assert sorted(runs) == ["CountVectorizer", "MultiLabelBinarizer"]
+    assert runs["CountVectorizer"].params["dataset.type"] == "generator"
