@@ -67,6 +67,7 @@ OWN_INTEGRATIONS = ("xgboost", "lightgbm", "catboost")  # these log their sklear
 FIT_GROUP = "sklearn.fit"
 MODEL_FILE = "model.pkl"  # a plain pickle: joblib.load and pickle.load both read it
 PROBE_ROWS = 256
+METRIC_SHARE = 0.1  # training metrics may take this share of the fit's own time (beyond the probe)
 
 _warnings_seen: ContextVar[list[str] | None] = ContextVar("modelbox_sklearn_warnings", default=None)
 _subclass_depth: ContextVar[int] = ContextVar("modelbox_sklearn_subclass_depth", default=0)
@@ -315,8 +316,10 @@ def _unchanged_check(X: Any, fingerprint: str | None) -> Any:
 
 
 def _metrics_producer(run_id: str, load: Any, X: Any, y: Any, sample_weight: Any, budget_s: float, unchanged: Any) -> Any:
-    """Work for the exporter thread: load the model snapshot, score a probe, then as many rows as the budget allows."""
+    """Work for the exporter thread: load the model snapshot, score a probe of ``PROBE_ROWS`` rows,
+    then as many rows as the budget allows; the rows scored are recorded with the metrics."""
     def produce() -> list[Any]:
+        scored = 0
         try:
             if not unchanged():
                 return []
@@ -326,18 +329,25 @@ def _metrics_producer(run_id: str, load: Any, X: Any, y: Any, sample_weight: Any
             started = time.perf_counter()
             values = _evaluate(model, m.rows_every(X, step), m.rows_every(y, step) if y is not None else None,
                                m.rows_every(sample_weight, step) if sample_weight is not None else None)
-            per_row = (time.perf_counter() - started) / max(1, math.ceil(rows / step))
+            scored = math.ceil(rows / step)
+            per_row = (time.perf_counter() - started) / max(1, scored)
             affordable = int(budget_s / per_row) if per_row > 0 else rows
             if step > 1 and affordable >= rows:  # the whole sample fits the budget: score it all
                 values = _evaluate(model, X, y, sample_weight)
+                scored = rows
             elif step > 1 and affordable > 2 * PROBE_ROWS:
                 finer = max(1, math.ceil(rows / affordable))
                 values = _evaluate(model, m.rows_every(X, finer), m.rows_every(y, finer) if y is not None else None,
                                    m.rows_every(sample_weight, finer) if sample_weight is not None else None)
+                scored = math.ceil(rows / finer)
         except Exception:  # metrics are a bonus: a model that cannot score its own training data is fine
             return []
         stamp = time.time()
-        return [Metric(run_id, key, value, 0, stamp, None) for key, value in values.items() if math.isfinite(value)]
+        records: list[Any] = [Metric(run_id, key, value, 0, stamp, None) for key, value in values.items()
+                              if math.isfinite(value)]
+        if records:
+            records.append(Param(run_id, "training_metrics_rows", to_param_text(scored)))
+        return records
 
     return produce
 
@@ -490,7 +500,8 @@ class SklearnIntegration(Integration):
             duration = time.perf_counter() - t0
             run.log_event("fit", duration_s=duration, timestamp=started, method=call.wrapped.__name__,
                           estimator=type(estimator).__name__, rows=_rows(X))
-            snapshot = self._log_model_and_metrics(run, estimator, raw_params, dataset, fingerprint, X, y, sample_weight)
+            snapshot = self._log_model_and_metrics(run, estimator, raw_params, dataset, fingerprint, X, y, sample_weight,
+                                                   duration)
             self._log_outcome(run, estimator, seen, fitted_values=snapshot is None)
             _remember_tree(estimator, run, snapshot)
 
@@ -679,7 +690,8 @@ class SklearnIntegration(Integration):
 
     # ------------------------------------------------------------------ models and metrics
     def _log_model_and_metrics(self, run: Run, estimator: Any, params: dict[str, Any], dataset: str | None,
-                               fingerprint: str | None, X: Any, y: Any, sample_weight: Any) -> Snapshot | None:
+                               fingerprint: str | None, X: Any, y: Any, sample_weight: Any,
+                               fit_s: float) -> Snapshot | None:
         """Hand the fitted estimator to the exporter thread, which snapshots it once no fit is
         running (see _sklearn_snapshot) and from that snapshot writes the model file, reads what
         the estimator learnt (``n_iter_``...) and computes the training metrics, on a view of the
@@ -697,7 +709,9 @@ class SklearnIntegration(Integration):
             rows = m.n_rows(X) or 0
             step = max(1, math.ceil(rows / max(1, int(self.option("max_metric_rows", 10_000)))))
             sample = [m.rows_every(v, step) if v is not None else None for v in (X, y, sample_weight)]
-            budget = float(self.option("metric_time_budget_s", 1.0))
+            # Scoring costs at most a share of the fit itself (a 12 ms fit is scored on the probe
+            # only), and never more than metric_time_budget_s.
+            budget = min(float(self.option("metric_time_budget_s", 1.0)), METRIC_SHARE * fit_s)
             producers.append(_metrics_producer(run.id, snapshot.load, *sample, budget,
                                                unchanged=_unchanged_check(X, fingerprint)))
         if log_models:  # last: the producers before it read the file that becomes the model's
