@@ -561,11 +561,12 @@ class SklearnIntegration(Integration):
             run.log_metric("best_cv_score", float(best_score))
         folder = _staging.folder()
         path = os.path.join(folder, "cv_results.csv")
-        columns = list(results)
+        columns = [c for c in results if hasattr(results[c], "__len__") and not isinstance(results[c], (str, bytes))]
+        rows = min((len(results[c]) for c in columns), default=0)  # RFECV's cv_results_ has no "params"
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(columns)
-            for i in range(len(results["params"])):
+            for i in range(rows):
                 writer.writerow([_cell(results[c][i]) for c in columns])
         run.log_artifact(path, name="cv_results.csv", kind="table", _staged=True)
 
@@ -576,13 +577,15 @@ class SklearnIntegration(Integration):
             rank_key = next((k for k in columns if k.startswith("rank_test_")), "")
         if cap <= 0 or not rank_key:
             return
-        order = np.argsort(np.asarray(results[rank_key]), kind="stable")[:cap]
+        order = np.argsort(np.asarray(results[rank_key])[:rows], kind="stable")[:cap]
         numeric = [c for c in columns if c.startswith(("mean_", "std_", "split", "rank_"))]
+        candidates = results.get("params")
         for index in order:
             child = start_run(name=f"{type(search).__name__}[{int(index)}]", parent=run,
                               tags={"framework": "sklearn", "autolog": "true", "candidate_index": int(index)})
             try:
-                child.log_params(results["params"][index])
+                if candidates is not None:
+                    child.log_params(candidates[index])
                 child.log_metrics({c: results[c][index] for c in numeric if _is_number(results[c][index])})
             finally:
                 child.end("finished")

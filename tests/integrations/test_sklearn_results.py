@@ -542,3 +542,15 @@ def test_iterators_and_generators_are_never_consumed_by_us(store_uri, client):
     runs = {r.name: r for r in client.runs()}
     assert sorted(runs) == ["CountVectorizer", "MultiLabelBinarizer"]
     assert runs["CountVectorizer"].params["dataset.type"] == "generator"
+
+
+def test_rfecv_results_without_candidate_params_are_logged(autologged, data):
+    from sklearn.feature_selection import RFECV
+
+    X, y = data
+    selector = RFECV(LogisticRegression(), cv=3).fit(X, y)
+    runs, models = _counts(autologged)
+    (run,) = [r for r in runs if r.parent_run_id is None]
+    assert run.name == "RFECV" and run.status == "finished" and models == 1
+    assert [a.name for a in run.artifacts() if a.name == "cv_results.csv"] == ["cv_results.csv"]
+    assert run.metrics("best_cv_score") == [] and selector.n_features_ >= 1
