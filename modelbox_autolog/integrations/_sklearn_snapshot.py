@@ -10,8 +10,9 @@ neighbour models) on the training path, so it is taken:
   ``fit``/``partial_fit`` of the estimator, or of a pipeline, search or ensemble that holds it
   (whichever comes first; a lock makes it happen once).
 
-The snapshot is streamed into a file (the model file itself; never a copy in memory), and
-stops as soon as it passes ``max_model_mb``: such a model is recorded as an event, not stored.
+The pickle stays in memory while it is small (up to 8 MB; written once, as the model file) and
+is streamed into a file beyond that (never a second copy in memory); it stops as soon as it
+passes ``max_model_mb``: such a model is recorded as an event, not stored.
 Functions and classes of the user's script (``__main__``: a ``FunctionTransformer`` of a
 function defined there, an estimator class of the script) are pickled by value with
 cloudpickle, as MLflow does, so the model loads in another process; so are objects whose
@@ -74,23 +75,43 @@ class TooLarge(Exception):
     """The pickle passed the size limit: the model is not stored."""
 
 
-class _LimitedFile:
-    """A binary file that refuses to grow past ``limit`` bytes (pickling stops there)."""
+SPILL_BYTES = 8 * 2**20  # a pickle up to this size stays in memory until written as the model file
 
-    def __init__(self, path: str, limit: int) -> None:
-        self._handle = open(path, "wb")  # noqa: SIM115 - closed by close()
+
+class _Sink:
+    """Where a pickle is written: memory up to ``SPILL_BYTES``, then a file (from ``make_path``);
+    past ``limit`` bytes the pickling stops."""
+
+    def __init__(self, limit: int, make_path: Callable[[], str]) -> None:
         self._limit = limit
-        self.written = 0
+        self._make_path = make_path
+        self._chunks: list[bytes] = []
+        self._handle: Any = None
+        self.size = 0
+        self.path: str | None = None
 
     def write(self, data: Any) -> int:
         size = memoryview(data).nbytes
-        self.written += size
-        if self.written > self._limit:
-            raise TooLarge(self.written)
-        return self._handle.write(data)
+        self.size += size
+        if self.size > self._limit:
+            raise TooLarge(self.size)
+        if self._handle is None and self.size > SPILL_BYTES:
+            self.path = self._make_path()
+            self._handle = open(self.path, "wb")  # noqa: SIM115 - closed by close()
+            for chunk in self._chunks:
+                self._handle.write(chunk)
+            self._chunks = []
+        if self._handle is not None:
+            return self._handle.write(data)
+        self._chunks.append(bytes(data))
+        return size
 
     def close(self) -> None:
-        self._handle.close()
+        if self._handle is not None:
+            self._handle.close()
+
+    def value(self) -> bytes | None:
+        return None if self.path is not None else b"".join(self._chunks)
 
 
 def _script_modules() -> list[str]:
@@ -99,13 +120,13 @@ def _script_modules() -> list[str]:
     return ["__main__", *(name for name in list(sys.modules) if name.startswith("<"))]
 
 
-def _mentions(path: str, names: list[str]) -> bool:
+def _mentions(sink: _Sink, names: list[str]) -> bool:
     """Does the pickle refer to one of these modules by name?"""
-    with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            return False
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return any(data.find(name.encode()) != -1 for name in names)
+    data = sink.value()
+    if data is not None:
+        return any(name.encode() in data for name in names)
+    with open(sink.path or "", "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        return any(mapped.find(name.encode()) != -1 for name in names)
 
 
 def _by_value_pickler() -> Any:
@@ -126,15 +147,16 @@ def _by_value_pickler() -> Any:
     return ByValuePickler
 
 
-def dump(obj: Any, path: str, limit: int) -> str:
-    """Pickle ``obj`` into ``path`` (at most ``limit`` bytes, else ``TooLarge``); the serializer used:
-    plain pickle, or cloudpickle when the model refers to the user's script (or plain pickle fails:
-    a lambda, a function whose module is gone)."""
+def dump(obj: Any, limit: int, make_path: Callable[[], str]) -> tuple[str, _Sink]:
+    """Pickle ``obj`` (at most ``limit`` bytes, else ``TooLarge``): the serializer used and where
+    the pickle is. Plain pickle, or cloudpickle when the model refers to the user's script (or
+    plain pickle fails: a lambda, a function whose module is gone)."""
     script_modules = _script_modules()
     try:
-        _dump_with(pickle.Pickler, obj, path, limit)
-        if not _mentions(path, script_modules):
-            return "pickle"
+        sink = _dump_with(pickle.Pickler, obj, limit, make_path)
+        if not _mentions(sink, script_modules):
+            return "pickle", sink
+        _remove(sink.path)
     except TooLarge:
         raise
     except Exception as plain_error:
@@ -152,39 +174,43 @@ def dump(obj: Any, path: str, limit: int) -> str:
                 cloudpickle.register_pickle_by_value(module)
                 registered.append(module)
     try:
-        _dump_with(_by_value_pickler(), obj, path, limit)
+        return "cloudpickle", _dump_with(_by_value_pickler(), obj, limit, make_path)
     finally:
         for module in registered:
             with contextlib.suppress(Exception):
                 cloudpickle.unregister_pickle_by_value(module)
-    return "cloudpickle"
 
 
-def _dump_with(pickler: Any, obj: Any, path: str, limit: int) -> None:
-    target = _LimitedFile(path, limit)
+def _dump_with(pickler: Any, obj: Any, limit: int, make_path: Callable[[], str]) -> _Sink:
+    sink = _Sink(limit, make_path)
     try:
-        pickler(target, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
-    finally:
-        target.close()
+        pickler(sink, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    except BaseException:
+        sink.close()
+        _remove(sink.path)
+        raise
+    sink.close()
+    return sink
 
 
 class Snapshot:
-    """The estimator as it was fitted; ``take`` pickles it into a file (once), ``load`` reads a copy (once)."""
+    """The estimator as it was fitted; ``take`` pickles it (once), ``load`` reads a copy (once),
+    ``hand_over`` gives the exporter the model file."""
 
-    __slots__ = ("_estimator", "_params", "_is_estimator", "_read_fitted", "_lock", "_folder", "_limit", "path",
-                 "bytes", "serializer", "failure", "fitted", "_model")
+    __slots__ = ("_estimator", "_params", "_is_estimator", "_read_fitted", "_lock", "_make_path", "_limit",
+                 "_data", "_path", "bytes", "serializer", "failure", "fitted", "_model")
 
     def __init__(self, estimator: Any, params: dict[str, Any] | None, is_estimator: Callable[[Any], bool],
-                 read_fitted: Callable[[Any], Any], folder: Callable[[], str], limit_bytes: int,
-                 file_name: str = "model.pkl") -> None:
+                 read_fitted: Callable[[Any], Any], make_path: Callable[[], str], limit_bytes: int) -> None:
         self._estimator = estimator  # held until taken: the user may drop it right after fit
         self._params = params  # get_params(deep=True) when the fit started
         self._is_estimator = is_estimator
         self._read_fitted = read_fitted
         self._lock = threading.Lock()
-        self._folder = (folder, file_name)
+        self._make_path = make_path  # a fresh file path in our staging folder
         self._limit = limit_bytes
-        self.path: str | None = None  # the pickle; the exporter takes it over as the model file
+        self._data: bytes | None = None  # the pickle, in memory, or
+        self._path: str | None = None  # in a file (a big one)
         self.bytes = 0
         self.serializer = ""
         self.failure: str | None = None
@@ -195,8 +221,13 @@ class Snapshot:
     def pending(self) -> bool:
         return self._estimator is not None
 
-    def take(self) -> str | None:
-        """Pickle the estimator now unless already done; its file, or None (``failure`` says why)."""
+    @property
+    def taken(self) -> bool:
+        """A pickle is held (in memory or in a file)."""
+        return self._data is not None or self._path is not None
+
+    def take(self) -> bool:
+        """Pickle the estimator now unless already done; False (``failure`` says why) if it cannot be."""
         with self._lock:
             estimator, self._estimator = self._estimator, None
             if estimator is not None:
@@ -204,22 +235,21 @@ class Snapshot:
                     self.fitted = self._read_fitted(estimator)
                 except Exception:
                     self.fitted = None
-                make_folder, name = self._folder
-                path = os.path.join(make_folder(), name)
                 try:
-                    self._write(estimator, path)
-                    self.path, self.bytes = path, os.path.getsize(path)
+                    self._write(estimator)
                 except TooLarge as exc:
                     self.failure = (f"the pickled model passed max_model_mb ({self._limit / 2**20:.4g} MB) "
                                     f"at {int(exc.args[0]) / 2**20:.4g} MB: not stored")
-                    _remove(path)
                 except Exception as exc:  # e.g. an object nothing can pickle: the user's choice
                     self.failure = f"{type(exc).__name__}: {exc}"[:500]
-                    _remove(path)
-            return self.path
+            return self.taken
 
-    def _write(self, estimator: Any, path: str) -> None:
-        self.serializer = dump(estimator, path, self._limit)
+    def _keep(self, serializer: str, sink: _Sink) -> None:
+        _remove(self._path)
+        self.serializer, self._data, self._path, self.bytes = serializer, sink.value(), sink.path, sink.size
+
+    def _write(self, estimator: Any) -> None:
+        self._keep(*dump(estimator, self._limit, self._make_path))
         if self._params is None:
             return
         current = estimator.get_params(deep=True)
@@ -228,42 +258,54 @@ class Snapshot:
             return
         is_estimator = self._is_estimator
         if any(_holds(v, is_estimator) or _holds(current.get(k), is_estimator) for k, v in changed.items()):
+            self._drop()
             raise RuntimeError(f"sub-estimators were replaced after the fit, before it could be saved: {sorted(changed)[:5]}")
         # The hyperparameters it was fitted with, put back on a copy only: ``set_params`` of the
         # copy reaches nothing of the user's (the copy's sub-estimators are copies too, and the
         # values set are copies of the recorded ones, which the user may still hold).
-        with open(path, "rb") as handle:
-            copy = pickle.load(handle)
+        copy = self._unpickle()
         copy.set_params(**{k: v if type(v) in PLAIN else deepcopy(v) for k, v in changed.items()})
-        self.serializer = dump(copy, path, self._limit)
+        self._keep(*dump(copy, self._limit, self._make_path))
+
+    def _unpickle(self) -> Any:
+        if self._data is not None:
+            return pickle.loads(self._data)
+        with open(self._path or "", "rb") as handle:
+            return pickle.load(handle)
+
+    def _drop(self) -> None:
+        _remove(self._path)
+        self._data = self._path = None
 
     def hand_over(self) -> str | None:
-        """The file, now the exporter's (it deletes it once stored)."""
+        """The model file, now the exporter's (it deletes it once stored); None without a pickle."""
         with self._lock:
-            path, self.path = self.path, None
-            return path
+            path, data = self._path, self._data
+            self._path = self._data = None
+        if data is not None:
+            path = self._make_path()
+            with open(path, "wb") as handle:
+                handle.write(data)
+        return path
 
     def release(self) -> None:
-        """Drop the file (unless handed over) and the copy once the exporter used them (the registry
+        """Drop the pickle (unless handed over) and the copy once the exporter used them (the registry
         of pending snapshots may keep this object as long as the user keeps the estimator)."""
         with self._lock:
             self._estimator = None
-            path, self.path = self.path, None
+            self._drop()
             self._model = None
-        if path is not None:
-            _remove(path)
 
     def load(self) -> Any:
         """The unpickled copy (shared by the exporter's producers; they only read it)."""
         if self._model is None:
-            path = self.take()
-            if path is None:
+            if not self.take():
                 raise RuntimeError(self.failure or "no snapshot")
-            with open(path, "rb") as handle:
-                self._model = pickle.load(handle)
+            self._model = self._unpickle()
         return self._model
 
 
-def _remove(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(path)
+def _remove(path: str | None) -> None:
+    if path is not None:
+        with contextlib.suppress(OSError):
+            os.remove(path)

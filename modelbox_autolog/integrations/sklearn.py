@@ -253,6 +253,13 @@ class _Staging:
         self._counter = itertools.count()
         self._lock = threading.Lock()
 
+    def file(self) -> str:
+        """A fresh file path (not created) directly in our staging folder: no folder per file."""
+        with self._lock:
+            if self._root is None or not os.path.isdir(self._root):
+                self._root = tempfile.mkdtemp(prefix="modelbox-sklearn-")
+            return os.path.join(self._root, f"{os.getpid()}-{next(self._counter)}.pkl")
+
     def folder(self) -> str:
         with self._lock:
             if self._root is None or not os.path.isdir(self._root):
@@ -287,12 +294,18 @@ _staging = _Staging()
 # ---------------------------------------------------------------------- training metrics
 def _evaluate(model: Any, X: Any, y: Any, sample_weight: Any) -> dict[str, float]:
     """Training metrics of a fitted model on (a sample of) its training data."""
+    import numpy as np
     from sklearn.base import is_classifier, is_regressor
 
     if is_classifier(model) and y is not None and hasattr(model, "predict"):
-        predicted = model.predict(X)
+        classes = getattr(model, "classes_", None)
         proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
-        return m.classification(y, predicted, proba, getattr(model, "classes_", None), sample_weight)
+        if proba is not None and classes is not None and _predicts_by_argmax(model) and getattr(proba, "ndim", 0) == 2 \
+                and proba.shape[1] == len(classes):
+            predicted = np.asarray(classes)[np.argmax(proba, axis=1)]  # what its predict returns
+        else:
+            predicted = model.predict(X)
+        return m.classification(y, predicted, proba, classes, sample_weight)
     if is_regressor(model) and y is not None and hasattr(model, "predict"):
         return m.regression(y, model.predict(X), sample_weight)
     if hasattr(model, "score"):  # clusterers, density models, PCA: their own notion of score
@@ -302,6 +315,28 @@ def _evaluate(model: Any, X: Any, y: Any, sample_weight: Any) -> dict[str, float
             return {}
         return {"training_score": float(score)}
     return {}
+
+
+# scikit-learn classifiers whose ``predict`` is, by construction, the class of highest
+# ``predict_proba`` (up to probabilities equal in floating point): their training metrics need
+# one call, not two.
+ARGMAX_CLASSIFIERS = frozenset({
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.tree._classes.DecisionTreeClassifier", "sklearn.tree._classes.ExtraTreeClassifier",
+    "sklearn.ensemble._forest.RandomForestClassifier", "sklearn.ensemble._forest.ExtraTreesClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.naive_bayes.GaussianNB", "sklearn.naive_bayes.MultinomialNB", "sklearn.naive_bayes.BernoulliNB",
+    "sklearn.naive_bayes.ComplementNB", "sklearn.naive_bayes.CategoricalNB",
+    "sklearn.neural_network._multilayer_perceptron.MLPClassifier",
+})
+
+
+def _predicts_by_argmax(model: Any) -> bool:
+    final = model
+    steps = getattr(model, "steps", None)
+    if steps and type(model).__name__ == "Pipeline":  # predict_proba and predict both end in the last step
+        final = steps[-1][1]
+    return _class_path(final) in ARGMAX_CLASSIFIERS
 
 
 def _unchanged_check(X: Any, fingerprint: str | None) -> Any:
@@ -705,8 +740,7 @@ class SklearnIntegration(Integration):
                         and (hasattr(estimator, "predict") or hasattr(estimator, "score")))
         if not (log_models or want_metrics):
             return None  # no snapshot of a model nobody asked for: it may be large
-        snapshot = Snapshot(estimator, params, _is_estimator, _fitted_values, _staging.folder, model_limit_bytes(),
-                            MODEL_FILE)
+        snapshot = Snapshot(estimator, params, _is_estimator, _fitted_values, _staging.file, model_limit_bytes())
         producers = [_fitted_values_producer(run.id, snapshot)]
         if want_metrics:
             rows = m.n_rows(X) or 0

@@ -554,3 +554,23 @@ def test_rfecv_results_without_candidate_params_are_logged(autologged, data):
     assert run.name == "RFECV" and run.status == "finished" and models == 1
     assert [a.name for a in run.artifacts() if a.name == "cv_results.csv"] == ["cv_results.csv"]
     assert run.metrics("best_cv_score") == [] and selector.n_features_ >= 1
+
+
+def test_a_big_pickle_goes_through_a_file_and_loads_back(autologged, data, monkeypatch):
+    from sklearn.ensemble import RandomForestClassifier
+
+    from modelbox_autolog.integrations import _sklearn_snapshot
+    from modelbox_autolog.integrations import sklearn as sk
+
+    monkeypatch.setattr(_sklearn_snapshot, "SPILL_BYTES", 1000)  # ~30 kB pickle: spilled to a file
+    X, y = data
+    forest = RandomForestClassifier(n_estimators=30, random_state=0).fit(X, y)
+    forest.set_params(n_estimators=5)  # the model stored is still the one fitted
+    mbx.flush(10)
+    (run,) = autologged.runs()
+    restored = autologged.load_model(run.models()[0].id)
+    assert restored.n_estimators == 30 and len(restored.estimators_) == 30
+    np.testing.assert_array_equal(restored.predict(X), forest.predict(X))
+    assert run.metrics("training_accuracy_score")
+    root = sk._staging._root
+    assert root is None or not os.path.isdir(root) or [f for f in os.listdir(root) if f.endswith(".pkl")] == []
