@@ -71,6 +71,8 @@ def main() -> int:
             page = os.path.join("modelbox-runs", "quickstart.html")
             modelbox(["plot", shown.id, "-o", page])
     print("\nExplore further: .venv/bin/modelbox runs | show RUN_ID | models | events RUN_ID | plot RUN_ID -o out.png")
+    print("\nOpen the web UI on this store (then http://127.0.0.1:5000/):\n")
+    print(f"    .venv/bin/modelbox --backend {mbx.Client().uri} ui\n")
     return 1 if failed else 0
 
 

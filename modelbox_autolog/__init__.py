@@ -19,6 +19,7 @@ from .backends import BackendError, NotFound
 _LAZY = {  # read-side names, imported on first use so that `import` + `autolog()` stay cheap
     "Client": "client", "RunView": "client",
     "ChangeEvent": "entities", "Experiment": "entities", "MetricPoint": "entities", "ModelInfo": "entities",
+    "SearchError": "search",
 }
 
 __version__ = "0.1.0"
@@ -45,5 +46,5 @@ def __getattr__(name: str) -> Any:  # lazy names and submodules: mbx.Client, mbx
 
 __all__ = [
     "BackendError", "ChangeEvent", "Client", "Experiment", "LoggedModel", "MetricPoint", "ModelInfo", "NotFound",
-    "NullRun", "Run", "RunView", "active_run", "autolog", "enabled_integrations", "flush", "shutdown", "start_run", "stats",
+    "NullRun", "Run", "RunView", "SearchError", "active_run", "autolog", "enabled_integrations", "flush", "shutdown", "start_run", "stats",
 ]

@@ -66,10 +66,14 @@ class LoggedModel:
     def version(self) -> int | None:
         if self._exporter is not None:
             self._exporter.flush(timeout=10)
-        from .client import Client
+        from .backends import open_store
 
         try:
-            return Client(self._uri).model(self.id).version
+            store = open_store(self._uri)
+            try:
+                return store.model(self.id).version
+            finally:
+                store.close()
         except Exception:
             return None
 

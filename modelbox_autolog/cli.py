@@ -66,9 +66,20 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    runs = _client(args).runs(experiment=args.experiment, status=args.status, limit=args.limit)
+    from .search import SearchError
+
+    try:
+        runs = _client(args).runs(experiment=args.experiment, status=args.status, limit=args.limit, where=args.where,
+                                  order_by=args.order_by, offset=args.offset)
+    except SearchError as exc:
+        print(f"error: invalid {'--where' if exc.expression == (args.where or '') else '--order-by'} expression "
+              f"at position {exc.position}:\n  {exc.pointer().replace(chr(10), chr(10) + '  ')}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps([_run_dict(r) for r in runs], indent=2, default=str))
+        return 0
+    if args.csv:
+        _runs_csv(runs)
         return 0
     table = Table(title=f"runs ({len(runs)})")
     for column in ("id", "experiment", "name", "status", "progress", "started", "duration", "params"):
@@ -83,6 +94,25 @@ def cmd_runs(args: argparse.Namespace) -> int:
         )
     console.print(table)
     return 0
+
+
+def _runs_csv(runs: Sequence[Any]) -> None:
+    """One row per run: attributes, then params.* and metrics.* (latest values) columns."""
+    import csv
+
+    client = runs[0]._client if runs else None
+    summaries = client.metric_summaries([r.id for r in runs]) if client else {}
+    param_keys = sorted({k for r in runs for k in r.params})
+    metric_keys = sorted({k for s in summaries.values() for k in s})
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["id", "experiment", "name", "status", "start_time", "end_time", "duration_s", "parent_run_id",
+                     *(f"params.{k}" for k in param_keys), *(f"metrics.{k}" for k in metric_keys)])
+    for r in runs:
+        params = [r.params.get(k, "") for k in param_keys]
+        metrics = [summaries.get(r.id, {}).get(k) for k in metric_keys]
+        writer.writerow([r.id, r.experiment, r.name or "", r.status, r.start_time, r.end_time or "", r.duration_s or "",
+                         r.parent_run_id or "", *(v if isinstance(v, str) else json.dumps(v) for v in params),
+                         *("" if m is None or m.last is None else repr(m.last) for m in metrics)])
 
 
 def _run_dict(r: Any) -> dict[str, Any]:
@@ -255,6 +285,38 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Serve the web UI and the HTTP API over the store at --backend (default: the local store)."""
+    try:
+        from .ui.app import create_app
+        from .ui.serve import bind, serve
+    except ImportError as exc:
+        print(f"error: the UI needs the ui extra: pip install 'modelbox-autolog[ui]' ({exc})", file=sys.stderr)
+        return 2
+    uri = canonical_uri(args.backend or _config.current().backend)
+    if scheme_of(uri) == "sqlite":
+        from .backends.sqlite import path_from_uri
+
+        if not os.path.exists(path_from_uri(uri)):
+            print(f"note: no store at {path_from_uri(uri)} yet; the UI shows it once something is logged there", file=sys.stderr)
+    token = args.token or None
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    app = create_app(uri, token=token, host=args.host)
+    host, port = sock.getsockname()[:2]
+    where = f"[{host}]" if ":" in host else host
+    print(f"modelbox ui on http://{where}:{port}/  (store {uri}{', token required' if token else ''}; Ctrl-C to stop)",
+          flush=True)
+    if host not in ("127.0.0.1", "::1", "localhost") and not token:
+        print("  warning: no --token and not bound to loopback: anyone who can reach the port can read and edit models",
+              flush=True)
+    serve(app, sock, log_level=args.log_level)
+    return 0
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     from .server import cli as server_cli
 
@@ -278,7 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", "-e")
     p.add_argument("--status", choices=["running", "finished", "failed", "killed"])
     p.add_argument("--limit", "-n", type=int)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--offset", type=int, default=0, help="skip this many runs (paging)")
+    p.add_argument("--where", "-w", help="filter, e.g. \"params.lr > 0.01 and metrics.val_acc >= 0.9\" (see docs/API.md)")
+    p.add_argument("--order-by", help="sort, e.g. \"metrics.val_acc desc\" (default: newest first)")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true")
+    output.add_argument("--csv", action="store_true", help="CSV with params.* and metrics.* (latest) columns")
     p = add("show", cmd_show, "one run: params, metrics, events, artifacts, models")
     p.add_argument("run_id", help="run id (or a unique prefix of at least 4 characters)")
     p.add_argument("--json", action="store_true")
@@ -305,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sync", cmd_sync, "replay a file:// spool (or a journal folder) into a store; idempotent")
     p.add_argument("directory")
     p.add_argument("--to", required=True, help="target URI")
+    p = add("ui", cmd_ui, "serve the web UI and the HTTP API (/api/v1/) over a store")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5000, help="port (default 5000; 0 picks a free one)")
+    p.add_argument("--token", default=os.environ.get("MODELBOX_UI_TOKEN"),
+                   help="require this token (login form or Authorization: Bearer); default $MODELBOX_UI_TOKEN")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p = add("server", cmd_server, "run the gRPC modelbox server")
     try:
         from .server import cli as server_cli

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from . import _config
 from ._exporter import _exporters
 from .backends import NotFound, Store, canonical_uri, open_store
-from .entities import Artifact, ChangeEvent, Event, Experiment, Input, MetricPoint, ModelInfo, RunInfo
+from .entities import (
+    Artifact,
+    ChangeEvent,
+    Event,
+    Experiment,
+    Input,
+    MetricPoint,
+    MetricSummary,
+    ModelFileInfo,
+    ModelInfo,
+    RunInfo,
+    SeriesSample,
+)
 
 Model = ModelInfo
 
@@ -58,7 +70,10 @@ class RunView:
         return self._store.models(run_id=self.id)
 
     def children(self) -> list[RunView]:
-        return [r for r in self._client.runs(experiment=self.experiment_id) if r.parent_run_id == self.id]
+        try:
+            return self._client.runs(where=f"parent = '{self.id}'")
+        except Exception:  # a store that cannot search
+            return [r for r in self._client.runs(experiment=self.experiment_id) if r.parent_run_id == self.id]
 
     def refresh(self) -> RunView:
         return self._client.run(self.id)
@@ -106,9 +121,34 @@ class Client:
     def experiments(self) -> list[Experiment]:
         return self.store.experiments()
 
-    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None) -> list[RunView]:
+    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None, *,
+             where: str | None = None, order_by: str | None = None, offset: int = 0) -> list[RunView]:
+        """Runs, newest first; ``where`` filters and ``order_by`` sorts them inside the store
+        (the language is described in ``modelbox_autolog.search``; a bad expression raises
+        ``SearchError`` with its position); ``limit``/``offset`` page through them."""
         store = self.store
-        return [RunView(store, info, self) for info in store.runs(experiment=experiment, status=status, limit=limit)]
+        if where or order_by or offset:
+            infos = store.search_runs(experiment=experiment, status=status, where=where, order_by=order_by,
+                                      limit=limit, offset=offset)
+        else:
+            infos = store.runs(experiment=experiment, status=status, limit=limit)
+        return [RunView(store, info, self) for info in infos]
+
+    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None) -> int:
+        """How many runs ``runs(...)`` finds without a limit."""
+        return self.store.count_runs(experiment=experiment, status=status, where=where)
+
+    def metric_summaries(self, run_ids: list[str], keys: list[str] | None = None) -> dict[str, dict[str, MetricSummary]]:
+        """Per run id and metric key: latest value, min, max and point count, from the store's index."""
+        return self.store.metric_summaries(list(run_ids), None if keys is None else list(keys))
+
+    def search_keys(self, experiment: str | None = None) -> dict[str, list[str]]:
+        """The param, metric and tag keys of recent runs (``{"params": [...], "metrics": [...], "tags": [...]}``)."""
+        return self.store.search_keys(experiment=experiment)
+
+    def metric_sample(self, run_id: str, key: str, max_points: int = 2000) -> SeriesSample:
+        """A series downsampled in the store to at most ``max_points`` (each bucket's min and max kept)."""
+        return self.store.metric_sample(run_id, key, max_points)
 
     def run(self, run_id: str) -> RunView:
         store = self.store
@@ -162,25 +202,69 @@ class Client:
         write_stream(store.read_file(artifact.path_or_uri), target)
         return target
 
+    def open_artifact(self, run_id: str, artifact_id: str) -> tuple[Artifact, Iterable[bytes]]:
+        """A run's artifact (by id, or by name: the latest of that name) and its bytes, streamed in chunks."""
+        artifacts = self.run(run_id).artifacts()
+        found = [a for a in artifacts if a.id == artifact_id] or [a for a in artifacts if a.name == artifact_id][-1:]
+        if not found:
+            raise NotFound(f"run {run_id} has no artifact {artifact_id!r}")
+        artifact = found[0]
+        if artifact.bytes is None:
+            raise NotFound(f"artifact {artifact.name!r} of run {run_id} was never stored (its source was missing when logged)")
+        return artifact, self.store.read_file(artifact.path_or_uri)
+
+    def open_model_file(self, model_id: str, name: str) -> tuple[ModelFileInfo, Iterable[bytes]]:
+        """One file of a model and its bytes, streamed in chunks."""
+        store, ident = self._store_for(model_id)
+        info = store.model(ident)
+        found = [f for f in info.files if f.name == name]
+        if not found or found[0].bytes is None:
+            raise NotFound(f"model {info.id} has no stored file {name!r}")
+        return found[0], store.read_file(found[0].path_or_uri)
+
+    def child_counts(self, run_ids: list[str]) -> dict[str, int]:
+        """How many child runs each run has."""
+        return self.store.child_counts(list(run_ids))
+
+    def model_consumers(self, model_id: str) -> list[RunView]:
+        """Runs that logged this model (its id or URL) as an input: the lineage after the model."""
+        info = self.model(model_id)
+        refs = [info.id, info.url, *(f.path_or_uri for f in info.files)]
+        run_ids = list(dict.fromkeys(run_id for run_id, _ in self.store.input_consumers([r for r in refs if r])))
+        views = []
+        for run_id in run_ids:
+            try:
+                views.append(self.run(run_id))
+            except NotFound:
+                pass
+        return views
+
     def load_model(self, model_id: str) -> Any:
         """Download and load with the framework that logged it; returns the live object."""
         import shutil
         import tempfile
 
-        from ._autolog import integration_class
+        from .integrations.loaders import model_loader
 
         info = self.model(model_id)
         folder = tempfile.mkdtemp(prefix="modelbox-model-")
         try:
             path = self.download_model(info.url or info.id, folder)
-            cls = integration_class(info.framework)
-            if cls is not None:
-                return cls.load_model(path, info)
+            loader = model_loader(info.framework)
+            if loader is not None:
+                return loader(path, info)
             return _load_generic(path, info)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
     # ------------------------------------------------------------------ changes
+    def changes(self, since: int = 0, limit: int = 1000) -> list[ChangeEvent]:
+        """Change events with ``seq > since``, at most ``limit``, in order (one page of ``watch``)."""
+        return self.store.changes(since, limit)
+
+    def last_change_seq(self) -> int:
+        return self.store.last_change_seq()
+
     def watch(self, since: int | None = None, *, poll_interval: float = 0.5, timeout: float | None = None) -> Iterator[ChangeEvent]:
         """Change events in order, as they happen. ``since=None`` starts from now; ``0`` from the start."""
         store = self.store

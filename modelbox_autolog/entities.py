@@ -88,3 +88,31 @@ class ModelInfo:
     status: str
     created_at: float
     url: str = ""
+
+
+class MetricSummary(NamedTuple):
+    """The latest value of a series (at its highest step), its extremes (NaN left out) and size."""
+
+    key: str
+    last: float | None  # NaN when the latest point is NaN
+    step: int | None
+    timestamp: float | None
+    min: float | None
+    max: float | None
+    count: int
+
+
+class SeriesSample(NamedTuple):
+    """A series reduced to at most ``max_points`` points that keep every bucket's minimum and
+    maximum (and any NaN/inf), in step order; ``total`` is the size of the whole series."""
+
+    key: str
+    total: int
+    steps: list[int]
+    values: list[float]
+    timestamps: list[float]
+    epochs: list[int | None]
+
+    @property
+    def downsampled(self) -> bool:
+        return len(self.steps) < self.total

@@ -12,7 +12,18 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from .._records import Batch
-from ..entities import Artifact, ChangeEvent, Event, Experiment, Input, MetricPoint, ModelInfo, RunInfo
+from ..entities import (
+    Artifact,
+    ChangeEvent,
+    Event,
+    Experiment,
+    Input,
+    MetricPoint,
+    MetricSummary,
+    ModelInfo,
+    RunInfo,
+    SeriesSample,
+)
 
 
 class BackendError(Exception):
@@ -107,3 +118,54 @@ class Store(abc.ABC):
 
     def close(self) -> None:
         pass
+
+    # ------------------------------------------------------------------ search and charts
+    # The run search (``where``/``order_by``, see modelbox_autolog.search) runs inside the store;
+    # a store that cannot compile it says so rather than loading every run.
+    def search_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None,
+                    order_by: str | None = None, limit: int | None = None, offset: int = 0) -> list[RunInfo]:
+        """Runs matching ``where``, sorted by ``order_by`` (then newest first), one page."""
+        if where or order_by or offset:
+            raise BackendError(f"{type(self).__name__} cannot search runs (where/order_by/offset)")
+        return self.runs(experiment=experiment, status=status, limit=limit)
+
+    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None) -> int:
+        """How many runs ``search_runs`` would find without a limit."""
+        if where:
+            raise BackendError(f"{type(self).__name__} cannot search runs (where)")
+        return len(self.runs(experiment=experiment, status=status))
+
+    def metric_summaries(self, run_ids: list[str], keys: list[str] | None = None) -> dict[str, dict[str, MetricSummary]]:
+        """Per run id, per metric key: the latest value, min, max and count (``keys=None``: all)."""
+        from ..series import summarise
+
+        out: dict[str, dict[str, MetricSummary]] = {}
+        for run_id in run_ids:
+            wanted = self.metric_keys(run_id) if keys is None else [k for k in keys if k in set(self.metric_keys(run_id))]
+            out[run_id] = {key: summarise(key, self.metrics(run_id, key)) for key in wanted}
+        return out
+
+    def search_keys(self, experiment: str | None = None, sample: int = 200) -> dict[str, list[str]]:
+        """The param, metric and tag keys of the newest ``sample`` runs (column choices for a table)."""
+        params: set[str] = set()
+        metrics: set[str] = set()
+        tags: set[str] = set()
+        for run in self.runs(experiment=experiment, limit=sample):
+            params.update(run.params)
+            tags.update(run.tags)
+            metrics.update(self.metric_keys(run.id))
+        return {"params": sorted(params), "metrics": sorted(metrics), "tags": sorted(tags)}
+
+    def metric_sample(self, run_id: str, key: str, max_points: int = 2000) -> SeriesSample:
+        """The series downsampled to at most ``max_points`` points (minima, maxima, NaN and inf kept)."""
+        from ..series import sample_points
+
+        return sample_points(key, self.metrics(run_id, key), max_points)
+
+    def child_counts(self, run_ids: list[str]) -> dict[str, int]:
+        """How many child runs each of ``run_ids`` has (grid searches fold them under the parent)."""
+        return {run_id: self.count_runs(where=f"parent = '{run_id}'") for run_id in run_ids if "'" not in run_id}
+
+    def input_consumers(self, refs: list[str]) -> list[tuple[str, str]]:
+        """(run id, ref) of every run that logged one of ``refs`` as an input (lineage: who loaded a model)."""
+        return []

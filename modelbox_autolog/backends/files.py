@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 from collections.abc import Iterable, Iterator
 
+from .._names import UnsafeName, safe_relpath
+
+__all__ = ["CHUNK", "UnsafeName", "copy_file", "inside", "read_chunks", "safe_relpath", "sha256_of", "write_stream"]
+
 CHUNK = 1 << 20
-
-
-class UnsafeName(ValueError):
-    """An artifact or file name that would land outside its folder."""
-
-
-def safe_relpath(name: str) -> str:
-    """Normalise a user-supplied artifact name into a relative POSIX path, or raise UnsafeName."""
-    if not isinstance(name, str) or not name.strip():
-        raise UnsafeName(f"artifact name {name!r} is empty")
-    if "\x00" in name:
-        raise UnsafeName(f"artifact name {name!r} contains a NUL byte")
-    text = name.replace("\\", "/")
-    if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
-        raise UnsafeName(f"artifact name {name!r} is absolute; give a relative name")
-    norm = posixpath.normpath(text)
-    if norm in (".", "") or norm == ".." or norm.startswith("../"):
-        raise UnsafeName(f"artifact name {name!r} escapes its folder")
-    return norm
 
 
 def inside(root: str, relpath: str) -> str:

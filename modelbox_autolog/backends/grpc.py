@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -22,7 +23,18 @@ from urllib.parse import urlsplit
 import grpc
 
 from .._records import Batch, new_id
-from ..entities import Artifact, ChangeEvent, Event, Experiment, Input, MetricPoint, ModelInfo, RunInfo
+from ..entities import (
+    Artifact,
+    ChangeEvent,
+    Event,
+    Experiment,
+    Input,
+    MetricPoint,
+    MetricSummary,
+    ModelInfo,
+    RunInfo,
+    SeriesSample,
+)
 from ..proto import convert
 from ..proto.modelbox.v1 import records_pb2 as rpb
 from ..proto.modelbox.v1 import service_pb2 as spb
@@ -219,6 +231,54 @@ class GrpcStore(Store):
 
     def run(self, run_id: str) -> RunInfo:
         return convert.run_info(self._conn.call("GetRun", spb.GetRunRequest(run_id=run_id)))
+
+    def _searching(self, method: str, request: Any, where: str | None, order_by: str | None) -> Any:
+        """A call that may carry a search expression: the server's position comes back as SearchError."""
+        try:
+            return self._conn.call(method, request)
+        except BackendError as exc:
+            found = re.search(r"INVALID_ARGUMENT: search: (\d+): (.*)$", str(exc), re.S)
+            if not found:
+                raise
+            from ..search import SearchError, parse_order_by, parse_where
+
+            try:  # the same parser here gives the same message; fall back to the server's words
+                parse_where(where)
+                parse_order_by(order_by)
+            except SearchError as local:
+                raise local from None
+            raise SearchError(found.group(2), where or order_by or "", int(found.group(1))) from None
+
+    def search_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None,
+                    order_by: str | None = None, limit: int | None = None, offset: int = 0) -> list[RunInfo]:
+        request = spb.ListRunsRequest(experiment=experiment, status=status, limit=int(limit or 0), where=where or None,
+                                      order_by=order_by or None, offset=int(offset or 0))
+        return [convert.run_info(r) for r in self._searching("ListRuns", request, where, order_by).runs]
+
+    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None) -> int:
+        request = spb.ListRunsRequest(experiment=experiment, status=status, where=where or None)
+        return self._searching("CountRuns", request, where, None).count
+
+    def metric_summaries(self, run_ids: list[str], keys: list[str] | None = None) -> dict[str, dict[str, MetricSummary]]:
+        request = spb.MetricSummariesRequest(run_ids=run_ids, keys=keys or [], all_keys=keys is None)
+        out: dict[str, dict[str, MetricSummary]] = {run_id: {} for run_id in run_ids}
+        for m in self._conn.call("GetMetricSummaries", request).summaries:
+            out.setdefault(m.run_id, {})[m.key] = MetricSummary(
+                m.key, m.last if m.HasField("last") else None, m.step if m.HasField("step") else None,
+                m.timestamp if m.HasField("timestamp") else None, m.min if m.HasField("min") else None,
+                m.max if m.HasField("max") else None, m.count)
+        return out
+
+    def search_keys(self, experiment: str | None = None, sample: int = 1000) -> dict[str, list[str]]:
+        reply = self._conn.call("SearchKeys", spb.SearchKeysRequest(experiment=experiment))
+        return {"params": list(reply.params), "metrics": list(reply.metrics), "tags": list(reply.tags)}
+
+    def metric_sample(self, run_id: str, key: str, max_points: int = 2000) -> SeriesSample:
+        pages = list(self._conn.stream("GetMetrics", spb.GetMetricsRequest(run_id=run_id, key=key, max_points=max_points)))
+        points = convert.metric_points(pages)
+        total = pages[0].total if pages else 0
+        return SeriesSample(key, max(total, len(points)), [p.step for p in points], [p.value for p in points],
+                            [p.timestamp for p in points], [p.epoch for p in points])
 
     def metric_keys(self, run_id: str) -> list[str]:
         return list(self._conn.call("ListMetricKeys", spb.RunRequest(run_id=run_id)).keys)

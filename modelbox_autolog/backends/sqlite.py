@@ -10,6 +10,7 @@ hundreds of thousands of points a second. Reads: the queries behind Client.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import sys
@@ -31,15 +32,17 @@ from ..entities import (
     Experiment,
     Input,
     MetricPoint,
+    MetricSummary,
     ModelFileInfo,
     ModelInfo,
     RunInfo,
+    SeriesSample,
 )
 from .base import Backend, BackendError, BackendUnavailable, ImmutableModel, NotFound, Store
 from .files import copy_file, inside, read_chunks, safe_relpath
 from .uris import sqlite_path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the queryable side (param_values, metric summaries), see SEARCH_STATEMENTS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -83,6 +86,53 @@ CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, object_type TEXT NOT NULL,
     object_id TEXT NOT NULL, payload TEXT NOT NULL, timestamp REAL NOT NULL);
 """
+
+# Version 2: params and the latest/min/max of each metric series in queryable, indexed form,
+# for run search (backends/search_sql.py). Params are kept by a trigger, so every writer of the
+# params table keeps them; metric summaries are updated with each batch of points.
+_PARAM_NUM_SQL = """CASE WHEN json_valid(value) THEN CASE json_type(value)
+    WHEN 'integer' THEN json_extract(value, '$') WHEN 'real' THEN json_extract(value, '$')
+    WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 END END"""
+_PARAM_TEXT_SQL = "CASE WHEN json_valid(value) AND json_type(value) = 'text' THEN json_extract(value, '$') ELSE value END"
+SEARCH_STATEMENTS = (
+    "ALTER TABLE metric_series ADD COLUMN count INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE metric_series ADD COLUMN last_step INTEGER",
+    "ALTER TABLE metric_series ADD COLUMN last_value REAL",
+    "ALTER TABLE metric_series ADD COLUMN last_time REAL",
+    "ALTER TABLE metric_series ADD COLUMN min_value REAL",
+    "ALTER TABLE metric_series ADD COLUMN max_value REAL",
+    "CREATE INDEX IF NOT EXISTS metric_series_by_last ON metric_series(key, last_value)",
+    "CREATE INDEX IF NOT EXISTS metric_series_by_min ON metric_series(key, min_value)",
+    "CREATE INDEX IF NOT EXISTS metric_series_by_max ON metric_series(key, max_value)",
+    "CREATE TABLE IF NOT EXISTS param_values (run_id TEXT NOT NULL, key TEXT NOT NULL, num REAL, text TEXT,"
+    " PRIMARY KEY (run_id, key)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS param_values_by_num ON param_values(key, num)",
+    "CREATE INDEX IF NOT EXISTS param_values_by_text ON param_values(key, text)",
+    "CREATE TRIGGER IF NOT EXISTS params_kept_queryable AFTER INSERT ON params BEGIN"
+    " INSERT OR REPLACE INTO param_values VALUES (NEW.run_id, NEW.key, "
+    + _PARAM_NUM_SQL.replace("value", "NEW.value") + ", " + _PARAM_TEXT_SQL.replace("value", "NEW.value") + "); END",
+)
+
+SUMMARY_UPDATE = """UPDATE metric_series SET count = count + ?1,
+    last_value = CASE WHEN last_step IS NULL OR ?2 >= last_step THEN ?3 ELSE last_value END,
+    last_time = CASE WHEN last_step IS NULL OR ?2 >= last_step THEN ?4 ELSE last_time END,
+    last_step = CASE WHEN last_step IS NULL OR ?2 >= last_step THEN ?2 ELSE last_step END,
+    min_value = min(coalesce(min_value, ?5), coalesce(?5, min_value)),
+    max_value = max(coalesce(max_value, ?6), coalesce(?6, max_value))
+    WHERE id = ?7"""
+
+
+def series_summary(series_id: int, points: list[tuple]) -> tuple:
+    """Parameters of SUMMARY_UPDATE for one series' new points (tuples read by position);
+    the latest is the point with the highest step (the last logged among equals); NaN is left
+    out of min/max (and stored as NULL, as SQL has no NaN)."""
+    last = points[0]
+    for point in points:
+        if point[3] >= last[3]:
+            last = point
+    finite = [p[2] for p in points if p[2] == p[2]]
+    return (len(points), last[3], last[2], last[4], min(finite) if finite else None, max(finite) if finite else None, series_id)
+
 
 _TRANSIENT = ("locked", "busy", "disk i/o", "full", "unable to open")
 
@@ -203,11 +253,40 @@ class SQLiteStore(Backend, Store):
                 if not known:
                     raise BackendError(f"{self.path} is a SQLite database of something else, not a ModelBox store")
             try:
-                conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+                conn.execute("BEGIN IMMEDIATE")
+                if conn.execute("PRAGMA user_version").fetchone()[0] == 0:  # not created meanwhile by another connection
+                    for statement in [*SCHEMA.split(";"), *SEARCH_STATEMENTS]:
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
             except sqlite3.Error:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        elif version < SCHEMA_VERSION:
+            self._upgrade(conn)
+
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
+        """Version 1 -> 2: add the queryable side and fill it from what is stored (one transaction)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= 2:  # another connection did it meanwhile
+                conn.execute("ROLLBACK")
+                return
+            for statement in SEARCH_STATEMENTS:
+                conn.execute(statement)
+            conn.execute(f"INSERT OR REPLACE INTO param_values SELECT run_id, key, {_PARAM_NUM_SQL}, {_PARAM_TEXT_SQL} FROM params")
+            for (series_id,) in conn.execute("SELECT id FROM metric_series").fetchall():
+                chunks = conn.execute("SELECT steps, vals, times, epochs FROM metric_chunks WHERE series_id=? ORDER BY id", (series_id,))
+                points = [(None, None, p.value, p.step, p.timestamp, p.epoch) for chunk in chunks for p in unpack_points(*chunk)]
+                if points:
+                    conn.execute(SUMMARY_UPDATE, series_summary(series_id, points))
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def store(self) -> SQLiteStore:
         return self
@@ -328,15 +407,17 @@ class SQLiteStore(Backend, Store):
                 if points is None:
                     points = by_series[(m[0], m[1])] = []
                 points.append(m)
-            rows = []
+            rows, summaries = [], []
             for (run_id, key), points in by_series.items():
                 sid = self._series.get((run_id, key)) or self._series_id(conn, run_id, key, new_series)
                 rows.append((sid, *pack_points(points)))
+                summaries.append(series_summary(sid, points))
             conn.executemany(
                 "INSERT INTO metric_chunks(series_id, count, min_step, max_step, steps, vals, times, epochs)"
                 " VALUES (?,?,?,?,?,?,?,?)",
                 rows,
             )
+            conn.executemany(SUMMARY_UPDATE, summaries)
             for run_id, count in Counter(m[0] for m in metrics).items():
                 changes.append(("appended", "metrics", run_id, _dumps({"count": count}), now))
 
@@ -459,26 +540,87 @@ class SQLiteStore(Backend, Store):
         )
 
     def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None) -> list[RunInfo]:
-        sql = f"SELECT {self._RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
-        where, args = [], []
-        if experiment is not None:
-            where.append("(e.name = ? OR e.id = ?)")
-            args += [experiment, experiment]
-        if status is not None:
-            where.append("r.status = ?")
-            args.append(status)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY r.start_time DESC, r.rowid DESC"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
-        rows = self._query(sql, args)
+        return self.search_runs(experiment=experiment, status=status, limit=limit)
+
+    # ---------------------------------------------------------------- search (compiled to SQL)
+    def search_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None,
+                    order_by: str | None = None, limit: int | None = None, offset: int = 0) -> list[RunInfo]:
+        from ..search import parse_order_by, parse_where
+        from .search_sql import SQLITE, RunSearch, search_page
+
+        search = RunSearch(SQLITE, self._RUN_COLUMNS, experiment, status, parse_where(where), parse_order_by(order_by))
+        rows = search_page(search, self._query, limit or None, offset)
         params: dict[str, dict[str, str]] = {}
         if rows:
             marks = ",".join("?" * len(rows))
             for run_id, key, value in self._query(f"SELECT run_id, key, value FROM params WHERE run_id IN ({marks})", [r[0] for r in rows]):
                 params.setdefault(run_id, {})[key] = value
         return [self._run_info(row, params.get(row[0], {})) for row in rows]
+
+    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None) -> int:
+        from ..search import parse_where
+        from .search_sql import SQLITE, select_runs
+
+        sql, args = select_runs(SQLITE, "", experiment=experiment, status=status, where=parse_where(where), count=True)
+        return self._query(sql, args)[0][0]
+
+    def metric_summaries(self, run_ids: list[str], keys: list[str] | None = None) -> dict[str, dict[str, MetricSummary]]:
+        out: dict[str, dict[str, MetricSummary]] = {run_id: {} for run_id in run_ids}
+        if not run_ids:
+            return out
+        sql = ("SELECT run_id, key, last_value, last_step, last_time, min_value, max_value, count FROM metric_series"
+               f" WHERE run_id IN ({','.join('?' * len(run_ids))})")
+        args = list(run_ids)
+        if keys is not None:
+            if not keys:
+                return out
+            sql += f" AND key IN ({','.join('?' * len(keys))})"
+            args += list(keys)
+        for run_id, key, last, step, when, low, high, count in self._query(sql, args):
+            if last is None and count:
+                last = math.nan  # SQL keeps NaN as NULL
+            out.setdefault(run_id, {})[key] = MetricSummary(key, last, step, when, low, high, count)
+        return out
+
+    def search_keys(self, experiment: str | None = None, sample: int = 1000) -> dict[str, list[str]]:
+        scope, args = "SELECT r.id FROM runs r", []
+        if experiment is not None:
+            scope += " JOIN experiments e ON e.id = r.experiment_id WHERE (e.name = ? OR e.id = ?)"
+            args = [experiment, experiment]
+        scope += " ORDER BY r.start_time DESC LIMIT ?"
+        args.append(sample)
+        params = [r[0] for r in self._query(f"SELECT DISTINCT key FROM params WHERE run_id IN ({scope}) ORDER BY key", args)]
+        metrics = [r[0] for r in self._query(f"SELECT DISTINCT key FROM metric_series WHERE run_id IN ({scope}) ORDER BY key", args)]
+        tags: set[str] = set()
+        for (text,) in self._query(f"SELECT DISTINCT tags FROM runs WHERE id IN ({scope})", args):
+            tags.update(json.loads(text))
+        return {"params": params, "metrics": metrics, "tags": sorted(tags)}
+
+    def child_counts(self, run_ids: list[str]) -> dict[str, int]:
+        if not run_ids:
+            return {}
+        rows = self._query(f"SELECT parent_run_id, count(*) FROM runs WHERE parent_run_id IN ({','.join('?' * len(run_ids))})"
+                           " GROUP BY parent_run_id", run_ids)
+        return {run_id: 0 for run_id in run_ids} | dict(rows)
+
+    def input_consumers(self, refs: list[str]) -> list[tuple[str, str]]:
+        if not refs:
+            return []
+        return [tuple(row) for row in self._query(
+            f"SELECT DISTINCT run_id, ref FROM inputs WHERE ref IN ({','.join('?' * len(refs))}) ORDER BY timestamp", refs)]
+
+    def metric_sample(self, run_id: str, key: str, max_points: int = 2000) -> SeriesSample:
+        """Downsampled from the packed chunks directly (no point objects for the whole series)."""
+        from ..series import sample_columns
+
+        run_id = self._resolve_run_id(run_id)
+        chunks = self._query(
+            "SELECT c.steps, c.vals, c.times, c.epochs FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id"
+            " WHERE s.run_id=? AND s.key=? ORDER BY c.id",
+            (run_id, key),
+        )
+        columns = [b"".join(chunk[i] for chunk in chunks) for i in range(4)]  # little-endian, as sample_columns reads
+        return sample_columns(key, *columns, max_points=max_points)
 
     def run(self, run_id: str) -> RunInfo:
         run_id = self._resolve_run_id(run_id)

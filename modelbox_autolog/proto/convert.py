@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from .._names import UnsafeName, safe_relpath
 from .._records import (
     Artifact,
     Batch,
@@ -25,7 +26,6 @@ from .._records import (
     RunStart,
     RunUpdate,
 )
-from ..backends.files import UnsafeName, safe_relpath
 from ..entities import Artifact as ArtifactInfo
 from ..entities import ChangeEvent, Experiment, MetricPoint, ModelFileInfo, ModelInfo, RunInfo
 from ..entities import Event as EventInfo

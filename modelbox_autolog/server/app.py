@@ -43,6 +43,7 @@ class Settings:
     workers: int = 16
     max_watchers: int = 32
     grace_s: float = 30.0
+    http_port: int | None = None  # the web UI and HTTP API beside the gRPC service
 
 
 class Server:
@@ -73,6 +74,8 @@ class Server:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         self.port = self._bind()
         self.metrics_port = self._serve_metrics()
+        self.http = self._serve_http()
+        self.http_port = None if self.http is None else self.http.port
         self._stopped = threading.Event()
 
     def _bind(self) -> int:
@@ -112,7 +115,27 @@ class Server:
         self._httpd = httpd
         return httpd.server_address[1]
 
+    def _serve_http(self):
+        """The UI and HTTP API over the same store (its own connection), behind the same token."""
+        if self.settings.http_port is None:
+            return None
+        try:
+            from ..ui.app import create_app
+            from ..ui.serve import BackgroundServer, bind
+        except ImportError as exc:
+            self.store.close()
+            raise StartupError(f"--http-port needs the ui extra: pip install 'modelbox-autolog[ui]' ({exc})") from exc
+        try:
+            sock = bind(self.settings.host, self.settings.http_port)
+        except OSError as exc:
+            self.store.close()
+            raise StartupError(f"cannot serve HTTP on {self.settings.host}:{self.settings.http_port}: {exc.strerror}") from exc
+        app = create_app(self.store.uri, token=self.settings.token, host=self.settings.host)
+        return BackgroundServer(app, sock)
+
     def start(self) -> None:
+        if self.http is not None:
+            self.http.start()
         self.grpc.start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
@@ -127,6 +150,8 @@ class Server:
         self.grpc.stop(self.settings.grace_s if grace is None else grace).wait()
         if getattr(self, "_httpd", None) is not None:
             self._httpd.shutdown()
+        if self.http is not None:
+            self.http.stop()
         self.store.close()
 
     def wait(self) -> None:

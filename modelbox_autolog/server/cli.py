@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (clients use grpcs://)")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (same host)")
+    parser.add_argument("--http-port", type=int,
+                        help="also serve the web UI and HTTP API (/api/v1/) on this port (same host and token; needs the ui extra)")
     parser.add_argument("--max-message-mb", type=int, default=64, help="largest request accepted (default 64 MB)")
     parser.add_argument("--max-upload-mb", type=int, default=64 * 1024, help="largest file accepted (default 64 GB)")
     parser.add_argument("--workers", type=int, default=16, help="threads serving calls (default 16)")
@@ -44,6 +46,7 @@ def settings_from(args: argparse.Namespace):
         tls_cert=args.tls_cert, tls_key=args.tls_key, metrics_port=args.metrics_port,
         max_message_bytes=args.max_message_mb << 20, max_upload_bytes=args.max_upload_mb << 20,
         workers=args.workers, max_watchers=args.max_watchers, grace_s=args.grace,
+        http_port=getattr(args, "http_port", None),
     )
 
 
@@ -65,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  store {server.store.uri}  artifacts {server.store.artifacts_dir}", flush=True)
     if server.metrics_port is not None:
         print(f"  metrics http://{where}:{server.metrics_port}/metrics", flush=True)
+    if server.http_port is not None:
+        print(f"  web UI and HTTP API http://{where}:{server.http_port}/", flush=True)
     if not s.token:
         exposed = s.host not in ("127.0.0.1", "localhost", "::1")
         print("  warning: no --token: anyone who can reach the port can read and write" if exposed else "  no token (local only)",

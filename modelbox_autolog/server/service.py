@@ -19,10 +19,12 @@ import grpc
 from .._records import Artifact, ModelRecord
 from ..backends.base import BackendError, BackendUnavailable, ImmutableModel, NotFound
 from ..backends.files import UnsafeName, inside
+from ..entities import MetricPoint
 from ..proto import convert
 from ..proto.modelbox.v1 import records_pb2 as rpb
 from ..proto.modelbox.v1 import service_pb2 as spb
 from ..proto.modelbox.v1 import service_pb2_grpc as sgrpc
+from ..search import SearchError
 from .metrics import ServerMetrics
 from .uploads import ServerStore, Staging, UploadRefused
 
@@ -34,6 +36,8 @@ WATCH_POLL_S = 1.0  # also picks up changes written to the store by other proces
 
 
 def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
+    if isinstance(exc, SearchError):
+        return grpc.StatusCode.INVALID_ARGUMENT, f"search: {exc.position}: {exc.message}"
     if isinstance(exc, (convert.InvalidRequest, UnsafeName)):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, UploadRefused):
@@ -157,9 +161,35 @@ class ModelBoxService(sgrpc.ModelBoxServicer):
         status = request.status if request.HasField("status") else None
         if status is not None and status not in convert.RUN_STATUSES:
             raise convert.InvalidRequest(f"status {status!r} is not one of {sorted(convert.RUN_STATUSES)}")
-        runs = self.store.runs(experiment=request.experiment if request.HasField("experiment") else None,
-                               status=status, limit=request.limit or None)
+        runs = self.store.search_runs(
+            experiment=request.experiment if request.HasField("experiment") else None, status=status,
+            where=request.where if request.HasField("where") else None,
+            order_by=request.order_by if request.HasField("order_by") else None,
+            limit=request.limit or None, offset=request.offset)
         return spb.ListRunsResponse(runs=[convert.run_message(r) for r in runs])
+
+    @_answer
+    def CountRuns(self, request: spb.ListRunsRequest, context: grpc.ServicerContext) -> spb.CountRunsResponse:
+        count = self.store.count_runs(experiment=request.experiment if request.HasField("experiment") else None,
+                                      status=request.status if request.HasField("status") else None,
+                                      where=request.where if request.HasField("where") else None)
+        return spb.CountRunsResponse(count=count)
+
+    @_answer
+    def GetMetricSummaries(self, request: spb.MetricSummariesRequest, context: grpc.ServicerContext) -> spb.MetricSummariesResponse:
+        run_ids = [convert.check_id(r, "run id") for r in request.run_ids]
+        keys = None if request.all_keys else [convert.check_name(k, "metric key") for k in request.keys]
+        found = self.store.metric_summaries(run_ids, keys)
+        return spb.MetricSummariesResponse(summaries=[
+            spb.MetricSummary(run_id=run_id, key=m.key, last=m.last, step=m.step, timestamp=m.timestamp, min=m.min, max=m.max,
+                              count=m.count)
+            for run_id, per_key in found.items() for m in per_key.values()
+        ])
+
+    @_answer
+    def SearchKeys(self, request: spb.SearchKeysRequest, context: grpc.ServicerContext) -> spb.SearchKeysResponse:
+        keys = self.store.search_keys(request.experiment if request.HasField("experiment") else None)
+        return spb.SearchKeysResponse(params=keys["params"], metrics=keys["metrics"], tags=keys["tags"])
 
     @_answer
     def GetRun(self, request: spb.GetRunRequest, context: grpc.ServicerContext) -> spb.RunInfo:
@@ -171,7 +201,15 @@ class ModelBoxService(sgrpc.ModelBoxServicer):
 
     @_answer_stream
     def GetMetrics(self, request: spb.GetMetricsRequest, context: grpc.ServicerContext) -> Iterator[spb.MetricPage]:
-        points = self.store.metrics(convert.check_id(request.run_id, "run id"), convert.check_name(request.key, "metric key"))
+        run_id, key = convert.check_id(request.run_id, "run id"), convert.check_name(request.key, "metric key")
+        if request.max_points:
+            sample = self.store.metric_sample(run_id, key, request.max_points)
+            page = next(iter(convert.metric_pages(
+                list(map(MetricPoint, sample.steps, sample.values, sample.timestamps, sample.epochs)), METRIC_PAGE)))
+            page.total = sample.total
+            yield page
+            return
+        points = self.store.metrics(run_id, key)
         yield from convert.metric_pages(points, METRIC_PAGE)
 
     @_answer

@@ -110,6 +110,21 @@ class ModelBoxStub:
                 request_serializer=modelbox_dot_v1_dot_service__pb2.GetModelRequest.SerializeToString,
                 response_deserializer=modelbox_dot_v1_dot_service__pb2.ModelInfo.FromString,
                 _registered_method=True)
+        self.CountRuns = channel.unary_unary(
+                '/modelbox.v1.ModelBox/CountRuns',
+                request_serializer=modelbox_dot_v1_dot_service__pb2.ListRunsRequest.SerializeToString,
+                response_deserializer=modelbox_dot_v1_dot_service__pb2.CountRunsResponse.FromString,
+                _registered_method=True)
+        self.GetMetricSummaries = channel.unary_unary(
+                '/modelbox.v1.ModelBox/GetMetricSummaries',
+                request_serializer=modelbox_dot_v1_dot_service__pb2.MetricSummariesRequest.SerializeToString,
+                response_deserializer=modelbox_dot_v1_dot_service__pb2.MetricSummariesResponse.FromString,
+                _registered_method=True)
+        self.SearchKeys = channel.unary_unary(
+                '/modelbox.v1.ModelBox/SearchKeys',
+                request_serializer=modelbox_dot_v1_dot_service__pb2.SearchKeysRequest.SerializeToString,
+                response_deserializer=modelbox_dot_v1_dot_service__pb2.SearchKeysResponse.FromString,
+                _registered_method=True)
         self.ListChanges = channel.unary_unary(
                 '/modelbox.v1.ModelBox/ListChanges',
                 request_serializer=modelbox_dot_v1_dot_service__pb2.ListChangesRequest.SerializeToString,
@@ -215,6 +230,25 @@ class ModelBoxServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountRuns(self, request, context):
+        """Run search (the `where` language of modelbox_autolog.search) and what a runs table shows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMetricSummaries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchKeys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListChanges(self, request, context):
         """Change events with seq > since, at most `limit`, plus the newest seq.
         """
@@ -306,6 +340,21 @@ def add_ModelBoxServicer_to_server(servicer, server):
                     servicer.FinalizeModel,
                     request_deserializer=modelbox_dot_v1_dot_service__pb2.GetModelRequest.FromString,
                     response_serializer=modelbox_dot_v1_dot_service__pb2.ModelInfo.SerializeToString,
+            ),
+            'CountRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountRuns,
+                    request_deserializer=modelbox_dot_v1_dot_service__pb2.ListRunsRequest.FromString,
+                    response_serializer=modelbox_dot_v1_dot_service__pb2.CountRunsResponse.SerializeToString,
+            ),
+            'GetMetricSummaries': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetricSummaries,
+                    request_deserializer=modelbox_dot_v1_dot_service__pb2.MetricSummariesRequest.FromString,
+                    response_serializer=modelbox_dot_v1_dot_service__pb2.MetricSummariesResponse.SerializeToString,
+            ),
+            'SearchKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchKeys,
+                    request_deserializer=modelbox_dot_v1_dot_service__pb2.SearchKeysRequest.FromString,
+                    response_serializer=modelbox_dot_v1_dot_service__pb2.SearchKeysResponse.SerializeToString,
             ),
             'ListChanges': grpc.unary_unary_rpc_method_handler(
                     servicer.ListChanges,
@@ -723,6 +772,87 @@ class ModelBox:
             '/modelbox.v1.ModelBox/FinalizeModel',
             modelbox_dot_v1_dot_service__pb2.GetModelRequest.SerializeToString,
             modelbox_dot_v1_dot_service__pb2.ModelInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelbox.v1.ModelBox/CountRuns',
+            modelbox_dot_v1_dot_service__pb2.ListRunsRequest.SerializeToString,
+            modelbox_dot_v1_dot_service__pb2.CountRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetricSummaries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelbox.v1.ModelBox/GetMetricSummaries',
+            modelbox_dot_v1_dot_service__pb2.MetricSummariesRequest.SerializeToString,
+            modelbox_dot_v1_dot_service__pb2.MetricSummariesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelbox.v1.ModelBox/SearchKeys',
+            modelbox_dot_v1_dot_service__pb2.SearchKeysRequest.SerializeToString,
+            modelbox_dot_v1_dot_service__pb2.SearchKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,
