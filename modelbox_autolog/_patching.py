@@ -278,8 +278,9 @@ class Call:
 
 
 def _call_with_hook(site: str, group: str | None, hook: Hook, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    if _phase.get() or (group is not None and group in _active_groups.get()):
-        # our own code is running, or a nested call of the same kind: log once, outermost
+    if _phase.get() or (group is not None and group in _active_groups.get()) \
+            or threading.current_thread().name.startswith(OWN_THREAD_PREFIX):
+        # our own code or thread is running, or a nested call of the same kind: log once, outermost
         try:
             return wrapped(*args, **kwargs)
         except BaseException as exc:

@@ -322,3 +322,16 @@ def test_arguments_are_bound_by_the_real_signature_however_passed():
     _patching.patch_call("toy", namespace, "train", hook)
     assert namespace.train({"eta": 1}, "d", 3, ["e"], ["mine"]) == ({"eta": 1}, 3, ["e"], ["ours"])
     assert seen == {"params": {"eta": 1}, "rounds": 3, "evals": ["e"], "callbacks": ["mine"]}
+
+
+def test_instrumented_calls_on_our_threads_make_no_runs(store_uri, client):
+    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False)
+    _patching.patch_call("toy", Trainer, "fit", fit_hook, group="toy.fit")
+    ours = threading.Thread(target=lambda: Trainer(epochs=1).fit([1.0]), name="modelbox-exporter-like")
+    ours.start()
+    ours.join()
+    theirs = threading.Thread(target=lambda: Trainer(epochs=1).fit([1.0]), name="user-thread")
+    theirs.start()
+    theirs.join()
+    mbx.flush(10)
+    assert [r.name for r in client.runs()] == ["Trainer"]  # the user's thread only

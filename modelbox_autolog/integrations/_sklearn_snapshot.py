@@ -114,10 +114,21 @@ class _Sink:
         return None if self.path is not None else b"".join(self._chunks)
 
 
+_script_module_names: tuple[Any, list[str]] = (None, [])
+
+
 def _script_modules() -> list[str]:
     """Modules of the user's script, which no other process can import: ``__main__``, and the
-    temporary modules ``runpy`` runs scripts in (``<run_path>``...)."""
-    return ["__main__", *(name for name in list(sys.modules) if name.startswith("<"))]
+    temporary modules ``runpy`` runs scripts in (``<run_path>``...). Looked up again only when
+    ``sys.modules`` changed (its size or its last entry)."""
+    global _script_module_names
+    modules = sys.modules
+    key = (len(modules), next(reversed(modules), None))
+    cached, names = _script_module_names
+    if cached != key:
+        names = ["__main__", *(name for name in list(modules) if name[:1] == "<")]
+        _script_module_names = (key, names)
+    return names
 
 
 def _mentions(sink: _Sink, names: list[str]) -> bool:
