@@ -165,7 +165,9 @@ def autolog(
         # see _plugins): off the caller's thread. A module imported meanwhile is still bound,
         # because registering a hook fires at once for modules already imported.
         threading.Thread(target=_watch_third_party, name="modelbox-plugins", daemon=True).start()
-    if warming is not None:
+    if warming is not None and any(instance is not None for instance in _enabled.values()):
+        # A framework is bound already: a fit may start at once, so wait (briefly) for the store.
+        # Otherwise importing the framework takes longer than opening the store: no wait.
         warming.wait(WARM_UP_WAIT_S)
 
 
