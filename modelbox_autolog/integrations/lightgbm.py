@@ -25,6 +25,8 @@ SAVE_GROUP = "lightgbm.save"
 LOAD_GROUP = "lightgbm.load"
 CALLBACK_ORDER = 25  # after LightGBM's record_evaluation (20), before early_stopping (30), which raises
 PROGRESS_STEPS = 20
+BOOSTER_MUTATORS = ("update", "rollback_one_iter", "model_from_string", "reset_parameter", "set_leaf_output",
+                    "shuffle_models")  # change what a save writes
 
 
 class _MetricsCallback:
@@ -80,11 +82,14 @@ class LightGBMIntegration(Integration):
         booster = lightgbm.basic.Booster
         self.patch(booster, "save_model", self._save_hook, group=SAVE_GROUP)
         self.patch(booster, "__init__", self._init_hook, group=LOAD_GROUP)
+        for method in BOOSTER_MUTATORS:  # inside train they pass straight through (its group)
+            self.patch(booster, method, boosting.take_pending_hook, group=TRAIN_GROUP)
         if sklearn_module is not None:
             base = sklearn_module.LGBMModel
             for cls in list(vars(sklearn_module).values()):
                 if isinstance(cls, type) and issubclass(cls, base) and "fit" in cls.__dict__:
                     self.patch(cls, "fit", self._fit_hook, group=FIT_GROUP)  # subclasses call super().fit
+            self.patch(base, "set_params", boosting.take_pending_hook, group=FIT_GROUP)
 
     # ------------------------------------------------------------------ training
     def _start(self, run: Run, call: Call) -> tuple[tuple, dict]:
@@ -146,6 +151,7 @@ class LightGBMIntegration(Integration):
         return boosting.log_final_model(
             run, save, "model.txt", name="lightgbm-booster", framework=FRAMEWORK,
             metadata={"format": "text", "lightgbm_version": _version(), "num_trees": booster.num_trees()},
+            sources=(booster,),
         )
 
     def _log_wrapper(self, run: Run, estimator: Any):
@@ -162,7 +168,7 @@ class LightGBMIntegration(Integration):
         return boosting.log_final_model(
             run, save, "model.txt", name=type(estimator).__name__, framework=FRAMEWORK,
             metadata={"format": "text+pickle", "class": boosting.class_path(estimator), "lightgbm_version": _version()},
-            extra={"model.pkl": dump},
+            extra={"model.pkl": dump}, sources=(estimator, estimator.booster_),
         )
 
     # ------------------------------------------------------------------ save / load

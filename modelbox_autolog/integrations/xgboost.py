@@ -25,6 +25,7 @@ FIT_GROUP = "xgboost.fit"
 SAVE_GROUP = "xgboost.save"
 LOAD_GROUP = "xgboost.load"
 PROGRESS_STEPS = 20  # progress updates per training, at most
+BOOSTER_MUTATORS = ("update", "boost", "set_param", "set_attr", "load_config")  # change what a save writes
 
 
 _callback_classes: list[type] = []
@@ -93,6 +94,8 @@ class XGBoostIntegration(Integration):
         booster = xgboost.core.Booster
         self.patch(booster, "save_model", self._save_hook, group=SAVE_GROUP)
         self.patch(booster, "load_model", self._load_hook, group=LOAD_GROUP)
+        for method in BOOSTER_MUTATORS:  # inside train they pass straight through (its group)
+            self.patch(booster, method, boosting.take_pending_hook, group=TRAIN_GROUP)
         sklearn_module = sys.modules.get("xgboost.sklearn")
         if sklearn_module is not None:
             self._patch_wrappers(sklearn_module)
@@ -104,6 +107,7 @@ class XGBoostIntegration(Integration):
                 self.patch(cls, "fit", self._fit_hook, group=FIT_GROUP)  # RF wrappers call super().fit
         self.patch(base, "save_model", self._save_hook, group=SAVE_GROUP)
         self.patch(base, "load_model", self._load_hook, group=LOAD_GROUP)
+        self.patch(base, "set_params", boosting.take_pending_hook, group=FIT_GROUP)
 
     # ------------------------------------------------------------------ training
     def _train_hook(self, call: Call):
@@ -161,6 +165,7 @@ class XGBoostIntegration(Integration):
         return boosting.log_final_model(
             run, save, f"model.{fmt}", name="xgboost-booster", framework=FRAMEWORK,
             metadata={"format": fmt, "xgboost_version": _version(), "num_boosted_rounds": booster.num_boosted_rounds()},
+            sources=(booster,),
         )
 
     def _log_wrapper(self, run: Run, estimator: Any):
@@ -168,11 +173,15 @@ class XGBoostIntegration(Integration):
 
         def save(path: str) -> None:
             with entered(SAVE_GROUP):
-                estimator.save_model(path)  # keeps the estimator type for XGBModel.load_model
+                # The booster itself, not XGBModel.save_model: that one sets and unsets an attribute
+                # on the user's booster (only the estimator type, which the class in the metadata
+                # gives back), and this may run on our thread while the user predicts.
+                estimator.get_booster().save_model(path)
 
         return boosting.log_final_model(
             run, save, f"model.{fmt}", name=type(estimator).__name__, framework=FRAMEWORK,
             metadata={"format": fmt, "class": boosting.class_path(estimator), "xgboost_version": _version()},
+            sources=(estimator, estimator.get_booster()),
         )
 
     # ------------------------------------------------------------------ save / load
@@ -181,6 +190,7 @@ class XGBoostIntegration(Integration):
         boosting.record_save(call.instance, call.argument("fname"), FRAMEWORK)
 
     def _load_hook(self, call: Call):
+        boosting.take_pending(call.instance)  # the loaded model replaces the trained one
         yield None
         boosting.record_load(call.instance, call.argument("fname"), FRAMEWORK)
 

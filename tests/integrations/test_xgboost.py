@@ -285,3 +285,51 @@ def test_a_booster_above_max_model_mb_is_an_event_not_a_copy(store_uri, client, 
     assert run.status == "finished" and run.models() == []
     (event,) = run.events("model_not_logged")
     assert "max_model_mb" in event.attrs["reason"] and event.attrs["bytes"] > 1024
+
+
+def _held():
+    """Our exporter holds background work (model saves, metrics) while a training runs: pretend one does."""
+    import contextlib
+
+    from modelbox_autolog import _patching
+
+    @contextlib.contextmanager
+    def held():
+        with _patching._in_progress_lock:
+            _patching._in_progress[0] += 1
+        try:
+            yield
+        finally:
+            with _patching._in_progress_lock:
+                _patching._in_progress[0] -= 1
+
+    return held()
+
+
+def test_the_booster_is_saved_off_the_training_thread_and_before_it_changes(autologged, data):
+    from modelbox_autolog.integrations import _boosting
+
+    X, y = data
+    dtrain = xgb.DMatrix(X, label=y)
+    with _held():
+        booster = xgb.train(_params(), dtrain, num_boost_round=4)
+        assert _boosting._pending_saves.get(booster) is not None  # not saved by the training thread
+        booster.update(dtrain, 4)  # the user trains one more round by hand: the run's model is saved first
+        assert booster.num_boosted_rounds() == 5
+    run = _only_run(autologged)
+    (model,) = run.models()
+    assert autologged.load_model(model.id).num_boosted_rounds() == 4
+    assert _boosting._pending_saves.get(booster) is None
+
+
+def test_a_refitted_wrapper_keeps_each_runs_model(autologged, data):
+    X, y = data
+    model = xgb.XGBClassifier(n_estimators=3, n_jobs=1)
+    with _held():
+        model.fit(X, y)
+        model.set_params(n_estimators=6)
+        model.fit(X, y)
+    mbx.flush(10)
+    runs = sorted(autologged.runs(), key=lambda r: r.start_time)
+    rounds = [autologged.load_model(r.models()[0].id).get_booster().num_boosted_rounds() for r in runs]
+    assert rounds == [3, 6]
