@@ -67,6 +67,7 @@ OWN_INTEGRATIONS = ("xgboost", "lightgbm", "catboost")  # these log their sklear
 FIT_GROUP = "sklearn.fit"
 MODEL_FILE = "model.pkl"  # a plain pickle: joblib.load and pickle.load both read it
 PROBE_ROWS = 256
+HOLD_SNAPSHOTS = True  # snapshots, model files and metrics wait while a fit runs
 METRIC_SHARE = 0.1  # training metrics may take this share of the fit's own time (beyond the probe)
 
 _warnings_seen: ContextVar[list[str] | None] = ContextVar("modelbox_sklearn_warnings", default=None)
@@ -761,7 +762,7 @@ class SklearnIntegration(Integration):
             finally:
                 snapshot.release()
 
-        run._submit(Deferred(produce_all, background=True))
+        run._submit(Deferred(produce_all, background=HOLD_SNAPSHOTS))
         return snapshot
 
     # ------------------------------------------------------------------ partial_fit
