@@ -371,7 +371,7 @@ def _metrics_producer(run_id: str, load: Any, X: Any, y: Any, sample_weight: Any
             if step > 1 and affordable >= rows:  # the whole sample fits the budget: score it all
                 values = _evaluate(model, X, y, sample_weight)
                 scored = rows
-            elif step > 1 and affordable > 2 * PROBE_ROWS:
+            elif step > 1 and affordable >= 4 * PROBE_ROWS:  # a second pass only for a clearly better estimate
                 finer = max(1, math.ceil(rows / affordable))
                 values = _evaluate(model, m.rows_every(X, finer), m.rows_every(y, finer) if y is not None else None,
                                    m.rows_every(sample_weight, finer) if sample_weight is not None else None)
