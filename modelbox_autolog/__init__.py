@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from .entities import ChangeEvent, Experiment, MetricPoint, ModelInfo
 
 from ._autolog import autolog, enabled_integrations
-from ._run import LoggedModel, NullRun, Run, active_run, flush, shutdown, start_run
+from ._process_run import active_run, log_artifact, log_metric, log_metrics, log_param, log_params
+from ._run import LoggedModel, NullRun, Run, flush, shutdown, start_run
 from .backends import BackendError, NotFound
 
 _LAZY = {  # read-side names, imported on first use so that `import` + `autolog()` stay cheap
@@ -46,5 +47,6 @@ def __getattr__(name: str) -> Any:  # lazy names and submodules: mbx.Client, mbx
 
 __all__ = [
     "BackendError", "ChangeEvent", "Client", "Experiment", "LoggedModel", "MetricPoint", "ModelInfo", "NotFound",
-    "NullRun", "Run", "RunView", "SearchError", "active_run", "autolog", "enabled_integrations", "flush", "shutdown", "start_run", "stats",
+    "NullRun", "Run", "RunView", "SearchError", "active_run", "autolog", "enabled_integrations", "flush", "log_artifact",
+    "log_metric", "log_metrics", "log_param", "log_params", "shutdown", "start_run", "stats",
 ]

@@ -27,8 +27,8 @@ def _installed(spec: Spec) -> bool:
 def _find(module: str) -> bool:
     if module in sys.modules:
         return True
-    try:
-        return importlib.util.find_spec(module) is not None
+    try:  # the top-level package only: find_spec of a dotted name would import its parent
+        return importlib.util.find_spec(module.partition(".")[0]) is not None
     except (ImportError, ValueError):
         return False
 
@@ -104,12 +104,18 @@ def autolog(
     log_all_ranks: bool | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     max_model_mb: float | None = None,
+    log_plots: bool = True,
+    system_metrics_interval: float | None = _config.DEFAULT_SYSTEM_METRICS_INTERVAL_S,
+    max_figures_per_run: int = _config.DEFAULT_MAX_FIGURES_PER_RUN,
 ) -> None:
     """Record every supported framework's training from now on (see API.md section 1).
 
     Never imports a framework: each is bound by a post-import hook, at once if it is already
     imported. Calling it again updates the configuration without patching twice;
     ``disable=True`` restores the originals of the named frameworks (all by default).
+    ``log_plots``: keep the figures the script saves or shows, and scikit-learn's diagnostic
+    plots; ``system_metrics_interval``: seconds between samples of CPU, memory, disk, network
+    and GPU (``None`` disables); ``max_figures_per_run``: images kept per run.
     """
     names = _config.normalize_frameworks(frameworks)
     specs = dict(SPECS)
@@ -122,6 +128,11 @@ def autolog(
             if instance is not None:
                 _patching.safe(f"{spec.name}:teardown", instance.teardown)
             _patching.revert(spec.name)
+        if names is None:  # nothing records into the process-level run any more
+            from . import _process_run
+
+            _process_run.autolog_on = False
+            _process_run.end_automatic()
         return
 
     if names is not None:
@@ -149,11 +160,17 @@ def autolog(
         log_all_ranks=log_all_ranks,
         options=options,
         max_model_mb=max_model_mb,
+        log_plots=log_plots,
+        system_metrics_interval=0.0 if system_metrics_interval is None else system_metrics_interval,
+        max_figures_per_run=max_figures_per_run,
     )
     from .backends import check_uri
 
     check_uri(config.backend)
     _config.set_current(config)
+    from . import _process_run
+
+    _process_run.autolog_on = _process_run.autolog_on or bool(selected)  # frameworks=[]: configuration only
     warming = _warm_up(config)
 
     _watch(selected)
@@ -210,6 +227,9 @@ def _warm_up(config: _config.Config) -> threading.Event | None:
         exporter = exporter_for(canonical_uri(config.backend), config)
         exporter.warm_up(config.capture_env)
         exporter.opened.wait(WARM_UP_WAIT_S)
+        from ._system_metrics import prepare
+
+        prepare(config)  # psutil's import and NVML's start: on this thread, before the first fit
 
     def warm() -> None:
         try:

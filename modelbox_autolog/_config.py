@@ -9,7 +9,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 DEFAULT_BACKEND = "sqlite:///./modelbox-runs/modelbox.db"
-ALL_FRAMEWORKS = ("pytorch", "lightning", "keras", "sklearn", "xgboost", "lightgbm", "catboost", "fastai", "megengine")
+ALL_FRAMEWORKS = (
+    "pytorch", "lightning", "keras", "sklearn", "xgboost", "lightgbm", "catboost", "fastai", "megengine",
+    "tensorboard", "matplotlib", "transformers",
+)
+DEFAULT_SYSTEM_METRICS_INTERVAL_S = 10.0
+DEFAULT_MAX_FIGURES_PER_RUN = 100
 
 
 def testing_mode() -> bool:
@@ -67,6 +72,9 @@ class Config:
     shutdown_timeout_s: float = 10.0
     max_model_mb: float = 1024.0  # an autologged model file above this is recorded as an event, not copied
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per-integration knobs
+    log_plots: bool = True  # figures of the user's and diagnostic plots (scikit-learn)
+    system_metrics_interval: float = DEFAULT_SYSTEM_METRICS_INTERVAL_S  # seconds; 0 = no system metrics
+    max_figures_per_run: int = DEFAULT_MAX_FIGURES_PER_RUN  # images kept per run (figures, TensorBoard images)
 
     def experiment_name(self) -> str:
         return self.experiment or default_experiment()
@@ -105,6 +113,14 @@ def validate(config: Config) -> None:
         raise ValueError(f"log_every_n_steps must be None or a positive int, not {n!r}")
     if not isinstance(config.max_model_mb, (int, float)) or isinstance(config.max_model_mb, bool) or not config.max_model_mb > 0:
         raise ValueError(f"max_model_mb must be a positive number of megabytes, not {config.max_model_mb!r}")
+    interval = config.system_metrics_interval
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0 or interval != interval:
+        raise ValueError(f"system_metrics_interval must be None or a positive number of seconds, not {interval!r}")
+    if 0 < interval < 0.01:
+        raise ValueError(f"system_metrics_interval {interval!r} is too short; use at least 0.01 s")
+    cap = config.max_figures_per_run
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+        raise ValueError(f"max_figures_per_run must be an int >= 0, not {cap!r}")
     if config.queue_capacity < 1000:
         raise ValueError("queue_capacity must be at least 1000")
     if config.batch_size < 1:

@@ -435,9 +435,26 @@ def is_logging_process(config: _config.Config) -> bool:
     return config.log_all_ranks or global_rank() == 0
 
 
+_adopted: list = [None, 0]  # the process-level run once module-level logging adopted it, and its pid
+
+
+def adopt_process_run(run: Run | None) -> None:
+    """Make the process-level run (see ``_process_run``) the active run of every context without one."""
+    _adopted[0], _adopted[1] = run, os.getpid()
+
+
+def is_adopted(run: Run) -> bool:
+    return _adopted[0] is run
+
+
 def active_run() -> Run | None:
     """The run that logging calls in this thread/task go to, or None."""
-    return _current_run.get()
+    run = _current_run.get()
+    if run is None:
+        adopted = _adopted[0]
+        if adopted is not None and adopted.status == "running" and _adopted[1] == os.getpid():
+            return adopted
+    return run
 
 
 def start_run(
@@ -462,6 +479,10 @@ def start_run(
             exporter, experiment_name, name, tags,
             parent_run_id=parent.id if parent is not None else None, auto=_auto, config=config,
         )
+        if config.system_metrics_interval:
+            from ._system_metrics import ensure_started
+
+            ensure_started(config)  # one thread per process; cheap once it runs
     _install_excepthook()
     run._activate()
     return run
@@ -572,6 +593,9 @@ def flush(timeout: float | None = 10.0) -> bool:
 
 def shutdown(timeout: float | None = None) -> None:
     """End open runs, store what was logged (journal what cannot be), stop the exporter threads."""
+    from ._system_metrics import stop as stop_system_metrics
+
+    stop_system_metrics()
     status = "failed" if _crashed else "finished"
     for run in open_runs():
         try:

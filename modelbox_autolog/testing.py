@@ -61,6 +61,9 @@ def reset(timeout: float = 10.0) -> None:
     from . import _autolog, _exporter, _run
 
     _autolog.autolog(disable=True)
+    from . import _process_run
+
+    _process_run.forget()
     for run in _run.open_runs():
         run.end("finished")
     _exporter.shutdown_all(timeout)

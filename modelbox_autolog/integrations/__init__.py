@@ -31,5 +31,15 @@ SPECS: dict[str, Spec] = {
         Spec("fastai", "modelbox_autolog.integrations.fastai:FastaiIntegration", ("fastai",), "fastai", "fastai"),
         Spec("megengine", "modelbox_autolog.integrations.megengine:MegEngineIntegration", ("megengine",), "megengine",
              "megengine", note="MegEngine publishes no wheels for Python 3.11 or newer; no integration ships yet"),
+        Spec("tensorboard", "modelbox_autolog.integrations.tensorboard:TensorBoardIntegration",
+             ("tensorboard", "tensorboardX", "torch.utils.tensorboard", "tensorboard.summary.v2",
+              "tensorflow.python.ops.summary_ops_v2", "keras",
+              "lightning.fabric.loggers.tensorboard", "lightning.pytorch.loggers.tensorboard",
+              "lightning_fabric.loggers.tensorboard", "pytorch_lightning.loggers.tensorboard",
+              "transformers.integrations.integration_utils"), "tensorboard", "tensorboard"),
+        Spec("matplotlib", "modelbox_autolog.integrations.matplotlib:MatplotlibIntegration",
+             ("matplotlib.figure", "matplotlib.pyplot"), "matplotlib", "plots"),
+        Spec("transformers", "modelbox_autolog.integrations.transformers:TransformersIntegration",
+             ("transformers.trainer",), "transformers", "transformers"),
     )
 }

@@ -15,7 +15,8 @@ from typing import Any
 # framework's own checkpoint, recorded once by that framework's integration.
 LIGHTNING_IO = "lightning-io"
 FASTAI_IO = "fastai-io"
-FRAMEWORK_IO_GROUPS = (LIGHTNING_IO, FASTAI_IO)
+TRANSFORMERS_IO = "transformers-io"
+FRAMEWORK_IO_GROUPS = (LIGHTNING_IO, FASTAI_IO, TRANSFORMERS_IO)
 # Framework calls that explore rather than train (fastai's lr_find): nothing inside them is logged.
 FASTAI_LR_FIND = "fastai-lr-find"
 QUIET_GROUPS = (FASTAI_LR_FIND,)

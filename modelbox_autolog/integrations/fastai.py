@@ -2,6 +2,8 @@
 ``fit_flat_cos``, ``fit_sgdr`` and ``fine_tune`` all call) records hyperparameters, the
 Recorder's per-epoch metrics and epoch timings; ``learn.save`` / ``learn.load`` are checkpoint
 events and files, ``learn.export`` a Model. The ``torch.save`` inside them is not logged again.
+The model of a fit is an export of the trained Learner, so ``client.load_model`` gives a live
+``Learner`` back (its state dict, with the reason, when the Learner cannot be pickled).
 
 ``fine_tune`` runs two fits: both go to one run, epochs numbered continuously. ``lr_find``
 (a fit with an ``LRFinder``) is not logged as training.
@@ -221,16 +223,42 @@ class FastaiIntegration(Integration):
                 self._log_final_model(run, learn)
 
     def _log_final_model(self, run: Run, learn: Any) -> None:
-        """The trained weights as a Model (a state dict; ``learn.export`` gives the full Learner)."""
+        """The trained Learner as a Model: a ``learn.export`` (``client.load_model`` gives a live
+        Learner back), else, when the Learner cannot be exported (pickled), its weights as a state
+        dict, with the reason as a ``learner_export_failed`` event."""
         if not self.config.log_models:
             return
         import torch
 
         folder = tempfile.mkdtemp(prefix="modelbox-fastai-")
+        epochs = self._epochs.get(run, 0)
+        reason = self._export_copy(learn, os.path.join(folder, "export.pkl"))
+        if reason is None:
+            log_model_within_limit(run, os.path.join(folder, "export.pkl"), name=type(learn.model).__name__,
+                                   framework="fastai",
+                                   metadata={"kind": "fastai_export", "epochs": epochs, "saved_by": "autolog"},
+                                   _staged=True)
+            return
+        run.log_event("learner_export_failed", reason=reason)
         path = os.path.join(folder, "model.pth")
         torch.serialization.save(learn.model.state_dict(), path)  # unpatched: our own file
         log_model_within_limit(run, path, name=type(learn.model).__name__, framework="fastai",
-                      metadata={"kind": "state_dict", "epochs": self._epochs.get(run, 0)}, _staged=True)
+                               metadata={"kind": "state_dict", "epochs": epochs, "export_failed": reason}, _staged=True)
+
+    @staticmethod
+    def _export_copy(learn: Any, path: str) -> str | None:
+        """``learn.export`` into ``path``; None, or why it could not be made. The Learner is left as it was:
+        ``export`` swaps its data loaders and optimizer while it pickles (and leaves them swapped when
+        pickling fails), so both are put back, the same objects, whatever happens."""
+        dls, opt = learn.dls, learn.opt
+        try:
+            with _patching.entered(FASTAI_IO):  # our own export is neither the user's export nor a torch.save
+                learn.export(path)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"[:500]
+        finally:
+            learn.dls, learn.opt = dls, opt
+        return None if os.path.isfile(path) else "Learner.export wrote no file"
 
     # ------------------------------------------------------------------ save / load / export
     def _run_for(self, learn: Any) -> Run | None:

@@ -12,6 +12,7 @@ as plain PyTorch saves.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -27,6 +28,7 @@ from ._torch_common import LIGHTNING_IO, scalar, single_file
 from .base import Integration
 
 LIGHTNING_FIT = "lightning-fit"
+log = logging.getLogger("modelbox_autolog")
 
 
 def _number(value: Any) -> float | None:
@@ -286,7 +288,7 @@ class LightningIntegration(Integration):
         if not config.log_models:
             return
         metadata = {"kind": "lightning_checkpoint", "epoch": trainer.current_epoch,
-                    "global_step": trainer.global_step, **info}
+                    "global_step": trainer.global_step, "module_class": _class_path(model), **info}
         if best_path and os.path.isfile(best_path):
             log_model_within_limit(run, best_path, name=type(model).__name__, framework="lightning", metadata=metadata)
         else:
@@ -300,7 +302,8 @@ class LightningIntegration(Integration):
         path = os.path.join(folder, "final.ckpt")
         hparams = dict(getattr(model, "hparams", None) or {})
         state = {"state_dict": model.state_dict(), "hyper_parameters": hparams,
-                 "epoch": trainer.current_epoch, "global_step": trainer.global_step}
+                 "epoch": trainer.current_epoch, "global_step": trainer.global_step,
+                 "pytorch-lightning_version": _lightning_version(model)}  # what load_from_checkpoint reads
         torch.serialization.save(state, path)  # the unpatched save: this is our file, not the user's
         log_model_within_limit(run, path, name=type(model).__name__, framework="lightning",
                       metadata={**metadata, "kind": "lightning_checkpoint", "final_weights": True}, _staged=True)
@@ -330,14 +333,73 @@ class LightningIntegration(Integration):
                           global_step=trainer.global_step, weights_only=weights_only, **info)
         if not inside_fit and self.config.log_models and size is not None:
             # an explicit save after fit: the user's final model, recorded with the fit's run
+            module = getattr(trainer, "lightning_module", None)
             log_model_within_limit(run, path, name=os.path.splitext(os.path.basename(path))[0], framework="lightning",
                           metadata={"kind": "lightning_checkpoint", "epoch": trainer.current_epoch,
-                                    "global_step": trainer.global_step, **info})
+                                    "global_step": trainer.global_step, **info,
+                                    **({"module_class": _class_path(module)} if module is not None else {})})
 
     # ------------------------------------------------------------------ loading back
     @classmethod
     def load_model(cls, files_dir: str, model: Any) -> Any:
-        """The Lightning checkpoint dict (``state_dict``, ``hyper_parameters``, ``epoch``...)."""
+        """A live LightningModule (``load_from_checkpoint`` of the class that trained it, in eval mode).
+
+        The class is found by the import path recorded with the model; one defined in the training
+        script itself (``__main__``) is found when the loading script defines it under the same name.
+        When the class cannot be found or rebuilt from the checkpoint's hyperparameters, the
+        checkpoint dict is returned instead, with a warning that says why.
+        """
         import torch
 
-        return torch.serialization.load(single_file(files_dir), map_location="cpu", weights_only=False)
+        path = single_file(files_dir)
+        metadata = getattr(model, "metadata", None) or {}
+        module_cls, reason = _find_class(str(metadata.get("module_class") or ""))
+        if module_cls is not None:
+            try:
+                live = module_cls.load_from_checkpoint(path, map_location="cpu")
+                live.eval()
+                return live
+            except Exception as exc:
+                reason = f"{module_cls.__qualname__}.load_from_checkpoint failed: {type(exc).__name__}: {exc}"
+        log.warning("modelbox-autolog: model %s loads as its checkpoint dict, not a LightningModule: %s",
+                    getattr(model, "id", "?"), reason)
+        return torch.serialization.load(path, map_location="cpu", weights_only=False)
+
+
+def _class_path(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _lightning_version(model: Any) -> str:
+    import sys
+
+    for name in ("lightning", "pytorch_lightning"):
+        package = sys.modules.get(name)
+        if package is not None and any(c.__module__.startswith(name) for c in type(model).__mro__):
+            return str(getattr(package, "__version__", "0"))
+    return "0"
+
+
+def _find_class(path: str) -> tuple[type | None, str]:
+    """The LightningModule class named ``module:qualname``, or (None, why not)."""
+    import importlib
+    import sys
+
+    if not path:
+        return None, "no LightningModule class was recorded with this model (logged by an older version)"
+    module_name, _, qualname = path.partition(":")
+    if "<locals>" in qualname:
+        return None, f"{qualname} is defined inside a function, so no other code can import it"
+    try:
+        target: Any = sys.modules["__main__"] if module_name == "__main__" else importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except Exception as exc:
+        if module_name == "__main__":
+            return None, (f"{qualname} was defined in the training script (__main__), which is not imported when loading; "
+                          f"define or import {qualname} in the loading script, or move it into a module")
+        return None, f"cannot import {path}: {type(exc).__name__}: {exc}"
+    if not isinstance(target, type):
+        return None, f"{path} is not a class"
+    return target, ""

@@ -2,23 +2,22 @@
 hyperparameters at optimizer creation, and DataLoader wait-versus-compute time per pass.
 
 A plain training loop has no ``fit`` call to scope a run, so records go to the active run if
-there is one (a Lightning or fastai fit, a ``start_run`` block) and otherwise to one
-process-level run, opened lazily by the first thing worth recording and ended at process
-exit by ``shutdown`` (or by ``autolog(disable=True)``). That run is deliberately not made the
-context's active run: a later ``fit`` of another framework still gets a run of its own.
+there is one (a Lightning or fastai fit, a ``start_run`` block) and otherwise to the
+process-level run (``_process_run``), opened lazily by the first thing worth recording and
+ended at process exit by ``shutdown`` (or by ``autolog(disable=True)``); it carries torch's
+version and the distributed rank and world size.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 import weakref
 from collections.abc import Generator
 from time import perf_counter
 from typing import Any
 
-from .. import _run
+from .. import _process_run, _run
 from .._context import global_rank, world_size
 from .._patching import Call, in_group, report_error
 from ._checkpoint_files import file_bytes, log_model_within_limit, snapshot
@@ -71,9 +70,6 @@ class PyTorchIntegration(Integration):
 
     def __init__(self) -> None:
         super().__init__()
-        self._process_run: _run.Run | None = None
-        self._process_pid = 0
-        self._lock = threading.Lock()
         self._optimizers: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._passes: dict[Any, int] = {}
 
@@ -88,50 +84,33 @@ class PyTorchIntegration(Integration):
         from torch.utils.data import dataloader
 
         self.patch_raw(dataloader._BaseDataLoaderIter, "__next__", self._next_wrapper)
+        _process_run.on_open(self._describe_process_run)
 
     def teardown(self) -> None:
-        run, self._process_run = self._process_run, None
-        if run is not None:
-            run.end("finished")
+        pass  # the process-level run is shared (_process_run); autolog(disable=True) ends it
 
     # ------------------------------------------------------------------ where records go
     def _target_run(self) -> _run.Run | None:
         """The active run, else the process-level run (opened now if needed); None in workers."""
         if in_dataloader_worker() or any(in_group(group) for group in QUIET_GROUPS):
             return None
-        run = _run.active_run()
-        if run is not None:
-            return run
-        with self._lock:
-            run = self._process_run
-            if run is not None and run.status == "running" and self._process_pid == os.getpid():
-                if isinstance(run, _run.NullRun) or _run.is_logging_process(self.config):
-                    return run
-                # torch.distributed was initialised after the run opened: this is not rank 0
-                run.end("killed")
-            run = self._open_process_run()
-            self._process_run, self._process_pid = run, os.getpid()
-            return run
+        return _process_run.target_run()
 
-    def _open_process_run(self) -> _run.Run:
-        run = _run.start_run(name="pytorch-process", tags={"framework": "pytorch", "autolog": "true", "scope": "process"},
-                             _auto=True)
-        # Keep it out of the context's run stack: a later fit of any framework opens its own run.
-        if run._token is not None:
-            try:
-                _run._current_run.reset(run._token)
-            except ValueError:
-                _run._current_run.set(None)
-            run._token = None
-        import torch
+    @staticmethod
+    def _describe_process_run(run: _run.Run) -> None:
+        """What every process-level run of a torch process says about torch."""
+        import sys
 
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return
+        run.set_tags({"framework": "pytorch"})
         run.log_params({
             "torch.version": torch.__version__,
             "torch.cuda_available": torch.cuda.is_available(),
             "distributed.world_size": world_size(),
             "distributed.rank": global_rank(),
         })
-        return run
 
     def _io_wanted(self) -> bool:
         config = self.config

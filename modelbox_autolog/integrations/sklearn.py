@@ -55,7 +55,7 @@ from .._exporter import Deferred
 from .._records import Event, Input, Metric, ModelFile, ModelRecord, Param, new_id
 from .._run import NullRun, Run, active_run, autorun, start_run
 from .._values import to_attrs, to_key, to_param_text
-from . import _callers
+from . import _callers, _sklearn_plots
 from . import _sklearn_metrics as m
 from ._checkpoint_files import log_model_within_limit, model_limit_bytes
 from ._identity import WeakIdentityMap
@@ -739,7 +739,8 @@ class SklearnIntegration(Integration):
         want_metrics = (bool(self.option("log_training_metrics", True)) and m.rereadable(X)
                         and (y is None or m.rereadable(y))
                         and (hasattr(estimator, "predict") or hasattr(estimator, "score")))
-        if not (log_models or want_metrics):
+        want_plots = m.rereadable(X) and m.rereadable(y) and _sklearn_plots.wanted(self.config, estimator, X, y)
+        if not (log_models or want_metrics or want_plots):
             return None  # no snapshot of a model nobody asked for: it may be large
         snapshot = Snapshot(estimator, params, _is_estimator, _fitted_values, _staging.file, model_limit_bytes())
         producers = [_fitted_values_producer(run.id, snapshot)]
@@ -752,7 +753,11 @@ class SklearnIntegration(Integration):
             budget = min(float(self.option("metric_time_budget_s", 1.0)), METRIC_SHARE * fit_s)
             producers.append(_metrics_producer(run.id, snapshot.load, *sample, budget,
                                                unchanged=_unchanged_check(X, fingerprint)))
-        if log_models:  # last: the producers before it read the file that becomes the model's
+        if want_plots:  # the diagnostic plots (confusion matrix, ROC, PR, residuals) on a row sample
+            step = max(1, math.ceil((m.n_rows(X) or 0) / _sklearn_plots.MAX_PLOT_ROWS))
+            producers.append(_sklearn_plots.plots_producer(run.id, snapshot.load, m.rows_every(X, step),
+                                                           m.rows_every(y, step), _unchanged_check(X, fingerprint)))
+        if log_models:  # last: the producers before it read the snapshot that becomes the model file
             metadata = {"estimator_class": _class_path(estimator), "saved_by": "autolog"}
             producers.append(_model_producer(run.id, type(estimator).__name__, snapshot, metadata, dataset))
         def produce_all() -> list[Any]:

@@ -57,7 +57,7 @@ class Server:
         except OSError as exc:
             self.store.close()
             raise StartupError(f"cannot create the artifacts folder {self.store.artifacts_dir}: {exc.strerror}") from exc
-        self.metrics = ServerMetrics()
+        self.metrics = ServerMetrics(self.store.path, self.store.artifacts_dir)  # also host and store-size gauges
         self.service = ModelBoxService(self.store, self.staging, self.metrics, settings.max_watchers)
         self.health = health.HealthServicer()
         limits = [

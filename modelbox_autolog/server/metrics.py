@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from collections.abc import Iterator
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -10,13 +15,74 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
+class HostCollector:
+    """Host CPU, memory and disk, and the store's size, read at scrape time (psutil).
+
+    The artifacts folder is walked at most once a minute (a large store has many files).
+    """
+
+    ARTIFACTS_TTL_S = 60.0
+
+    def __init__(self, database: str, artifacts_dir: str) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._database = database
+        self._artifacts_dir = artifacts_dir
+        self._artifacts: tuple[float, int, int] | None = None  # (when, bytes, files)
+        self._lock = threading.Lock()
+        psutil.cpu_percent(None)  # the first scrape reports the time since the server started
+
+    def _artifacts_size(self) -> tuple[int, int]:
+        with self._lock:
+            cached = self._artifacts
+            if cached is not None and time.monotonic() - cached[0] < self.ARTIFACTS_TTL_S:
+                return cached[1], cached[2]
+            total = files = 0
+            for folder, _dirs, names in os.walk(self._artifacts_dir):
+                for name in names:
+                    try:
+                        total += os.path.getsize(os.path.join(folder, name))
+                        files += 1
+                    except OSError:
+                        pass
+            self._artifacts = (time.monotonic(), total, files)
+            return total, files
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        psutil = self._psutil
+        yield GaugeMetricFamily("modelbox_host_cpu_percent", "Host CPU use since the previous scrape, % of all cores",
+                                value=psutil.cpu_percent(None))
+        memory = psutil.virtual_memory()
+        yield GaugeMetricFamily("modelbox_host_memory_used_bytes", "Host memory in use", value=memory.total - memory.available)
+        yield GaugeMetricFamily("modelbox_host_memory_total_bytes", "Host memory", value=memory.total)
+        folder = self._artifacts_dir if os.path.isdir(self._artifacts_dir) else os.path.dirname(self._database)
+        try:
+            disk = psutil.disk_usage(folder)
+            yield GaugeMetricFamily("modelbox_host_disk_free_bytes", "Free space on the store's file system", value=disk.free)
+            yield GaugeMetricFamily("modelbox_host_disk_total_bytes", "Size of the store's file system", value=disk.total)
+        except OSError:
+            pass
+        database = sum(os.path.getsize(self._database + suffix) for suffix in ("", "-wal", "-shm")
+                       if os.path.exists(self._database + suffix))
+        yield GaugeMetricFamily("modelbox_store_database_bytes", "The store's SQLite file, with its WAL", value=database)
+        size, files = self._artifacts_size()
+        yield GaugeMetricFamily("modelbox_store_artifacts_bytes", "Bytes in the artifacts folder (refreshed each minute)",
+                                value=size)
+        yield GaugeMetricFamily("modelbox_store_artifact_files", "Files in the artifacts folder (refreshed each minute)",
+                                value=files)
+
+
 class ServerMetrics:
-    def __init__(self) -> None:
+    def __init__(self, database: str | None = None, artifacts_dir: str | None = None) -> None:
         self.registry = CollectorRegistry()
+        if database is not None and artifacts_dir is not None:
+            self.registry.register(HostCollector(database, artifacts_dir))
         ProcessCollector(registry=self.registry)  # CPU seconds, resident memory, open fds
         PlatformCollector(registry=self.registry)
         r = self.registry

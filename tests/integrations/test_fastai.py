@@ -72,8 +72,9 @@ def test_fine_tune_save_export(autologged, tmp_path):
     models = {m.name: m for m in autologged.models()}
     assert set(models) == {"TabularModel", "export"}
     assert all(m.framework == "fastai" for m in models.values())
-    weights = autologged.load_model(models["TabularModel"].id)
-    assert set(weights) == set(learn.model.state_dict())
+    trained = autologged.load_model(models["TabularModel"].id)  # the fit's model: a Learner export
+    assert isinstance(trained, Learner) and set(trained.model.state_dict()) == set(learn.model.state_dict())
+    assert models["TabularModel"].metadata["kind"] == "fastai_export"
     exported = autologged.load_model(models["export"].id)
     assert isinstance(exported, Learner)
     row = pd.DataFrame({"a": [0.5], "b": [0.5], "c": ["x"]})
@@ -97,3 +98,22 @@ def test_disable_restores_learner_methods(store_uri):
     assert Learner.__dict__["fit"] is not originals["fit"]
     mbx.autolog(disable=True)
     assert all(Learner.__dict__[m] is originals[m] for m in methods)
+
+
+def test_learner_that_cannot_be_exported_keeps_its_state_and_logs_weights(autologged, tmp_path):
+    import threading
+
+    learn = _learner(tmp_path)
+    learn.model.guard = threading.Lock()  # not picklable: Learner.export fails
+    dls = learn.dls
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=1e-2)
+    run = _only_run(autologged)
+    assert learn.dls is dls and learn.opt is not None  # export's swaps were put back
+    (failed,) = run.events("learner_export_failed")
+    assert "lock" in failed.attrs["reason"].lower()
+    (model,) = autologged.models()
+    assert model.metadata["kind"] == "state_dict"
+    assert set(autologged.load_model(model.id)) == set(learn.model.state_dict())
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=1e-2)  # the Learner still trains

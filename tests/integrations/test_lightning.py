@@ -91,10 +91,10 @@ def test_fit_with_model_checkpoint(autologged, tmp_path):
     kept = {os.path.basename(p) for p in checkpoint.best_k_models} - {os.path.basename(checkpoint.best_model_path)}
     assert {a.name for a in run.artifacts()} == kept
 
-    loaded = autologged.load_model(best.id)
-    assert loaded["hyper_parameters"]["lr"] == pytest.approx(0.05)
-    restored = TinyRegressor(**loaded["hyper_parameters"])
-    restored.load_state_dict(loaded["state_dict"])
+    assert best.metadata["module_class"] == f"{TinyRegressor.__module__}:TinyRegressor"
+    restored = autologged.load_model(best.id)  # a live LightningModule, via load_from_checkpoint
+    assert isinstance(restored, TinyRegressor) and not restored.training
+    assert restored.hparams.lr == pytest.approx(0.05)
     reference = torch.load(checkpoint.best_model_path, weights_only=False)["state_dict"]
     assert all(torch.equal(restored.state_dict()[k], v) for k, v in reference.items())
     assert [e.name for e in run.events("data_loading")].count("data_loading") >= 3
@@ -111,7 +111,10 @@ def test_step_metrics_and_final_weights_without_checkpointing(store_uri, client,
     assert steps == [2, 4, 6, 8, 10, 12]
     (model,) = client.models()
     assert model.metadata["final_weights"] is True
-    assert set(client.load_model(model.id)["state_dict"]) == set(TinyRegressor().state_dict())
+    live = client.load_model(model.id)  # our own final-weights checkpoint loads live too
+    assert isinstance(live, TinyRegressor)
+    x = torch.randn(3, 4)
+    assert torch.allclose(live(x), trainer.lightning_module.eval()(x))
 
 
 def test_failing_fit_marks_the_run_failed(autologged, tmp_path):
@@ -132,3 +135,19 @@ def test_disable_restores_trainer_methods(store_uri):
     assert L.Trainer.fit is not fit
     mbx.autolog(disable=True)
     assert L.Trainer.fit is fit and L.Trainer.save_checkpoint is save
+
+
+def test_load_model_says_why_when_the_class_cannot_be_found(store_uri, client, tmp_path, caplog):
+    class LocalModule(TinyRegressor):  # defined inside a function: nothing can import it
+        pass
+
+    mbx.autolog(backend=store_uri, experiment="test", capture_console=False)
+    trainer = _trainer(tmp_path, [], enable_checkpointing=False)
+    train, val = _loaders()
+    trainer.fit(LocalModule(), train, val)
+    mbx.flush(10)
+    (model,) = client.models()
+    with caplog.at_level("WARNING", logger="modelbox_autolog"):
+        loaded = client.load_model(model.id)
+    assert set(loaded["state_dict"]) == set(TinyRegressor().state_dict())  # the checkpoint dict
+    assert "defined inside a function" in caplog.text

@@ -1,0 +1,116 @@
+"""A child process that draws diagnostic plots, so that drawing (tens of milliseconds of Python per
+figure, plus matplotlib's import) never holds the training process's GIL.
+
+The exporter thread sends ``(job, paths)`` frames (pickled, length-prefixed) on the child's stdin
+and waits, without the GIL, for a one-line answer. The child is started on first use with the
+parent's ``sys.path``, at a lower OS priority; it exits when its stdin closes (the parent exited)
+and is restarted after a fork or a crash. Where no child can be started, plots are drawn in
+process (on the exporter thread).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import threading
+
+ANSWER_TIMEOUT_S = 120.0
+_HEADER = struct.Struct("<I")
+
+
+class _Worker:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._pid = 0
+        self.failed = False  # could not start: draw in process from now on
+
+    def _start(self) -> subprocess.Popen:
+        env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from modelbox_autolog.integrations._plot_worker import serve; serve()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True,
+        )
+        self._proc, self._pid = proc, os.getpid()
+        return proc
+
+    def draw(self, job: tuple, paths: list[str]) -> list[str]:
+        with self._lock:
+            proc = self._proc
+            if proc is None or self._pid != os.getpid() or proc.poll() is not None:
+                proc = self._start()
+            payload = pickle.dumps((job, paths), protocol=pickle.HIGHEST_PROTOCOL)
+            ready: list = []
+            try:
+                proc.stdin.write(_HEADER.pack(len(payload)) + payload)
+                proc.stdin.flush()
+                ready, _, _ = select.select([proc.stdout], [], [], ANSWER_TIMEOUT_S)
+                answer = proc.stdout.readline() if ready else b""
+            except OSError as exc:
+                answer = f"plot worker: {exc}".encode()
+            if not answer.startswith(b"ok"):
+                if not ready or not answer:
+                    proc.kill()
+                    self._proc = None
+                raise RuntimeError(answer.decode("utf-8", "replace").strip() or "the plot worker did not answer")
+            written = answer[2:].decode("utf-8", "replace").strip()
+            return written.split("\t") if written else []
+
+    def close(self) -> None:
+        proc = self._proc
+        if proc is not None and self._pid == os.getpid():
+            try:
+                proc.stdin.close()
+                proc.wait(2)
+            except Exception:
+                proc.kill()
+
+
+_worker = _Worker()
+atexit.register(_worker.close)
+
+
+def draw(job: tuple, paths: list[str]) -> list[str]:
+    """Compute and draw one job's figures into ``paths`` (the ones written are returned): in the plot
+    worker, or here if it cannot start."""
+    if not _worker.failed:
+        try:
+            return _worker.draw(job, paths)
+        except (OSError, ValueError):  # no interpreter to start, no pipes: draw here from now on
+            _worker.failed = True
+    return _draw_here(job, paths)
+
+
+def _draw_here(job: tuple, paths: list[str]) -> list[str]:
+    from ._sklearn_plots import JOBS
+
+    kind, *data = job
+    return JOBS[kind](*data, *paths)
+
+
+def serve() -> None:
+    """The child's loop: one frame in, the figures written, one line out."""
+    try:
+        os.nice(19)  # the lowest priority: training always comes first
+    except (AttributeError, OSError):
+        pass
+    reader, writer = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing but answers on our channel
+    while True:
+        header = reader.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return
+        (size,) = _HEADER.unpack(header)
+        try:
+            job, paths = pickle.loads(reader.read(size))
+            answer = ("ok" + "\t".join(_draw_here(job, paths)) + "\n").encode("utf-8")
+        except Exception as exc:
+            answer = f"{type(exc).__name__}: {exc}".replace("\n", " ").encode("utf-8", "replace")[:500] + b"\n"
+        writer.write(answer)
+        writer.flush()
+

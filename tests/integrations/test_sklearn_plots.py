@@ -1,0 +1,78 @@
+"""scikit-learn's diagnostic plots (log_plots=True): real estimators, drawn off the training thread."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("matplotlib")
+
+import modelbox_autolog as mbx  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _plots(client):
+    mbx.flush(20)
+    (run,) = client.runs()
+    return run, {a.name: a for a in run.artifacts() if a.kind == "plot"}
+
+
+def test_binary_classifier_plots(autologged, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] + 0.5 * rng.normal(size=200) > 0).astype(int)
+    LogisticRegression().fit(X, y)
+    run, plots = _plots(autologged)
+    assert set(plots) == {"training_confusion_matrix.png", "training_roc_curve.png", "training_precision_recall_curve.png"}
+    for name in plots:
+        with open(autologged.download_artifact(run.id, name, tmp_path / "dl"), "rb") as handle:
+            assert handle.read(8) == PNG_MAGIC
+
+
+def test_multiclass_without_probabilities_and_regressor(autologged):
+    from sklearn.linear_model import Ridge
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 4))
+    y = np.digitize(X[:, 0], [-0.5, 0.5])  # three classes
+    LinearSVC().fit(X, y)  # decision_function only: curves from its scores
+    run, plots = _plots(autologged)
+    assert set(plots) == {"training_confusion_matrix.png", "training_roc_curve.png", "training_precision_recall_curve.png"}
+
+    Ridge().fit(X, X @ np.array([1.0, 2.0, 0.0, -1.0]))
+    mbx.flush(20)
+    ridge = next(r for r in autologged.runs() if r.name == "Ridge")
+    assert {a.name for a in ridge.artifacts() if a.kind == "plot"} == {"training_residuals.png"}
+
+
+def test_log_plots_false_and_unsupervised(store_uri, client):
+    from sklearn.cluster import KMeans
+    from sklearn.linear_model import LogisticRegression
+
+    mbx.autolog(backend=store_uri, capture_console=False, log_plots=False)
+    X = np.random.default_rng(2).normal(size=(60, 2))
+    LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    mbx.autolog(backend=store_uri, capture_console=False, log_plots=True)
+    KMeans(n_clusters=2, n_init=1).fit(X)  # no targets: no plots
+    mbx.flush(20)
+    assert all(not [a for a in r.artifacts() if a.kind == "plot"] for r in client.runs())
+
+
+def test_drawing_happens_in_the_plot_worker_process(autologged):
+    import os
+
+    from sklearn.linear_model import LogisticRegression
+
+    from modelbox_autolog.integrations import _plot_worker
+
+    X = np.random.default_rng(3).normal(size=(80, 2))
+    LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    run, plots = _plots(autologged)
+    assert len(plots) == 3
+    worker = _plot_worker._worker._proc
+    assert not _plot_worker._worker.failed and worker is not None and worker.poll() is None and worker.pid != os.getpid()
