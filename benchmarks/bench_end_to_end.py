@@ -7,8 +7,9 @@ Workloads:
   on 20,000 x 20 float32, ~12 ms each), models logged;
 * ``cv``: 200 ``cross_val_score`` folds of a small model (40 calls, cv=5, LogisticRegression on
   400 x 10);
-* ``pipelines-nometrics``: ``pipelines`` with ``options={"sklearn": {"log_training_metrics": False}}``
-  (what the training metrics cost).
+* ``pipelines-noplots``: ``pipelines`` with ``log_plots=False`` (what the diagnostic plots cost);
+* ``pipelines-nometrics``: ``pipelines`` with ``log_plots=False`` and
+  ``options={"sklearn": {"log_training_metrics": False}}`` (what the training metrics cost).
 
 Every measurement is a fresh process (autologgers patch globally; a script runs once), shaped like
 a script: ``import modelbox_autolog; mbx.autolog()`` into a fresh SQLite store first (timed as
@@ -41,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results", "end_to_end.json")
 TARGETS = {"pipelines": 1.10, "cv": 1.25}  # end-to-end, autolog / no logging (issue 13)
-WORKLOADS = ("pipelines", "cv", "pipelines-nometrics")
+WORKLOADS = ("pipelines", "cv", "pipelines-noplots", "pipelines-nometrics")
 CONFIDENCE = 0.90
 
 
@@ -84,8 +85,12 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     if args.mode == "autolog":  # as a script starts: autolog() first, then the imports and the data
         import modelbox_autolog as mbx
 
-        options = {"sklearn": {"log_training_metrics": False}} if args.workload.endswith("-nometrics") else None
-        mbx.autolog(backend=f"sqlite:///{args.store}/modelbox.db", experiment=f"e2e-{args.workload}", options=options)
+        variant: dict[str, Any] = {}
+        if args.workload.endswith(("-noplots", "-nometrics")):
+            variant["log_plots"] = False
+        if args.workload.endswith("-nometrics"):
+            variant["options"] = {"sklearn": {"log_training_metrics": False}}
+        mbx.autolog(backend=f"sqlite:///{args.store}/modelbox.db", experiment=f"e2e-{args.workload}", **variant)
     record["setup_s"] = time.perf_counter() - started
     state = prepare(args.workload)
     started = time.perf_counter()
