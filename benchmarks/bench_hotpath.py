@@ -8,6 +8,10 @@
 4. Backend stalled (another connection holds an exclusive lock on the SQLite file) while
    1,000,000 points are logged: the longest single ``log_metric`` call, peak RSS growth, and
    every point present after the lock is released.
+5. What journal-first delivery costs: the same drain with the journal on and off (alternating
+   pairs), and per point: appending a batch to the journal vs writing it to SQLite.
+6. ``log_artifact`` on the training thread for 1 KB, 10 MB and 1 GB files (the snapshot taken
+   before it returns), against copying the file with ``shutil.copyfile``.
 Prints a table; writes ``benchmarks/results/hotpath.json``.
 """
 
@@ -17,6 +21,7 @@ import argparse
 import gc
 import json
 import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -164,6 +169,81 @@ def bench_stall(mbx, uri: str, db_path: str, points: int, stall_s: float) -> dic
     }
 
 
+def bench_journal_cost(mbx, tmp: str, points: int, repeats: int = 5) -> dict:
+    """Drain throughput with the journal on (every batch appended before it is sent) and off,
+    in back-to-back pairs (order alternating); paired: the median of each pair's ratio."""
+    from modelbox_autolog import _config, _exporter
+    from modelbox_autolog.backends import canonical_uri
+
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    for rep in range(repeats):
+        for mode in (("on", "off") if rep % 2 == 0 else ("off", "on")):
+            uri = f"sqlite:///{tmp}/journal-{mode}-{rep}.db"
+            mbx.autolog(backend=uri, frameworks=[], capture_console=False, capture_env=False)
+            exporter = _exporter.exporter_for(canonical_uri(uri), _config.current())
+            exporter.journal_first = mode == "on"
+            rates[mode].append(bench_drain(mbx, uri, points)["points_per_s"])
+            mbx.shutdown()
+    on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
+    paired = statistics.median(a / b for a, b in zip(rates["on"], rates["off"], strict=True))
+    return {"points": points, "journal_on_points_per_s": on, "journal_off_points_per_s": off, "ratio": on / off,
+            "paired_ratio": paired, "runs": rates}
+
+
+def bench_journal_append(tmp: str, batches: int = 60, size: int = 8192) -> dict:
+    """Per metric point: appending a batch to the journal vs storing it in SQLite (alternating)."""
+    from modelbox_autolog._journal import Journal
+    from modelbox_autolog._records import Batch, RunStart, new_id
+    from modelbox_autolog.backends.sqlite import SQLiteStore
+
+    store = SQLiteStore(f"sqlite:///{tmp}/append.db")
+    run_id = new_id()
+    store.write(Batch(new_id(), "w", [RunStart(run_id, "bench", "append", time.time())]))
+    journal = Journal(os.path.join(tmp, "append-journal"), "bench", new_id())
+    journal_ns, store_ns = [], []
+    for index in range(batches):
+        points = [(run_id, "loss", 0.5, index * size + i, 1.7e9 + i, None) for i in range(size)]
+        for target, samples in ((journal.append, journal_ns), (store.write, store_ns)):
+            batch = Batch(new_id(), "w", points, time.time())
+            started = time.perf_counter()
+            target(batch)
+            samples.append((time.perf_counter() - started) / size * 1e9)
+    journal.close()
+    store.close()
+    return {"journal_ns_per_point": statistics.median(journal_ns), "store_ns_per_point": statistics.median(store_ns),
+            "batch": size, "batches": batches}
+
+
+def bench_log_artifact(mbx, tmp: str, sizes=((1 << 10, "1 KB", 200), (10 << 20, "10 MB", 15), (1 << 30, "1 GB", 3))) -> dict:
+    """Training-thread cost of ``log_artifact`` (its snapshot), against a plain ``shutil.copyfile``."""
+    uri = f"sqlite:///{tmp}/artifacts.db"
+    mbx.autolog(backend=uri, frameworks=[], capture_console=False, capture_env=False)
+    results = {}
+    for size, label, repeats in sizes:
+        source = os.path.join(tmp, f"artifact-{label.replace(' ', '')}.bin")
+        with open(source, "wb") as handle:
+            chunk = os.urandom(min(size, 1 << 20))
+            for _ in range(max(1, size // len(chunk))):
+                handle.write(chunk)
+        ours, copies = [], []
+        with mbx.start_run(name=f"artifact-{label}") as run:
+            for _ in range(repeats):
+                started = time.perf_counter()
+                run.log_artifact(source)
+                ours.append(time.perf_counter() - started)
+                target = source + ".copy"
+                started = time.perf_counter()
+                shutil.copyfile(source, target)
+                copies.append(time.perf_counter() - started)
+                os.unlink(target)
+                mbx.flush(600)  # stored (and its snapshot removed) before the next one
+        os.unlink(source)
+        results[label] = {"bytes": size, "log_artifact_ms": statistics.median(ours) * 1000,
+                          "copyfile_ms": statistics.median(copies) * 1000, "repeats": repeats}
+    mbx.shutdown()
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=1_000_000)
@@ -185,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     mbx.autolog(backend=stall_uri, frameworks=[], capture_console=False, capture_env=False, silent=True)
     results["stall"] = bench_stall(mbx, stall_uri, f"{tmp}/stall.db", args.points, args.stall)
     mbx.shutdown()
+    results["journal"] = bench_journal_cost(mbx, tmp, args.points)
+    results["journal_append"] = bench_journal_append(tmp)
+    results["log_artifact"] = bench_log_artifact(mbx, tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
 
     lm, dr, al, st = results["log_metric"], results["drain"], results["autolog"], results["stall"]
     rows = [
@@ -203,7 +287,17 @@ def main(argv: list[str] | None = None) -> int:
          st["rss_growth_mb"] < 200),
         ("stall: stored after recovery", f"{st['stored']:,}", f"recovered in {st['recovery_s']:.1f} s", "", "all",
          st["stored"] == st["points"]),
+        ("drain, journal-first", f"{results['journal']['journal_on_points_per_s']:,.0f} pts/s",
+         f"journal off {results['journal']['journal_off_points_per_s']:,.0f} pts/s",
+         f"{results['journal']['paired_ratio']:.2f}x",
+         ">= 300,000/s", results["journal"]["journal_on_points_per_s"] >= 300_000),
     ]
+    ja = results["journal_append"]
+    rows.append(("journal append per point", f"{ja['journal_ns_per_point']:.0f} ns", f"SQLite write {ja['store_ns_per_point']:.0f} ns",
+                 f"{ja['journal_ns_per_point'] / ja['store_ns_per_point']:.2f}x", "measured", True))
+    for label, art in results["log_artifact"].items():
+        rows.append((f"log_artifact {label} (caller)", f"{art['log_artifact_ms']:.2f} ms", f"copyfile {art['copyfile_ms']:.2f} ms",
+                     f"{art['log_artifact_ms'] / art['copyfile_ms']:.2f}x", "measured", True))
     print(f"\n{'measure':<30}{'ours':>18}  {'baseline':<30}{'ratio':>8}  {'target':<26}ok")
     for name, ours, base, ratio, target, ok in rows:
         print(f"{name:<30}{ours:>18}  {base:<30}{ratio:>8}  {target:<26}{'yes' if ok else 'NO'}")

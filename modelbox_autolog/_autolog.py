@@ -122,6 +122,10 @@ def autolog(
     selected = [specs[n] for n in (specs if names is None else names)]
 
     if disable:
+        if names is None:  # everything off: the process console capture too (stored with its run)
+            from ._run import _store_process_console
+
+            _patching.safe("console", _store_process_console)
         for spec in selected:
             _patching.cancel_import_hooks(spec.name)
             instance = _enabled.pop(spec.name, None)
@@ -169,8 +173,10 @@ def autolog(
     check_uri(config.backend)
     _config.set_current(config)
     from . import _process_run
+    from ._run import start_process_console
 
     _process_run.autolog_on = _process_run.autolog_on or bool(selected)  # frameworks=[]: configuration only
+    start_process_console(config)  # the runs' console.log covers the process from here to exit
     warming = _warm_up(config)
 
     _watch(selected)

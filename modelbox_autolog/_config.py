@@ -71,6 +71,7 @@ class Config:
     flush_interval_s: float = 0.25
     shutdown_timeout_s: float = 10.0
     max_model_mb: float = 1024.0  # an autologged model file above this is recorded as an event, not copied
+    heartbeat_s: float = 10.0  # the exporter renews its open runs' lease this often (lease: 3x, at least 30 s)
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per-integration knobs
     log_plots: bool = True  # figures of the user's and diagnostic plots (scikit-learn)
     system_metrics_interval: float = DEFAULT_SYSTEM_METRICS_INTERVAL_S  # seconds; 0 = no system metrics
@@ -91,6 +92,7 @@ def build_config(base: Config | None = None, **overrides: Any) -> Config:
         "log_all_ranks": _env_bool("MODELBOX_LOG_ALL_RANKS", False),
         "journal_dir": os.environ.get("MODELBOX_JOURNAL_DIR") or default_journal_dir(),
         "shutdown_timeout_s": _env_float("MODELBOX_SHUTDOWN_TIMEOUT", 10.0),
+        "heartbeat_s": _env_float("MODELBOX_HEARTBEAT_S", 10.0),
         "silent": _env_bool("MODELBOX_SILENT", False),
         "max_model_mb": _env_float("MODELBOX_MAX_MODEL_MB", 1024.0),
     }
@@ -125,6 +127,8 @@ def validate(config: Config) -> None:
         raise ValueError("queue_capacity must be at least 1000")
     if config.batch_size < 1:
         raise ValueError("batch_size must be positive")
+    if not config.heartbeat_s > 0:
+        raise ValueError("heartbeat_s (MODELBOX_HEARTBEAT_S) must be a positive number of seconds")
 
 
 def normalize_frameworks(frameworks: str | Iterable[str] | None) -> tuple[str, ...] | None:

@@ -1,15 +1,20 @@
-"""The bounded queue and the background thread that moves records to a backend.
+"""The bounded queue, the exporter thread that journals batches, and the sender that delivers them.
 
 The training thread only appends records to a ``deque`` (atomic under the GIL, no lock).
-One exporter thread per backend drains it in batches by size or time and hands each batch
-to a small I/O thread, so a stalled backend never stops the exporter from watching memory:
-when the backend is down, slow, or the queue passes its capacity, batches go to the local
-journal (in order) and are replayed when the backend answers again. Nothing is dropped
-unless the disk refuses too, and then it is counted and reported at exit.
+The exporter thread drains it every ``flush_interval_s`` (or when a batch's worth is queued)
+into batches and appends each to the local journal before anything else (one ``write``,
+~60 ns per metric point), so a process killed at any moment loses at most what was logged
+since the last drain. The sender thread delivers journaled batches to the backend in order
+and acks each once stored; a backend that is down, slow, locked or refusing our token only
+delays delivery (the batches wait in the journal, in memory up to ``queue_capacity``
+records), and the next process or ``modelbox sync`` delivers what a dead process left.
+A record the backend refuses for good is dropped alone, counted under its reason.
+The sender also keeps the lease of this process's open runs (a heartbeat).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
@@ -19,21 +24,26 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin before 3.11
 from typing import Any
 
+# Imported here, not lazily on our threads: a fork while one of them imports a module for the
+# first time would leave the child with that module's import lock held forever.
 from ._config import Config
-from ._records import Batch, new_id
-from .backends import Backend, BackendError, BackendUnavailable, open_backend
+from ._journal import Journal, JournalDamaged, Replayed, replay_segment
+from ._records import FINAL_STATUSES, Batch, RunStart, RunUpdate, new_id
+from .backends import AuthRefused, Backend, BackendUnavailable, StoreUnwritable, open_backend
+from .backends.delivery import deliver
 
 log = logging.getLogger("modelbox_autolog")
 
-JOURNAL_CHUNK = 1024  # records per journal line: each JSON encode holds the GIL well under 1 ms
+MAX_BATCH = 8192  # records per batch: one journal frame, one backend transaction
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.1, 5.0
-STALL_S = 0.5  # a backend write in flight this long, with the queue full, counts as stalled
+SLOW_BACKOFF_MAX_S = 30.0  # read-only, damaged, refused token: someone must act first
 BACKGROUND_MAX_WAIT_S = 2.0  # background work never waits longer than this for training to pause
-HOLD_MAX_S = 2.0  # records queued during a fit are written at least this often
+HOLD_MAX_S = 2.0  # records journaled during a fit are sent at least this often
+EXIT_GRACE_S = 1.0  # past the shutdown budget: time to journal what is still queued
+BACKLOG_BATCHES = 4  # past this many batches queued in memory, the hot path lets the exporter run
+PRESSURE_WAIT_S = 0.002  # at most this, once per batch of points, then it carries on regardless
 
 
 class FlushMarker:
@@ -53,7 +63,7 @@ class Deferred:
     ``background=True``: heavy work (training metrics, serialising a model file) that waits,
     up to ``BACKGROUND_MAX_WAIT_S``, while an instrumented fit is running anywhere in the
     process, so it competes with training for neither the GIL nor a core. It always runs
-    before a ``flush`` that follows it completes, and at shutdown.
+    before a ``flush`` that follows it completes, and at shutdown within the budget.
     """
 
     __slots__ = ("produce", "background", "since")
@@ -64,42 +74,17 @@ class Deferred:
         self.since = time.monotonic()
 
 
-class _IoWorker:
-    """One daemon thread that runs backend calls, so the exporter can stop waiting for them."""
+class _Pending:
+    """A batch taken from the queue and journaled, waiting to be stored."""
 
-    def __init__(self, name: str) -> None:
-        self._jobs: deque = deque()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+    __slots__ = ("batch", "entry", "records", "markers", "late")
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        future: Future = Future()
-        self._jobs.append((future, fn, args))
-        self._ready.set()
-        return future
-
-    def stop(self) -> None:
-        """The thread ends once the jobs already submitted are done (a stuck one keeps it, as a daemon)."""
-        self._jobs.append(None)
-        self._ready.set()
-
-    def _run(self) -> None:
-        _lower_priority()
-        while True:
-            self._ready.wait()
-            self._ready.clear()
-            while self._jobs:
-                job = self._jobs.popleft()
-                if job is None:
-                    return
-                future, fn, args = job
-                if not future.set_running_or_notify_cancel():
-                    continue
-                try:
-                    future.set_result(fn(*args))
-                except BaseException as exc:  # handed to the exporter, which decides
-                    future.set_exception(exc)
+    def __init__(self, batch: Batch, entry: Any) -> None:
+        self.batch: Batch | None = batch  # None: evicted from memory, read back from the journal
+        self.entry = entry  # None: the journal refused it (kept in memory only)
+        self.records = len(batch.records)
+        self.markers: list[FlushMarker] = []
+        self.late = False  # counted as journaled: the backend could not take it when it came
 
 
 class Exporter:
@@ -110,10 +95,12 @@ class Exporter:
         self.config = config
         self.queue: deque = deque()
         self.capacity = config.queue_capacity
-        self.batch_size = min(config.batch_size, JOURNAL_CHUNK)
+        self.batch_size = min(config.batch_size, MAX_BATCH)
         self.wake_at = self.batch_size  # the hot path compares len(queue) with this
         self.stats = {"written": 0, "journaled": 0, "replayed": 0, "dropped": 0, "rejected": 0, "waits": 0}
         self.drop_reasons: dict[str, int] = {}
+        self.reject_reasons: dict[str, int] = {}
+        self.journal_first = not uri.startswith("memory://")  # an in-process store has nothing to recover
         self._reset_threading()
         _live.add(self)
 
@@ -122,26 +109,37 @@ class Exporter:
         self.writer = new_id()
         self._wake = threading.Event()
         self._space = threading.Event()
+        self._send_wake = threading.Event()
         self.opened = threading.Event()  # the backend was opened (or found unavailable) once
         self._start_lock = threading.Lock()
+        self._lock = threading.Lock()  # outbox and flush markers (exporter and sender threads)
         self._thread: threading.Thread | None = None
-        self._io: _IoWorker | None = None
+        self._sender: threading.Thread | None = None
         self._backend: Backend | None = None
-        from ._journal import Journal  # imported when first needed: keeps `import` cheap
-
+        self._verified = False
         self._journal = Journal(self.config.journal_dir, self.uri, self.writer)
-        self._journal_markers: list[FlushMarker] = []
+        self.outbox: deque[_Pending] = deque()
+        self._in_memory = 0  # records of outbox batches held in memory
+        self._marked = 0  # flush markers waiting in the outbox: no holding back meanwhile
+        self._leftover_markers: list[FlushMarker] = []  # flushes waiting for the leftovers' replay
         self._down = False
-        self._stuck: Future | None = None
+        self._down_reason: type | None = None
         self._retry_at = 0.0
         self._backoff = BACKOFF_MIN_S
+        self._leftovers_due = True
         self._stopping = False
+        self._sender_stop = threading.Event()  # a fresh one for each sender thread
         self._busy = False
         self._waiting: list[Deferred] = []  # background work held back while fits run
-        self._held_since: float | None = None  # since when queued records wait for a fit to end
+        self._held_since: float | None = None  # since when the sender waits for a fit to end
         self._flush_asked = False
         self._deadline = float("inf")
         self._reported: set[str] = set()
+        self._live_runs: dict[str, None] = {}  # runs this process opened and has not ended: kept alive
+        self._heartbeat_at = 0.0
+        self._gave_up = False  # shutdown stopped waiting for the exporter thread
+        self._failures = 0  # times the backend was found unavailable
+        self._journal_ok = True
 
     def _ensure_started(self) -> None:
         if self._thread is not None:
@@ -154,18 +152,21 @@ class Exporter:
                 self._thread = thread  # published only once started: shutdown() may join it at once
 
     def warm_up(self, capture_env: bool) -> None:
-        """Start the thread now (autolog() calls this): the backend is opened, its schema made
+        """Start the threads now (autolog() calls this): the backend is opened, its schema made
         and the environment read before the first fit, not during it."""
         self._warm_env = capture_env
         self._ensure_started()
 
     def after_fork_in_child(self) -> None:
-        """A forked child (e.g. a DataLoader worker) starts empty: the parent exports its own records."""
+        """A forked child (e.g. a DataLoader worker) starts empty: the parent exports its own
+        records, keeps its journal segments and ends its own runs."""
         if self._backend is not None:
             _abandoned.append(self._backend)  # never close a connection the parent still uses
+        self._journal.forget()  # the parent's segments: never written, acked or deleted from here
         self.queue.clear()
         self.stats = dict.fromkeys(self.stats, 0)
         self.drop_reasons = {}
+        self.reject_reasons = {}
         self._reset_threading()
         self.wake_at = 0  # the first record a child logs starts its own exporter thread
 
@@ -176,18 +177,27 @@ class Exporter:
             self.pressure()
 
     def pressure(self) -> None:
-        """Called by the hot path when the queue is long: wake the exporter, briefly wait if full."""
+        """Called by the hot path when the queue is long: wake the exporter; past a few batches,
+        let it run. A loop that logs faster than the exporter journals (a million points a second,
+        nothing else) waits for it once per batch, up to 2 ms: what sits in memory,
+        and what a SIGKILL could lose, stays a fraction of a second's worth. A stalled disk costs
+        at most that wait per batch of points, never a stop."""
         if self._thread is None:
             self._ensure_started()
         if not self._wake.is_set():
             self._wake.set()
-        if len(self.queue) > 6 * self.capacity and threading.current_thread() is not self._thread:
-            # Last-resort back-pressure, bounded: the exporter spills to disk long before this
-            # (at 1-4x capacity); only a disk slower than the training loop gets here. Wait a
-            # moment for it, then carry on regardless: memory grows rather than data lost.
+        backlog = len(self.queue)
+        if backlog > BACKLOG_BATCHES * self.batch_size and threading.current_thread() is not self._thread:
             self.stats["waits"] += 1
+            self.wake_at = backlog + self.batch_size  # next time after another batch (reset by the exporter)
             self._space.clear()
-            self._space.wait(0.005)
+            self._space.wait(PRESSURE_WAIT_S)
+
+    def reject(self, site: str, reason: str, message: str) -> None:
+        """A value the user logged that cannot be stored as given: counted, said once per ``site``."""
+        self.stats["rejected"] += 1
+        self.reject_reasons[reason] = self.reject_reasons.get(reason, 0) + 1
+        self._report("reject:" + site, message)
 
     def flush(self, timeout: float | None = None) -> bool:
         """True when every record submitted before this call is stored in the backend."""
@@ -200,7 +210,8 @@ class Exporter:
         return marker.stored
 
     def shutdown(self, timeout: float) -> None:
-        """Store what we can within ``timeout`` seconds; journal the rest; stop the thread."""
+        """Store what we can within ``timeout`` seconds; what is left stays in the journal (or
+        is counted as dropped when even that fails), and one line says so; stop the threads."""
         if self._thread is None:
             if not self.queue:
                 self._close_backend()
@@ -213,16 +224,26 @@ class Exporter:
         self._deadline = time.monotonic() + max(0.0, timeout)
         self._stopping = True
         self._wake.set()
-        thread.join(timeout + 1.0)
+        self._send_wake.set()
+        thread.join(max(0.0, timeout) + EXIT_GRACE_S + 1.0)
+        if thread.is_alive():  # stuck in background work: say what is not kept, and leave it
+            self._gave_up = True
+            left = len(self.queue) + sum(p.records for p in list(self.outbox) if p.entry is None)
+            if left:
+                self._count_drop(left, "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out before they were journaled",
+                                 say=False)
+            self._print_exit_report()
+            return
         self._close_backend()
-        if not thread.is_alive():
-            # Stopped, not dead: a record logged after shutdown() starts a fresh thread, and
-            # the exit handler will flush it too.
-            self._backend = None
-            self._thread = None
-            self._stopping = False
-            self._deadline = float("inf")
-            self.wake_at = 0
+        # Stopped, not dead: a record logged after shutdown() starts a fresh thread, and
+        # the exit handler will flush it too.
+        self._backend = None
+        self._verified = False
+        self._thread = None
+        self._sender = None
+        self._stopping = False
+        self._deadline = float("inf")
+        self.wake_at = 0
 
     def _close_backend(self) -> None:
         if self._backend is not None:
@@ -231,39 +252,29 @@ class Exporter:
             except Exception:
                 pass
 
+    def settled(self) -> bool:
+        """Nothing queued, waiting to be sent or held back: a reader sees everything logged."""
+        return not self.queue and not self.outbox and not self._busy and not self._waiting and not self._down
+
     # ------------------------------------------------------------------ exporter thread
     def _loop(self) -> None:
         _lower_priority()
-        self._io = _IoWorker("modelbox-io")
-        try:
-            self._open_backend()
-        finally:
-            self.opened.set()
         if getattr(self, "_warm_env", False):
             # Read once per process (packages, git) and cached, but as background work: a
             # fresh process's first fit, started right after autolog(), must not wait for it.
             self._waiting.append(Deferred(self._prefetch_environment, background=True))
-        if self._backend is not None and self._journal.segments():
-            self._recover()  # leftovers of earlier processes writing to this backend
+        self._sender_stop = stop = threading.Event()
+        sender = threading.Thread(target=self._send_loop, args=(stop,), name="modelbox-io", daemon=True)
+        sender.start()
+        self._sender = sender
         while True:
-            timeout = self.config.flush_interval_s
-            if self._down:
-                timeout = max(0.01, min(timeout, self._retry_at - time.monotonic()))
-            if not self._stopping and (not self.queue or self._hold_back()):
-                self._wake.wait(timeout)
+            if not self._stopping and not self.queue:
+                self._wake.wait(self.config.flush_interval_s)
             self._wake.clear()
-            if self._down and time.monotonic() >= self._retry_at:
-                self._recover()
-            if self._hold_back():
-                continue
             self._drain()
-            if self._stopping and not self.queue and not self._waiting:
+            if self._stopping and not self.queue and (not self._waiting or self._past_deadline()):
                 break
-        if self._down and not self._past_deadline():
-            self._recover()
-        self._journal.seal()
-        self._finish_report()
-        self._io.stop()
+        self._finish(sender)
 
     def _prefetch_environment(self) -> list[Any]:
         from ._context import capture_environment
@@ -274,32 +285,6 @@ class Exporter:
             self._report("env", f"environment capture failed: {exc!r}")
         return []
 
-    def _open_backend(self) -> bool:
-        if self._backend is not None:
-            return True
-        try:
-            self._backend = open_backend(self.uri)
-            return True
-        except Exception as exc:  # bad path, server gone: keep everything in the journal
-            self._report("open", f"cannot open backend {self.uri}: {exc}; records are kept in {self._journal.path}")
-            self._mark_down()
-            return False
-
-    def _hold_back(self) -> bool:
-        """While an instrumented fit runs, queued records wait in memory, so writing them never
-        competes with training for the GIL: until the fit ends, a batch's worth is queued, a
-        flush asks, or ``HOLD_MAX_S`` passes (a long fit's metrics still arrive that often)."""
-        if self._stopping or self._flush_asked or len(self.queue) >= self.wake_at or not _patching_busy():
-            self._held_since = None
-            return False
-        now = time.monotonic()
-        if self._held_since is None:
-            self._held_since = now
-        elif now - self._held_since >= HOLD_MAX_S:
-            self._held_since = None
-            return False
-        return True
-
     def _past_deadline(self) -> bool:
         return self._stopping and time.monotonic() >= self._deadline
 
@@ -308,8 +293,10 @@ class Exporter:
         n = min(len(queue), limit)
         popleft = queue.popleft
         items = [popleft() for _ in range(n)]
+        self.wake_at = self.batch_size  # back-pressure (see pressure) starts afresh
         records: list[Any] = []
         markers: list[FlushMarker] = []
+        live = self._live_runs
         for item in items:
             cls = type(item)
             if cls is tuple:  # a metric point, as the hot path queues it
@@ -322,14 +309,18 @@ class Exporter:
                 else:
                     records.extend(self._produce(item))
             else:
+                if cls is RunStart:
+                    live[item.run_id] = None
+                elif cls is RunUpdate and item.status in FINAL_STATUSES:
+                    live.pop(item.run_id, None)
                 records.append(item)
         return records, markers
 
     def _produce(self, item: Deferred) -> list[Any]:
         try:
             return list(item.produce())
-        except Exception as exc:
-            self._report("deferred", f"could not produce records: {exc!r}")
+        except Exception as exc:  # counted: what it would have produced (a model file, metrics) is lost
+            self._count_drop(1, f"background work failed ({type(exc).__name__})", f"background work failed: {exc!r}")
             return []
 
     def _run_waiting(self, force: bool) -> list[Any]:
@@ -340,7 +331,13 @@ class Exporter:
         overdue = time.monotonic() - BACKGROUND_MAX_WAIT_S
         records: list[Any] = []
         keep: list[Deferred] = []
-        for item in self._waiting:  # a fit that starts meanwhile holds back the items after it
+        for index, item in enumerate(self._waiting):  # a fit that starts meanwhile holds back the items after it
+            if self._past_deadline():
+                left = len(self._waiting) - index
+                self._count_drop(left, "background items (a model file or training metrics each) were not produced: "
+                                       "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out", say=False)
+                keep = []
+                break
             if force or item.since <= overdue or not _patching_busy():
                 records.extend(self._produce(item))
             else:
@@ -357,28 +354,52 @@ class Exporter:
                 self._space.set()
                 records.extend(self._run_waiting(force=bool(markers)))  # a flush waits for it
                 if records:
-                    batch = Batch(new_id(), self.writer, records, time.time())
-                    self._deliver(batch)
-                self._settle(markers)
+                    self._enqueue(Batch(new_id(), self.writer, records, time.time()))
+                if markers:
+                    self._attach(markers)
                 if not self.queue:
                     break
         finally:
             self._busy = False
 
-    def settled(self) -> bool:
-        """Nothing queued, in flight or waiting in the journal: a reader sees everything logged."""
-        return (not self.queue and not self._busy and not self._waiting and not self._down
-                and not self._journal.pending_records)
+    def _enqueue(self, batch: Batch) -> None:
+        """Journal a batch (first of all), then hand it to the sender."""
+        entry = None
+        if self.journal_first:
+            try:
+                entry = self._journal.append(batch)
+                self._journal_ok = True
+            except OSError as exc:
+                self._journal_ok = False
+                self._report("journal-write", f"the journal {self._journal.path} refused records ({exc.strerror or exc}); "
+                                              "they go to the backend from memory, and a crash now would lose them")
+        pending = _Pending(batch, entry)
+        with self._lock:
+            if self._down:
+                pending.late = True
+                self.stats["journaled"] += pending.records
+            self.outbox.append(pending)
+            self._in_memory += pending.records
+            if self._in_memory > self.capacity and entry is not None and len(self.outbox) > 1:
+                pending.batch = None  # the journal has it: read back when its turn comes
+                self._in_memory -= pending.records
+        self._send_wake.set()
 
-    def _settle(self, markers: list[FlushMarker]) -> None:
-        if not markers:
-            return
-        if self._down or self._journal.pending_records:
-            self._journal_markers.extend(markers)  # released when the journal is replayed
-            if self._past_deadline():
-                for marker in markers:
-                    marker.done.set()
-            return
+    def _attach(self, markers: list[FlushMarker]) -> None:
+        """A flush completes once the batches before it are stored, and what earlier processes
+        left in the journal too (a reader then sees everything this backend was sent)."""
+        with self._lock:
+            if self.outbox:
+                waiting = self.outbox[-1].markers
+            elif self._leftovers_due:
+                waiting = self._leftover_markers
+            else:
+                waiting = None
+            if waiting is not None:
+                waiting.extend(markers)
+                self._marked += len(markers)
+                self._send_wake.set()
+                return
         self._release(markers)
 
     def _release(self, markers: list[FlushMarker]) -> None:
@@ -388,149 +409,245 @@ class Exporter:
             marker.stored = dropped == marker.dropped_before
             marker.done.set()
 
-    def _deliver(self, batch: Batch) -> None:
-        if self._down or self._journal.pending_records or self._past_deadline():
-            self._to_journal(batch)
-            return
-        outcome = self._write_watching_memory(batch)
-        if outcome == "ok":
-            self.stats["written"] += len(batch.records)
-            _remove_staged(batch)
-        elif outcome == "unavailable":
-            self._to_journal(batch)
-            self._mark_down()
-        elif outcome == "rejected":
-            self._write_one_by_one(batch)
+    def _finish(self, sender: threading.Thread) -> None:
+        """At shutdown: let the sender deliver until the deadline (a backend that is down gets one
+        more try, not the whole budget), then keep the rest journaled and say so in one line."""
+        failures = self._failures
+        if self._down:
+            self._retry_at = time.monotonic()  # one more try now
+        while (self.outbox or self._leftovers_due) and sender.is_alive() and not self._past_deadline():
+            if self._failures > failures:
+                break  # it failed again: the journal keeps the rest
+            self._send_wake.set()
+            time.sleep(0.01)
+        self._sender_stop.set()
+        self._send_wake.set()
+        sender.join(max(0.0, min(self._deadline - time.monotonic(), 0.5)) + 0.1)
+        if sender.is_alive():  # stuck in a write: never wait for it (nor close what it uses)
+            if self._backend is not None:
+                _abandoned.append(self._backend)
+            self._backend = None
+        with self._lock:
+            unjournaled = [p for p in self.outbox if p.entry is None]
+        for pending in unjournaled:
+            if not self.journal_first or pending.batch is None:
+                self._count_drop(pending.records, "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out before they were stored",
+                                 say=False)
+                continue
+            try:  # the journal refused them earlier: one more try
+                pending.entry = self._journal.append(pending.batch)
+            except OSError as exc:
+                cause = errno.errorcode.get(exc.errno or 0, "error") if exc.errno else "error"
+                self._count_drop(pending.records, f"neither the backend nor the journal ({cause}) could take them", say=False)
+        with self._lock:
+            for pending in self.outbox:
+                if not pending.late and pending.entry is not None:
+                    pending.late = True
+                    self.stats["journaled"] += pending.records
+            markers = [m for p in self.outbox for m in p.markers] + self._leftover_markers
+            self._leftover_markers = []
+            self.outbox.clear()
+            self._in_memory = 0
+            self._marked = 0
+        self._journal.close()
+        if not self._gave_up:
+            self._print_exit_report()
+        for marker in markers:  # nothing more will happen: release anyone still waiting in flush()
+            marker.done.set()
 
-    def _write_watching_memory(self, batch: Batch) -> str:
-        """Write on the I/O thread; journal instead if the queue overflows or time runs out meanwhile."""
-        assert self._io is not None and self._backend is not None
-        future = self._io.submit(self._backend.write, batch)
-        started = time.monotonic()
-        while True:
-            try:
-                future.result(timeout=0.05)
-                return "ok"
-            except FutureTimeout:
-                # A backend that is merely slower than a burst keeps its place (memory allows up
-                # to four times the capacity, ~170 MB of points); one that stalls with the queue
-                # full, or a queue past that, sends records to disk instead.
-                backlog = len(self.queue)
-                stalled = backlog > self.capacity and time.monotonic() - started > STALL_S
-                if stalled or backlog > 4 * self.capacity or self._past_deadline():
-                    # The backend is too slow for the load: this batch and what follows go to the
-                    # journal, in order. If the slow write lands after all, replay skips it.
-                    self._report("slow", f"backend {self.uri} is slow; spilling to the journal {self._journal.path}")
-                    self._to_journal(batch)
-                    self._mark_down(stuck=future)
-                    return "journaled"
-            except BackendUnavailable as exc:
-                self._report("unavailable", f"backend {self.uri} unavailable ({exc}); keeping records in {self._journal.path}")
-                return "unavailable"
-            except BackendError as exc:
-                self._report("rejected", f"backend {self.uri} refused a batch ({exc}); retrying record by record")
-                return "rejected"
-            except Exception as exc:
-                self._report("rejected", f"unexpected error writing to {self.uri}: {exc!r}; retrying record by record")
-                return "rejected"
-
-    def _write_one_by_one(self, batch: Batch) -> None:
-        """Isolate the records a backend refuses; store the rest; count the refused ones."""
-        assert self._backend is not None
-        for index, record in enumerate(batch.records):
-            single = Batch(f"{batch.id}.{index}", batch.writer, [record], batch.created_at)
-            try:
-                self._backend.write(single)
-                self.stats["written"] += 1
-                _remove_staged(single)
-            except BackendUnavailable:
-                self._to_journal(single)
-                self._mark_down()
-            except Exception as exc:
-                self._drop(1, f"{type(record).__name__} refused by {self.uri}: {exc}")
-
-    def _to_journal(self, batch: Batch) -> None:
-        records = batch.records
+    # ------------------------------------------------------------------ sender thread
+    def _send_loop(self, stop: threading.Event) -> None:
+        _lower_priority()
+        self._leftovers_due = True  # (again after a restart: our own segments closed at shutdown are leftovers now)
         try:
-            if len(records) <= JOURNAL_CHUNK:
-                self._journal.append(batch)
-            else:
-                self._journal.append(*(
-                    Batch(f"{batch.id}.j{start}", batch.writer, records[start:start + JOURNAL_CHUNK], batch.created_at)
-                    for start in range(0, len(records), JOURNAL_CHUNK)
-                ))
-            self.stats["journaled"] += len(records)
-        except OSError as exc:
-            self._drop(len(records), f"the journal {self._journal.path} refused records: {exc.strerror or exc}")
+            self._connect()
+        finally:
+            self.opened.set()
+        while not stop.is_set():
+            if self._past_deadline():
+                break
+            if self._down:
+                wait = self._retry_at - time.monotonic()
+                if wait > 0:
+                    self._send_wake.wait(min(wait, 0.25))
+                    self._send_wake.clear()
+                    continue
+                self._connect()
+                continue
+            if self._leftovers_due:
+                self._replay_leftovers()
+                continue
+            self._heartbeat()
+            pending = self.outbox[0] if self.outbox else None
+            if pending is None or self._hold_back() or (self._stopping and self._waiting):
+                # At exit, background work (model files, training metrics) goes first: what it
+                # produces can only be kept once produced, while journaled batches keep anyway.
+                self._send_wake.wait(self.config.flush_interval_s)
+                self._send_wake.clear()
+                continue
+            self._send(pending)
 
-    def _mark_down(self, stuck: Future | None = None) -> None:
-        self._down = True
-        self._stuck = stuck
+    def _connect(self) -> None:
+        """Open (and check) the backend; on failure stay down and retry with backoff."""
+        try:
+            if self._backend is None:
+                self._backend = open_backend(self.uri)
+                self.opened.set()  # open: autolog() and fork need not wait for the check below
+            if not self._verified:
+                self._backend.verify()
+                self._verified = True
+        except StoreUnwritable as exc:
+            self._went_down(exc, f"backend {self.uri} must not be written: {exc}")
+            return
+        except Exception as exc:  # bad path, server gone: keep everything in the journal
+            self._went_down(exc, f"cannot open backend {self.uri}: {exc}")
+            return
+        if self._down:
+            self._down = False
+            self._backoff = BACKOFF_MIN_S
+            self._leftovers_due = True
+
+    def _went_down(self, exc: BaseException, message: str) -> None:
+        """The backend cannot take records now: they wait in the journal; say so once per cause."""
+        kind = type(exc)
+        if isinstance(exc, AuthRefused):
+            message = (f"{exc}; the records are kept in the journal {self._journal.path} and are sent once the token is "
+                       f"right: set MODELBOX_TOKEN, then run: modelbox sync {self._journal.path} --to {self.uri}")
+        elif self.journal_first and self._journal_ok:
+            message += f"; records are kept in the journal {self._journal.path}"
+        else:
+            message += "; records are kept in memory (the journal refuses them) and are lost if the process ends first"
+        self._report(f"down:{kind.__name__}", message)
+        self._failures += 1
+        slow = isinstance(exc, (StoreUnwritable, AuthRefused))
+        with self._lock:
+            self._down = True
+            self._down_reason = kind
+            for pending in self.outbox:
+                if not pending.late:
+                    pending.late = True
+                    self.stats["journaled"] += pending.records
         self._retry_at = time.monotonic() + self._backoff * random.uniform(0.5, 1.5)
-        self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+        self._backoff = min(self._backoff * 2, SLOW_BACKOFF_MAX_S if slow else BACKOFF_MAX_S)
 
-    def _recover(self) -> None:
-        """Try the backend again: replay the journal in order; on success resume direct writes."""
-        stuck = self._stuck
-        if stuck is not None and not stuck.done():
-            self._retry_at = time.monotonic() + self._backoff
+    def _hold_back(self) -> bool:
+        """While an instrumented fit runs, journaled records wait before being sent, so writing
+        them never competes with training for the GIL: until the fit ends, a batch's worth is
+        waiting, a flush asks, or ``HOLD_MAX_S`` passes (a long fit's metrics still arrive)."""
+        if (self._stopping or self._marked or self._flush_asked or self._in_memory >= self.batch_size
+                or not _patching_busy()):
+            self._held_since = None
+            return False
+        now = time.monotonic()
+        if self._held_since is None:
+            self._held_since = now
+        elif now - self._held_since >= HOLD_MAX_S:
+            self._held_since = None
+            return False
+        return True
+
+    def _send(self, pending: _Pending) -> None:
+        assert self._backend is not None
+        batch = pending.batch
+        if batch is None:
+            try:
+                batch = self._journal.read(pending.entry)
+            except (OSError, JournalDamaged) as exc:
+                self._count_drop(pending.records, f"the journal could not give them back ({exc})")
+                self._done(pending, None)
+                return
+        refused = [0]
+
+        def on_refused(record: Any, reason: str, detail: str) -> None:
+            refused[0] += 1
+            self._count_drop(1, reason, f"{type(record).__name__} refused by {self.uri}: {detail}")
+            _remove_staged_record(record)
+
+        try:
+            deliver(self._backend, batch, on_refused)
+        except BackendUnavailable as exc:
+            state = "cannot be written" if isinstance(exc, StoreUnwritable) else "unavailable"
+            self._went_down(exc, f"backend {self.uri} {state} ({exc})")
             return
-        self._stuck = None
-        if not self._open_backend():
-            return
-        assert self._io is not None and self._backend is not None
-        self._journal.seal()  # replay takes sealed segments; spills meanwhile open a new one
+        stored = pending.records - refused[0]
+        self.stats["written"] += stored
+        if pending.late:
+            self.stats["replayed"] += stored
+        _remove_staged(batch)
+        self._done(pending, batch)
+
+    def _done(self, pending: _Pending, batch: Batch | None) -> None:
+        if pending.entry is not None:
+            self._journal.ack(pending.entry)
+        with self._lock:
+            if self.outbox and self.outbox[0] is pending:
+                self.outbox.popleft()
+            if pending.batch is not None:
+                self._in_memory -= pending.records
+                pending.batch = None
+            markers = pending.markers
+            self._marked -= len(markers)
+        if markers:
+            self._release(markers)
+
+    def _replay_leftovers(self) -> None:
+        """Deliver what dead processes left in this backend's journal (before our own records)."""
+        assert self._backend is not None
         backend = self._backend
 
-        def write_and_clean(batch: Batch) -> None:
-            backend.write(batch)
-            _remove_staged(batch)
+        def send(batch: Batch) -> bool | None:
+            def on_refused(record: Any, reason: str, detail: str) -> None:
+                self._count_drop(1, reason, f"{type(record).__name__} (replayed) refused by {self.uri}: {detail}")
+                _remove_staged_record(record)
 
-        future = self._io.submit(self._journal.replay, write_and_clean)
-        try:
-            while True:
+            new = deliver(backend, batch, on_refused)
+            _remove_staged(batch)
+            return new
+
+        for path in self._journal.leftovers():
+            if self._sender_stop.is_set() or self._past_deadline():
+                return
+            result = Replayed()
+            try:
+                replay_segment(path, send, result)
+            except BackendUnavailable as exc:
+                self.stats["replayed"] += result.records
+                self._went_down(exc, f"backend {self.uri} unavailable ({exc})")
+                return
+            except JournalDamaged as exc:
+                self._report(f"damaged:{path}", f"a journal segment cannot be read ({exc}); it is kept as {path}.damaged")
                 try:
-                    replayed = future.result(timeout=0.05)
-                    break
-                except FutureTimeout:
-                    if len(self.queue) > self.capacity:
-                        self._spill_queue()
-                    if self._past_deadline():
-                        self._mark_down(stuck=future)
-                        return
-        except BackendUnavailable:
-            self._mark_down()
-            return
-        except Exception as exc:
-            self._report("replay", f"replaying the journal failed ({exc}); it stays in {self._journal.path}")
-            self._mark_down()
-            return
-        self.stats["replayed"] += replayed
-        self._journal.pending_records = max(0, self._journal.pending_records - replayed)
-        if self._journal.has_own_pending():  # spilled while we replayed: go round again
-            self._mark_down()
-            self._retry_at = time.monotonic()
-            return
-        self._journal.pending_records = 0
-        self._down = False
-        self._backoff = BACKOFF_MIN_S
-        markers, self._journal_markers = self._journal_markers, []
+                    os.replace(path, path + ".damaged")
+                except OSError:
+                    pass
+            except OSError as exc:
+                self._report("leftover", f"cannot replay {path}: {exc}")
+            self.stats["replayed"] += result.records
+        with self._lock:
+            self._leftovers_due = False
+            markers, self._leftover_markers = self._leftover_markers, []
+            self._marked -= len(markers)
         self._release(markers)
 
-    def _spill_queue(self) -> None:
-        """Move the oldest queued records to the journal until the queue is half empty."""
-        while len(self.queue) > self.capacity // 2:
-            records, markers = self._take(JOURNAL_CHUNK)
-            self._space.set()
-            if records:
-                self._to_journal(Batch(new_id(), self.writer, records, time.time()))
-            self._journal_markers.extend(markers)
+    def _heartbeat(self) -> None:
+        """Renew the lease of this process's open runs (a reader then knows it is alive)."""
+        now = time.time()
+        if now - self._heartbeat_at < self.config.heartbeat_s or not self._live_runs or self._backend is None:
+            return
+        self._heartbeat_at = now
+        records = [RunUpdate(run_id, heartbeat=now) for run_id in list(self._live_runs)]
+        try:
+            self._backend.write(Batch(new_id(), self.writer, records, now))
+        except Exception:
+            pass  # a missed beat is harmless; a backend that stays down shows in the next write
 
     # ------------------------------------------------------------------ reporting
-    def _drop(self, count: int, reason: str) -> None:
+    def _count_drop(self, count: int, reason: str, message: str | None = None, say: bool = True) -> None:
+        """Count records lost for ``reason`` (said once per reason; at exit the exit line says it)."""
         self.stats["dropped"] += count
         self.drop_reasons[reason] = self.drop_reasons.get(reason, 0) + count
-        self._report("drop:" + reason, f"{count} record(s) could not be kept: {reason}")
+        if say:
+            self._report("drop:" + reason, message or f"{count} record(s) could not be kept: {reason}")
 
     def _report(self, site: str, message: str) -> None:
         if site in self._reported:
@@ -539,20 +656,24 @@ class Exporter:
         if not self.config.silent:
             log.warning("modelbox-autolog: %s", message)
 
-    def _finish_report(self) -> None:
+    def _print_exit_report(self) -> None:
+        """One line at exit: what is kept in the journal for later, and what could not be kept."""
+        if self.config.silent:
+            return
+        parts = []
         pending = self._journal.pending_records
-        if pending and not self.config.silent:
-            print(
-                f"modelbox-autolog: {pending} record(s) for {self.uri} are kept in the journal {self._journal.path}; "
-                f"they are sent at the next start, or now with: modelbox sync {self._journal.path} --to {self.uri}",
-                file=sys.stderr,
+        if pending:
+            parts.append(
+                f"{pending} record(s) for {self.uri} are kept in the journal {self._journal.path}; they are sent at the "
+                f"next start, or now with: modelbox sync {self._journal.path} --to {self.uri}"
             )
-        if self.stats["dropped"] and not self.config.silent:
-            reasons = "; ".join(f"{n} x {r}" for r, n in self.drop_reasons.items())
-            print(f"modelbox-autolog: {self.stats['dropped']} record(s) were dropped: {reasons}", file=sys.stderr)
-        # Release anyone still waiting in flush(): nothing more will happen.
-        for marker in self._journal_markers:
-            marker.done.set()
+        if self.stats["dropped"]:
+            top = sorted(self.drop_reasons.items(), key=lambda item: -item[1])
+            reasons = "; ".join(f"{n} x {r}" for r, n in top[:5])
+            more = f"; and {len(top) - 5} other reason(s)" if len(top) > 5 else ""
+            parts.append(f"{self.stats['dropped']} record(s) were dropped: {reasons}{more}")
+        if parts:
+            print("modelbox-autolog: " + " | ".join(parts), file=sys.stderr)
 
 
 def _patching_busy() -> bool:
@@ -569,17 +690,23 @@ def _lower_priority() -> None:
         pass
 
 
+def _remove_staged_record(record: Any) -> None:
+    """Delete our own temporary copies (console logs, serialised models, snapshots) a record named."""
+    files = getattr(record, "files", None)
+    for item in files if files is not None else (record,):
+        if getattr(item, "delete_source", False):
+            try:
+                os.unlink(item.source_path)
+                os.rmdir(os.path.dirname(item.source_path))  # our staging folder, once empty
+            except OSError:
+                pass
+
+
 def _remove_staged(batch: Batch) -> None:
-    """Delete our own temporary copies (console logs, serialised models) once they are stored."""
+    """Delete the staged copies of a batch's records once they are stored."""
     for record in batch.records:
-        files = getattr(record, "files", None)
-        for item in files if files is not None else (record,):
-            if getattr(item, "delete_source", False):
-                try:
-                    os.unlink(item.source_path)
-                    os.rmdir(os.path.dirname(item.source_path))  # our staging folder, once empty
-                except OSError:
-                    pass
+        if type(record) is not tuple:
+            _remove_staged_record(record)
 
 
 # ---------------------------------------------------------------------- registry
@@ -626,12 +753,36 @@ def shutdown_all(timeout: float) -> None:
         exporter.shutdown(max(0.0, deadline - time.monotonic()))
 
 
+_held_for_fork: list[Any] = []
+
+
+def _before_fork() -> None:
+    """Let no backend be mid-transaction when the process forks: a child that opens the same SQLite
+    file would otherwise inherit the parent's lock state and wait forever. Waits for at most one
+    write per backend (bounded: a stuck one is not waited for)."""
+    for exporter in list(_live):
+        if exporter._thread is not None and not exporter.opened.is_set():
+            exporter.opened.wait(10)  # still opening (importing, creating the schema): let it finish first
+        lock = exporter._backend.fork_lock() if exporter._backend is not None else None
+        if lock is not None and lock.acquire(timeout=10):
+            _held_for_fork.append(lock)
+
+
+def _release_fork_locks() -> None:
+    while _held_for_fork:
+        try:
+            _held_for_fork.pop().release()
+        except RuntimeError:
+            pass
+
+
 def _after_fork_in_child() -> None:
     global _registry_lock
+    _release_fork_locks()
     _registry_lock = threading.Lock()
     for exporter in list(_live):
         exporter.after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_release_fork_locks, after_in_child=_after_fork_in_child)

@@ -11,6 +11,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ._names import MAX_TEXT_CHARS, name_problem, relpath_problem
+
 _ids = random.Random(os.urandom(32))  # our own generator: a user's random.seed() never repeats our ids
 
 
@@ -38,11 +40,18 @@ class RunStart:
     start_time: float
     parent_run_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    owner: dict[str, Any] | None = None  # the process that opened it (see _liveness), with its lease_s
 
 
 @dataclass(slots=True)
 class RunUpdate:
-    """A change of a run's mutable fields; ``None`` means "leave as is"."""
+    """A change of a run's mutable fields; ``None`` means "leave as is".
+
+    A final ``status`` (finished, failed, killed) is applied once: a store never changes a run
+    that already has one (a replayed or late update cannot move it backwards). ``failure`` is
+    the reason of a failed or killed run: ``{"type", "message", "traceback"}``. ``heartbeat``
+    (a timestamp) renews the owner's lease.
+    """
 
     run_id: str
     status: str | None = None
@@ -51,6 +60,8 @@ class RunUpdate:
     name: str | None = None
     tags: dict[str, str] | None = None
     env: dict[str, Any] | None = None
+    failure: dict[str, Any] | None = None
+    heartbeat: float | None = None
 
 
 @dataclass(slots=True)
@@ -92,6 +103,10 @@ class Artifact:
     source_path: str
     kind: str = "file"  # file | console | checkpoint | table | plot
     delete_source: bool = False  # the file is our own temporary copy
+    fingerprint: list[int] | None = None  # [size, mtime_ns] at the call: a file changed since is refused
+
+
+FINAL_STATUSES = frozenset({"finished", "failed", "killed"})
 
 
 @dataclass(slots=True)
@@ -99,6 +114,7 @@ class ModelFile:
     name: str
     source_path: str
     delete_source: bool = False
+    fingerprint: list[int] | None = None  # as Artifact.fingerprint
 
 
 @dataclass(slots=True)
@@ -149,3 +165,50 @@ class Batch:
             cls = type(record)
             groups.setdefault(Metric if cls is tuple else cls, []).append(record)
         return groups
+
+
+def name_refusals(groups: dict[type, list[Any]]) -> list[tuple[Any, str, str]]:
+    """(record, reason, detail) for records with a name or value no store takes: the same rules
+    as the run API applies at the call (``_names``), for records that did not come through it
+    (a journal of an older version, another client). Metric keys are checked once per key."""
+    refused: list[tuple[Any, str, str]] = []
+
+    def check(record: Any, what: str, value: Any, empty: bool = False) -> bool:
+        if empty and value == "":
+            return True
+        problem = name_problem(value)
+        if problem is not None:
+            refused.append((record, f"{what} refused", f"{what} {str(value)[:80]!r} {problem}"))
+            return False
+        return True
+
+    for r in groups.get(RunStart, ()):
+        if check(r, "experiment name", r.experiment) and (r.name is None or check(r, "run name", r.name, empty=True)):
+            all(check(r, "tag", k) and check(r, "tag", v, empty=True) for k, v in r.tags.items())
+    for p in groups.get(Param, ()):
+        if check(p, "param key", p.key) and len(p.value) > MAX_TEXT_CHARS:
+            refused.append((p, "param refused", f"param {p.key[:80]!r} has a value over {MAX_TEXT_CHARS:,} characters"))
+    metrics = groups.get(Metric)
+    if metrics:
+        bad = {key for key in {m[1] for m in metrics} if name_problem(key) is not None}
+        for m in metrics:
+            if m[1] in bad:
+                check(m, "metric key", m[1])
+    for e in groups.get(Event, ()):
+        check(e, "event name", e.name)
+    for i in groups.get(Input, ()):
+        check(i, "input", i.kind) and check(i, "input", i.ref)
+    for a in groups.get(Artifact, ()):
+        problem = relpath_problem(a.name)
+        if problem is not None:
+            refused.append((a, "artifact name refused", problem))
+    for m in groups.get(ModelRecord, ()):
+        problem = next((relpath_problem(f.name) for f in m.files if relpath_problem(f.name)), None)
+        if problem is not None:
+            refused.append((m, "model file name refused", problem))
+        elif check(m, "model name", m.name):
+            all(check(m, "label", k) and check(m, "label", v, empty=True) for k, v in m.labels.items())
+    for u in groups.get(RunUpdate, ()):
+        if u.name is None or check(u, "run name", u.name, empty=True):
+            all(check(u, "tag", k) and check(u, "tag", v, empty=True) for k, v in (u.tags or {}).items())
+    return refused

@@ -10,18 +10,23 @@ import atexit
 import contextlib
 import logging
 import math
+import operator
 import os
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
+from itertools import count
 from typing import Any
 
-from . import _config
+from . import _config, _console
 from ._console import ConsoleCapture, write_console_file
 from ._context import global_rank
 from ._exporter import Deferred, Exporter, exporter_for, flush_all, shutdown_all
+from ._liveness import lease_for, process_owner
+from ._names import MAX_TEXT_CHARS, name_problem, relpath_problem
 from ._records import (
     Artifact,
     Event,
@@ -44,6 +49,31 @@ _open_lock = threading.Lock()
 _time = time.time
 
 STATUSES = ("running", "finished", "failed", "killed")
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1  # steps and epochs are stored as 64-bit integers
+EPOCH_MIN = I64_MIN + 1  # -2**63 means "no epoch" inside a packed column: refused as a value
+MAX_TRACEBACK_CHARS = 64 * 1024
+
+
+def failure_of(exc: BaseException | None, tb: Any = None) -> dict[str, Any] | None:
+    """What a failed run keeps of the exception that ended it: type, message, traceback text."""
+    if exc is None:
+        return None
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, tb if tb is not None else exc.__traceback__))
+    except Exception:
+        text = None
+    if text is not None and len(text) > MAX_TRACEBACK_CHARS:
+        text = text[:4096] + "\n...\n" + text[-(MAX_TRACEBACK_CHARS - 4096):]
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ in ("builtins", "__main__") else f"{kind.__module__}.{kind.__qualname__}"
+    return {"type": name, "message": safe_repr(exc) if not str(exc) else _safe_str(exc), "traceback": text}
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)[:MAX_TEXT_CHARS]
+    except Exception:
+        return safe_repr(exc)
 
 
 class LoggedModel:
@@ -100,9 +130,29 @@ class _TimedEvent:
         self._run._emit_event(self._name, self._start, duration, attrs)
 
 
-def _param_records(run_id: str, params: Mapping[Any, Any]) -> list[Param]:
-    """Params flattened with '.', values as JSON text."""
-    return [Param(run_id, key, to_param_text(value)) for key, value in flatten(params).items()]
+def _param_records(run_id: str, params: Mapping[Any, Any], exporter: Exporter | None = None) -> list[Param]:
+    """Params flattened with '.', values as JSON text, stored as given; a key no store takes or a
+    value over 16 MiB of JSON is refused (said once per key, counted as rejected)."""
+    records = []
+    for key, value in flatten(params).items():
+        problem = name_problem(key)
+        if problem is None:
+            if value.__class__ is str and len(value) > MAX_TEXT_CHARS:
+                problem = f"has a value of {len(value):,} characters (at most {MAX_TEXT_CHARS:,})"
+            else:
+                text = to_param_text(value)
+                if len(text) <= MAX_TEXT_CHARS:
+                    records.append(Param(run_id, key, text))
+                    continue
+                problem = f"has a value of {len(text):,} characters as JSON (at most {MAX_TEXT_CHARS:,})"
+        if exporter is not None:
+            exporter.reject(f"param:{key[:200]}", "param refused", f"param {_shown(key)} {problem}; not logged")
+    return records
+
+
+def _shown(key: Any) -> str:
+    text = repr(key)
+    return text if len(text) <= 80 else text[:60] + "...'"
 
 
 class Run:
@@ -128,13 +178,17 @@ class Run:
         self.config = config or _config.current()
         self._exporter = exporter
         self._queue = exporter.queue
-        self._steps: dict[str, int] = {}
+        self._steps: dict[str, Any] = {}  # key -> itertools.count of its next automatic step
         self._token = None
         self._console: Any = None
         self._warned: set[str] = set()
+        self._pid = os.getpid()  # a forked child never ends (or re-statuses) a run it did not open
         self.start_time = _time()
         if _existing_id is None:
-            self._submit(RunStart(self.id, experiment, name, self.start_time, parent_run_id, to_tags(tags)))
+            owner = process_owner()
+            owner["lease_s"] = lease_for(self.config.heartbeat_s)
+            self._submit(RunStart(self.id, experiment, name, self.start_time, parent_run_id, self._clean_tags(tags),
+                                  owner))
 
     def __reduce__(self) -> tuple[Any, tuple]:
         """A run pickled into another process (a spawned worker holding one of our callbacks)
@@ -155,9 +209,21 @@ class Run:
             if not self.config.silent:
                 log.warning("modelbox-autolog: %s", message)
 
+    def _reject(self, site: str, reason: str, message: str) -> None:
+        """A value that cannot be stored as given: not logged, counted as rejected, said once per site."""
+        self._exporter.reject(site, reason, message)
+
     @property
     def url(self) -> str:
         return f"{self._exporter.uri}#run={self.id}"
+
+    def _clean_tags(self, tags: Mapping[Any, Any] | None) -> dict[str, str]:
+        clean = to_tags(tags)
+        for key in [k for k in clean if name_problem(k) or (clean[k] and name_problem(clean[k]))]:
+            problem = name_problem(key) or f"has a value that {name_problem(clean[key])}"
+            self._reject(f"tag:{key[:200]}", "tag refused", f"tag {_shown(key)} {problem}; not logged")
+            del clean[key]
+        return clean
 
     # ------------------------------------------------------------------ params
     def log_param(self, key: Any, value: Any) -> None:
@@ -166,7 +232,7 @@ class Run:
     def log_params(self, params: Mapping[Any, Any]) -> None:
         """Nested dicts are flattened with '.'; values that are not JSON become their repr."""
         try:
-            records = _param_records(self.id, params)
+            records = _param_records(self.id, params, self._exporter)
         except Exception as exc:
             self._warn_once("params", f"params not logged: {exc!r}")
             return
@@ -176,8 +242,8 @@ class Run:
     def _log_params_later(self, params: Mapping[Any, Any]) -> None:
         """``log_params``, flattened and encoded on the exporter thread: for integrations whose
         ``params`` is a fresh dict of values that do not change meanwhile (one record queued, not one per param)."""
-        run_id = self.id
-        self._submit(Deferred(lambda: _param_records(run_id, params)))
+        run_id, exporter = self.id, self._exporter
+        self._submit(Deferred(lambda: _param_records(run_id, params, exporter)))
 
     # ------------------------------------------------------------------ metrics (hot path)
     def log_metric(self, key: str, value: Any, step: int | None = None, epoch: int | None = None, timestamp: float | None = None) -> None:
@@ -188,37 +254,83 @@ class Run:
             return
         if key.__class__ is not str:
             key = to_key(key)
-        steps = self._steps
+        counter = self._steps.get(key)
+        if counter is None:
+            counter = self._first_use(key)
+            if counter is None:
+                return
+        if epoch is not None and (epoch.__class__ is not int or not EPOCH_MIN <= epoch <= I64_MAX):
+            epoch = self._checked_int(key, epoch, "epoch", EPOCH_MIN)
+            if epoch is None:
+                return
+        if timestamp is None:
+            timestamp = _time()
+        elif timestamp.__class__ is not float:
+            timestamp = self._checked_timestamp(key, timestamp)
+            if timestamp is None:
+                return
         if step is None:
-            step = steps.get(key, 0)
-        elif step.__class__ is not int:
-            step = self._as_int(step, "step")
-        steps[key] = step + 1
-        if epoch is not None and epoch.__class__ is not int:
-            epoch = self._as_int(epoch, "epoch")
+            step = next(counter)  # atomic under the GIL: threads sharing a key never get the same step
+        else:
+            if step.__class__ is not int or not I64_MIN <= step <= I64_MAX:
+                step = self._checked_int(key, step, "step", I64_MIN)
+                if step is None:
+                    return
+            self._steps[key] = count(step + 1)
         queue = self._queue
         # A plain tuple, not a Metric: CPython's GC untracks tuples of atoms, so a million
         # queued points never slow down garbage collection in the training thread.
-        queue.append((self.id, key, value, step, timestamp or _time(), epoch))
+        queue.append((self.id, key, value, step, timestamp, epoch))
         if len(queue) >= self._exporter.wake_at:
             self._exporter.pressure()
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None, timestamp: float | None = None) -> None:
-        ts = timestamp or _time()
+        ts = _time() if timestamp is None else timestamp
         for key, value in metrics.items():
             self.log_metric(key, value, step, epoch, ts)
 
-    def _as_int(self, value: Any, what: str) -> int:
+    def _first_use(self, key: str) -> Any:
+        """A key's first point: check the name once; its step counter, or None when refused."""
+        problem = name_problem(key)
+        if problem is not None:
+            self._reject(f"metric-key:{key[:200]}", "metric key refused", f"metric key {_shown(key)} {problem}; not logged")
+            return None
+        return self._steps.setdefault(key, count())
+
+    def _checked_int(self, key: str, value: Any, what: str, lowest: int) -> int | None:
+        """A step or epoch as a 64-bit integer: numpy/torch integers and whole floats are taken as
+        they are; anything else is refused (said once per key, counted as rejected)."""
         try:
-            return int(value)
+            number = operator.index(value)
+        except TypeError:
+            number = None
+            if isinstance(value, float) and value.is_integer():
+                number = int(value)
+        if number is None:
+            problem = f"{safe_repr(value)[:40]} is not a whole number"
+        elif not lowest <= number <= I64_MAX:
+            problem = f"{number} is outside the range a 64-bit integer holds" if number != I64_MIN else (
+                f"{number} is reserved (it stands for 'no epoch')")
+        else:
+            return number
+        self._reject(f"{what}:{key[:200]}", f"{what} refused",
+                     f"metric {_shown(key)}: {what} {problem}; the point is not logged")
+        return None
+
+    def _checked_timestamp(self, key: str, value: Any) -> float | None:
+        try:
+            stamp = float(value)
         except Exception:
-            self._warn_once(what, f"{what} {safe_repr(value)[:80]} is not an integer; using 0")
-            return 0
+            stamp = math.nan
+        if math.isfinite(stamp):
+            return stamp
+        self._reject(f"timestamp:{key[:200]}", "timestamp refused",
+                     f"metric {_shown(key)}: timestamp {safe_repr(value)[:40]} is not a finite number; the point is not logged")
+        return None
 
     def _reject_metric(self, key: Any, value: Any) -> None:
-        self._exporter.stats["rejected"] += 1  # the user's value, not a loss of stored data
-        self._warn_once(
-            f"metric:{key}",
+        self._reject(
+            f"metric:{to_key(key)[:200]}", "metric value is not a number",
             f"metric {to_key(key)!r} got a non-numeric value {safe_repr(value)[:80]}; not logged (counted as rejected). "
             "Log it with log_param or log_event instead.",
         )
@@ -229,9 +341,13 @@ class Run:
         return _TimedEvent(self, to_key(name), attrs)
 
     def log_event(self, name: str, *, duration_s: float | None = None, timestamp: float | None = None, **attrs: Any) -> None:
-        self._emit_event(to_key(name), timestamp or _time(), duration_s, attrs)
+        self._emit_event(to_key(name), _time() if timestamp is None else timestamp, duration_s, attrs)
 
     def _emit_event(self, name: str, start: float, duration: float | None, attrs: Mapping[str, Any]) -> None:
+        problem = name_problem(name)
+        if problem is not None:
+            self._reject(f"event:{name[:200]}", "event name refused", f"event name {_shown(name)} {problem}; not logged")
+            return
         try:
             clean = to_attrs(attrs)
         except Exception as exc:
@@ -241,14 +357,35 @@ class Run:
         self._submit(Event(new_id(), self.id, name, start, duration, clean))
 
     # ------------------------------------------------------------------ files
+    def _snapshot(self, source: str, staged: bool) -> tuple[str, bool, list[int] | None]:
+        """(path, delete_source, fingerprint): the content as it is now (see ``_snapshots``)."""
+        if staged:
+            return source, True, None
+        from ._snapshots import take
+
+        snap = take(source, self.config.journal_dir)
+        return snap.path, snap.delete_source, snap.fingerprint
+
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None, kind: str = "file", _staged: bool = False) -> str | None:
-        """Keep a file with the run; it is copied off the training thread. Returns the artifact id."""
-        source = os.fspath(path)
+        """Keep a file with the run, as it is now (a snapshot is taken before returning; it is
+        stored off the training thread). Returns the artifact id."""
+        source = os.path.abspath(os.fspath(path))
         if not os.path.isfile(source):
             self._warn_once(f"artifact:{source}", f"log_artifact: {source} is not a file; nothing logged")
             return None
+        artifact_name = name or os.path.basename(source)
+        problem = relpath_problem(artifact_name)
+        if problem is not None:
+            self._reject(f"artifact:{str(artifact_name)[:200]}", "artifact name refused", f"log_artifact: {problem}; not logged")
+            return None
+        try:
+            stored_from, delete, fingerprint = self._snapshot(source, _staged)
+        except OSError as exc:
+            self._reject(f"artifact-read:{source}", "artifact file unreadable",
+                         f"log_artifact: cannot read {source} ({exc.strerror or exc}); not logged")
+            return None
         artifact_id = new_id()
-        self._submit(Artifact(artifact_id, self.id, name or os.path.basename(source), os.path.abspath(source), kind, _staged))
+        self._submit(Artifact(artifact_id, self.id, artifact_name, stored_from, kind, delete, fingerprint))
         return artifact_id
 
     def log_model(
@@ -261,28 +398,46 @@ class Run:
         datasets: Sequence[str] | None = None,
         _staged: bool = False,
     ) -> LoggedModel | None:
-        """Record a model file (or a folder of files) as a Model entity with lineage to this run."""
+        """Record a model file (or a folder of files) as a Model entity with lineage to this run;
+        the files are kept as they are at the call."""
         source = os.path.abspath(os.fspath(path))
-        files: list[ModelFile] = []
+        found: list[tuple[str, str]] = []
         if os.path.isdir(source):
             for folder, _dirs, names in os.walk(source):
                 for file_name in sorted(names):
                     full = os.path.join(folder, file_name)
-                    files.append(ModelFile(os.path.relpath(full, source).replace(os.sep, "/"), full, _staged))
+                    found.append((os.path.relpath(full, source).replace(os.sep, "/"), full))
         elif os.path.isfile(source):
-            files.append(ModelFile(os.path.basename(source), source, _staged))
+            found.append((os.path.basename(source), source))
         else:
             self._warn_once(f"model:{source}", f"log_model: {source} does not exist; nothing logged")
+            return None
+        model_name = to_key(name or os.path.splitext(os.path.basename(source))[0])
+        problem = name_problem(model_name) or next((relpath_problem(n) for n, _ in found if relpath_problem(n)), None)
+        if problem is not None:
+            self._reject(f"model:{model_name[:200]}", "model refused", f"log_model {_shown(model_name)}: {problem}; not logged")
+            return None
+        files: list[ModelFile] = []
+        try:
+            for file_name, full in found:
+                stored_from, delete, fingerprint = self._snapshot(full, _staged)
+                files.append(ModelFile(file_name, stored_from, delete, fingerprint))
+        except OSError as exc:
+            for file in files:
+                if file.delete_source and not _staged:
+                    _discard_snapshot(file.source_path)
+            self._reject(f"model-read:{source}", "model file unreadable",
+                         f"log_model: cannot read {source} ({exc.strerror or exc}); not logged")
             return None
         record = ModelRecord(
             id=new_id(),
             run_id=self.id,
-            name=to_key(name or os.path.splitext(os.path.basename(source))[0]),
+            name=model_name,
             framework=framework,
             files=files,
             created_at=_time(),
             metadata=to_attrs(metadata or {}),
-            labels=to_tags(labels),
+            labels=self._clean_tags(labels),
             datasets=[str(d) for d in (datasets or [])],
         )
         self._submit(record)
@@ -290,28 +445,42 @@ class Run:
 
     def log_input(self, ref: str, kind: str = "dataset", **attrs: Any) -> None:
         """Lineage: a dataset or model this run consumed."""
-        self._submit(Input(new_id(), self.id, kind, str(ref), _time(), to_attrs(attrs)))
+        ref = str(ref)
+        problem = name_problem(ref) or name_problem(kind)
+        if problem is not None:
+            self._reject(f"input:{ref[:200]}", "input refused", f"log_input {_shown(ref)} ({kind}): {problem}; not logged")
+            return
+        self._submit(Input(new_id(), self.id, kind, ref, _time(), to_attrs(attrs)))
 
     # ------------------------------------------------------------------ run fields
     def set_progress(self, fraction: float) -> None:
+        """A fraction from 0 to 1; anything else is refused with a warning (never clamped silently)."""
         try:
             value = float(fraction)
         except Exception:
-            self._warn_once("progress", f"set_progress needs a number, not {safe_repr(fraction)[:80]}")
+            value = math.nan
+        if not 0.0 <= value <= 1.0:  # NaN fails too
+            self._reject("progress", "progress refused",
+                         f"set_progress({safe_repr(fraction)[:40]}): progress is a fraction from 0 to 1; not stored")
             return
-        if math.isnan(value):
-            return
-        self._submit(RunUpdate(self.id, progress=min(1.0, max(0.0, value))))
+        self._submit(RunUpdate(self.id, progress=value))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        self._submit(RunUpdate(self.id, tags=to_tags(tags)))
+        clean = self._clean_tags(tags)
+        if clean:
+            self._submit(RunUpdate(self.id, tags=clean))
 
     def set_tag(self, key: str, value: Any) -> None:
         self.set_tags({key: value})
 
     def set_name(self, name: str) -> None:
+        name = str(name)
+        problem = name_problem(name)
+        if problem is not None:
+            self._reject("run-name", "run name refused", f"set_name: run name {_shown(name)} {problem}; not stored")
+            return
         self.name = name
-        self._submit(RunUpdate(self.id, name=str(name)))
+        self._submit(RunUpdate(self.id, name=name))
 
     # ------------------------------------------------------------------ lifecycle
     def _activate(self) -> None:
@@ -324,17 +493,23 @@ class Run:
             run_id = self.id
             self._submit(Deferred(lambda: [RunUpdate(run_id, env=capture_environment())], background=True))
         if self.config.capture_console and self.parent_run_id is None:
+            if self.auto and _console.process_capture_active():
+                _pass_console_to(self)  # the process's console, from the last cut on, goes to this run
+                return
             try:
                 self._console = ConsoleCapture()
             except Exception as exc:
                 self._warn_once("console", f"console capture unavailable: {exc!r}")
 
-    def end(self, status: str = "finished") -> None:
-        """End the run (idempotent). ``status``: finished | failed | killed."""
+    def end(self, status: str = "finished", *, failure: BaseException | Mapping[str, Any] | None = None) -> None:
+        """End the run (idempotent). ``status``: finished | failed | killed; ``failure`` (an
+        exception, or a dict with type/message/traceback) says why a failed or killed run ended."""
         if self.status != "running":
             return
         if status not in STATUSES[1:]:
             raise ValueError(f"status must be one of finished, failed, killed, not {status!r}")
+        if os.getpid() != self._pid:
+            return  # a forked child: the run belongs to the parent, which ends it
         if self._console is not None:
             try:
                 text = self._console.stop()
@@ -343,8 +518,12 @@ class Run:
             except Exception as exc:
                 self._warn_once("console-stop", f"console capture failed: {exc!r}")
             self._console = None
+        if _console_owner is self and _interactive():
+            _pass_console_to(None)  # a notebook never exits: its cell's output is stored with the run now
         self.status = status
-        self._submit(RunUpdate(self.id, status=status, end_time=_time()))
+        reason = failure_of(failure) if isinstance(failure, BaseException) else (dict(failure) if failure else None)
+        self._submit(RunUpdate(self.id, status=status, end_time=_time(), failure=reason))
+        self._after_end()
         with _open_lock:
             _open_runs.pop(self.id, None)
         if self._token is not None:
@@ -354,6 +533,12 @@ class Run:
                 if _current_run.get() is self:
                     _current_run.set(_open_runs.get(self.parent_run_id or ""))
             self._token = None
+
+    def _after_end(self) -> None:
+        """Logging into an ended run still stores the records, with one warning per key saying so."""
+        for method in ("log_metric", "log_params", "log_event", "log_artifact", "log_model", "log_input", "set_progress",
+                       "set_tags"):
+            setattr(self, method, _LateLogging(self, method))
 
     def _console_artifact(self, text: str) -> Artifact:
         return Artifact(new_id(), self.id, "console.log", write_console_file(text), "console", True)
@@ -365,7 +550,7 @@ class Run:
         if exc_type is None:
             self.end("finished")
         elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
-            self.end("killed")
+            self.end("killed", failure=exc)
         else:
             _end_on_error(self, exc)
         return None
@@ -386,6 +571,43 @@ def _attached_run(run_id: str, experiment: str, name: str | None, parent_run_id:
     return Run(exporter, experiment, name, parent_run_id=parent_run_id, auto=auto, config=config, _existing_id=run_id)
 
 
+class _LateLogging:
+    """Installed on a run once it ended: the call goes through, with a warning naming the key."""
+
+    __slots__ = ("_run", "_method")
+
+    def __init__(self, run: Run, method: str) -> None:
+        self._run, self._method = run, method
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        run = self._run
+        from ._patching import active_groups
+
+        if active_groups() or threading.current_thread().name.startswith("modelbox-"):
+            # An integration adding to the run that did the work (a model saved after its fit), or our
+            # own threads (a system-metrics sample racing the run's end): ours to decide, not a user's slip.
+            return getattr(Run, self._method)(run, *args, **kwargs)
+        what = args[0] if args else kwargs.get("key", kwargs.get("name", kwargs.get("path", "")))
+        if isinstance(what, Mapping):
+            what = ", ".join(map(str, list(what)[:3]))
+        key = f"{self._method}({str(what)[:100]!r})"
+        run._exporter.stats["after_end"] = run._exporter.stats.get("after_end", 0) + 1
+        run._exporter._report(
+            f"after-end:{run.id}:{key}",
+            f"run {run.id[:12]} already ended ({run.status}); {key} is stored anyway. Log into an open run, or keep "
+            "the run open until everything is logged",
+        )
+        return getattr(Run, self._method)(run, *args, **kwargs)
+
+
+def _discard_snapshot(path: str) -> None:
+    try:
+        os.unlink(path)
+        os.rmdir(os.path.dirname(path))
+    except OSError:
+        pass
+
+
 class NullRun(Run):
     """What non-logging processes (e.g. distributed ranks other than 0) get: every call is a no-op."""
 
@@ -401,11 +623,16 @@ class NullRun(Run):
         self._console = None
         self._warned = set()
         self._steps = {}
+        self._pid = os.getpid()
+        self._exporter = None  # type: ignore[assignment]
 
     def __reduce__(self) -> tuple[Any, tuple]:
         return (NullRun, (self.experiment, self.name))
 
     def _submit(self, record: Any) -> None:
+        pass
+
+    def _reject(self, site: str, reason: str, message: str) -> None:
         pass
 
     def log_metric(self, *args: Any, **kwargs: Any) -> None:
@@ -420,7 +647,7 @@ class NullRun(Run):
     def _activate(self) -> None:
         self._token = _current_run.set(self)
 
-    def end(self, status: str = "finished") -> None:
+    def end(self, status: str = "finished", *, failure: Any = None) -> None:
         if self.status == "running":
             self.status = status
             if self._token is not None:
@@ -475,6 +702,14 @@ def start_run(
         if isinstance(parent, NullRun):
             parent = None
         exporter = exporter_for(canonical_uri(config.backend), config)
+        problem = name_problem(experiment_name) or (name_problem(name) if name is not None else None)
+        if problem is not None:  # never raise at the user: an unusable name is replaced, and said so
+            exporter.reject("run-name", "run or experiment name refused",
+                            f"start_run: experiment {_shown(experiment_name)} / name {_shown(name)}: {problem}; "
+                            "using experiment 'default' and no name")
+            if name_problem(experiment_name):
+                experiment_name = "default"
+            name = None
         run = Run(
             exporter, experiment_name, name, tags,
             parent_run_id=parent.id if parent is not None else None, auto=_auto, config=config,
@@ -498,8 +733,8 @@ def autorun(framework: str, name: str | None = None, tags: Mapping[str, Any] | N
     run = start_run(name=name, tags={"framework": framework, "autolog": "true", **(tags or {})}, _auto=True)
     try:
         yield run
-    except (KeyboardInterrupt, SystemExit):
-        run.end("killed")
+    except (KeyboardInterrupt, SystemExit) as exc:
+        run.end("killed", failure=exc)
         raise
     except BaseException as exc:
         _end_on_error(run, exc)
@@ -517,7 +752,7 @@ def _end_on_error(run: Run, exc: BaseException) -> None:
         run.log_event("autolog_error", error=f"{type(exc).__name__}: {safe_repr(exc)}"[:1000])
         run.end("finished")
     else:
-        run.end("failed")
+        run.end("failed", failure=exc)
 
 
 def open_runs() -> list[Run]:
@@ -525,8 +760,65 @@ def open_runs() -> list[Run]:
         return list(_open_runs.values())
 
 
+def _forget_runs_after_fork() -> None:
+    """A forked child did not open its parent's runs: it neither ends them nor marks them killed."""
+    global _open_lock, _console_owner
+    _open_lock = threading.Lock()
+    _open_runs.clear()
+    _console_owner = None  # nor does it store the parent's console
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_runs_after_fork)
+
+
+# ---------------------------------------------------------------------- the process console
+# Under autolog() the console is captured from autolog() to exit and cut into the console.log
+# of each top-level fit's run: a run's part runs from the previous cut (autolog(), or where the
+# run before it was cut) to the start of the next top-level fit, or to exit (so the prints
+# before and after the fit, and a final traceback, are its own). In an interactive session,
+# where the process does not exit, a run's part is cut when it ends.
+_console_owner: Run | None = None
+
+
+def _interactive() -> bool:
+    return hasattr(sys, "ps1") or bool(sys.flags.interactive) or "IPython" in sys.modules
+
+
+def _pass_console_to(run: Run | None) -> None:
+    """Cut the process console: what was printed since the last cut goes to the current owner
+    (with no owner yet, it stays for the next one: the first fit's run starts at autolog())."""
+    global _console_owner
+    owner, _console_owner = _console_owner, run
+    if owner is not None:
+        _store_console(owner, _console.take_process_text())
+
+
+def _store_console(owner: Run | None, text: str) -> None:
+    if not text or owner is None or isinstance(owner, NullRun) or owner._pid != os.getpid():
+        return
+    run_id = owner.id
+    owner._exporter.submit(Deferred(lambda: [Artifact(new_id(), run_id, "console.log", write_console_file(text), "console", True)]))
+
+
+def start_process_console(config: _config.Config) -> None:
+    """``autolog()``: keep the process's console from now to exit, for the fits' runs."""
+    if config.capture_console and is_logging_process(config):
+        try:
+            _console.start_process_capture()
+        except Exception as exc:
+            log.warning("modelbox-autolog: console capture unavailable: %r", exc)
+
+
+def _store_process_console() -> None:
+    """At exit (or ``autolog(disable=True)``): the last cut goes to the last fit's run; capture stops."""
+    global _console_owner
+    owner, _console_owner = _console_owner, None
+    _store_console(owner, _console.stop_process_capture())
+
+
 # ---------------------------------------------------------------------- process exit
-_crashed = False
+_crashed: dict[str, Any] | None = None  # the failure of an exception the interpreter is dying of
 _hook_installed = False
 
 
@@ -538,9 +830,12 @@ def _install_excepthook() -> None:
     _install_sigterm_handler()
     previous = sys.excepthook
 
-    def excepthook(exc_type, exc, tb):  # remember that the process dies of an exception
+    def excepthook(exc_type, exc, tb):  # remember that (and why) the process dies of an exception
         global _crashed
-        _crashed = True
+        try:
+            _crashed = failure_of(exc, tb) or {"type": getattr(exc_type, "__name__", "?"), "message": "", "traceback": None}
+        except Exception:
+            _crashed = {"type": "unknown", "message": "", "traceback": None}
         previous(exc_type, exc, tb)
 
     sys.excepthook = excepthook
@@ -573,9 +868,10 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     import signal
 
     if os.getpid() == _sigterm_pid:
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else None
         for run in open_runs():
             try:
-                run.end("killed")
+                run.end("killed", failure={"type": "SIGTERM", "message": "the process received SIGTERM", "traceback": stack})
             except Exception:
                 pass
         try:
@@ -599,9 +895,13 @@ def shutdown(timeout: float | None = None) -> None:
     status = "failed" if _crashed else "finished"
     for run in open_runs():
         try:
-            run.end(status)
+            run.end(status, failure=_crashed)
         except Exception:
             pass
+    try:
+        _store_process_console()
+    except Exception:
+        pass
     budget = _config.current().shutdown_timeout_s if timeout is None else timeout
     shutdown_all(budget)
 

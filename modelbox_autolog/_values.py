@@ -1,4 +1,8 @@
-"""Turning arbitrary user values into things we can store, without ever raising."""
+"""Turning arbitrary user values into things we can store, without ever raising.
+
+Nothing here shortens what the user gave: keys and values are kept whole, and the run API
+refuses (with a warning naming the key) what no store can hold (see ``_names``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,6 @@ import json
 import math
 from collections.abc import Mapping
 from typing import Any
-
-MAX_PARAM_CHARS = 64 * 1024  # longer values are truncated, with a marker, never rejected
-MAX_KEY_CHARS = 250
 
 
 def flatten(params: Mapping[Any, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
@@ -32,9 +33,13 @@ def flatten(params: Mapping[Any, Any], prefix: str = "", sep: str = ".") -> dict
 
 
 def to_key(key: Any) -> str:
-    """Keys are strings; anything else becomes its ``str``."""
-    text = key if isinstance(key, str) else str(key)
-    return text if len(text) <= MAX_KEY_CHARS else text[:MAX_KEY_CHARS]
+    """Keys are strings; anything else becomes its ``str`` (never shortened)."""
+    if isinstance(key, str):
+        return key
+    try:
+        return str(key)
+    except Exception:
+        return safe_repr(key)
 
 
 def _jsonable(value: Any, depth: int = 0) -> Any:
@@ -78,7 +83,7 @@ _encode_str = json.encoder.encode_basestring  # C implementation, no encoder obj
 def to_param_text(value: Any) -> str:
     """JSON text of a param value; non-JSON values become the JSON string of their repr."""
     cls = type(value)  # fast paths for the common scalars: a fit logs dozens of these
-    if cls is str and len(value) <= MAX_PARAM_CHARS:
+    if cls is str:
         return _encode_str(value)
     if cls is int:
         return str(value)
@@ -86,15 +91,10 @@ def to_param_text(value: Any) -> str:
         return "true" if value is True else "false" if value is False else "null"
     if cls is float and math.isfinite(value):
         return repr(value)
-    if isinstance(value, str) and len(value) > MAX_PARAM_CHARS:  # cut before encoding: cheap for 10 MB
-        return json.dumps(value[:MAX_PARAM_CHARS] + f"...<truncated {len(value)} chars>", ensure_ascii=False)
     try:
-        text = json.dumps(_jsonable(value), ensure_ascii=False, allow_nan=False)
+        return json.dumps(_jsonable(value), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError):
-        text = json.dumps(safe_repr(value), ensure_ascii=False)
-    if len(text) > MAX_PARAM_CHARS:
-        text = json.dumps(text[:MAX_PARAM_CHARS] + f"...<truncated {len(text)} chars>")
-    return text
+        return json.dumps(safe_repr(value), ensure_ascii=False)
 
 
 def from_param_text(text: str) -> Any:
@@ -111,7 +111,7 @@ def to_attrs(attrs: Mapping[Any, Any]) -> dict[str, Any]:
     """Event/model attribute dicts: JSON-able values, keys as strings."""
     clean: dict[str, Any] = {}
     for key, value in attrs.items():
-        if key.__class__ is not str or len(key) > MAX_KEY_CHARS:
+        if key.__class__ is not str:
             key = to_key(key)
         cls = value.__class__
         clean[key] = value if cls in _ATOMS or (cls is float and math.isfinite(value)) else _jsonable(value)

@@ -116,10 +116,11 @@ def _runs_csv(runs: Sequence[Any]) -> None:
 
 
 def _run_dict(r: Any) -> dict[str, Any]:
+    failure = getattr(r, "failure", None)
     return {
         "id": r.id, "experiment": r.experiment, "name": r.name, "status": r.status, "progress": r.progress,
         "start_time": r.start_time, "end_time": r.end_time, "parent_run_id": r.parent_run_id, "params": r.params,
-        "tags": r.tags,
+        "tags": r.tags, "failure": failure._asdict() if failure else None,
     }
 
 
@@ -138,6 +139,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     console.print(f"started {_when(r.start_time)}{duration}" + (f"  parent {r.parent_run_id}" if r.parent_run_id else ""))
     if r.tags:
         console.print("tags: " + ", ".join(f"{k}={v}" for k, v in sorted(r.tags.items())))
+    failure = getattr(r, "failure", None)
+    if failure is not None:
+        from rich.markup import escape
+
+        console.print(f"[bold red]{r.status}[/]: {escape(failure.type)}: {escape(failure.message)}", highlight=False)
+        if failure.traceback:
+            console.print(failure.traceback.rstrip(), markup=False, highlight=False)
     env = r.env
     if env:
         git = env.get("git", {})
@@ -272,17 +280,120 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from .backends import open_backend
-    from .backends.spool import replay
+    """Replay a journal (its root, or one backend's folder) or a file:// spool into a store."""
+    from ._journal import backend_of
 
-    target = open_backend(args.to)
+    source = os.path.abspath(args.directory)
+    if not os.path.isdir(source):
+        raise BackendError(f"{source} is not a folder (give a journal folder, a journal root or a file:// spool)")
+    if backend_of(source) is not None:  # one backend's journal folder
+        jobs = [(source, args.to or backend_of(source))]
+    else:
+        journals = sorted(os.path.join(source, name) for name in os.listdir(source)
+                          if backend_of(os.path.join(source, name)) is not None)
+        if not journals:  # a spool folder
+            if not args.to:
+                raise BackendError(f"{source} is a spool (no BACKEND note): say where to replay it with --to URI")
+            return _sync_spool(source, args.to)
+        if args.to:
+            wanted = canonical_uri(args.to)
+            jobs = [(folder, args.to) for folder in journals if backend_of(folder) == wanted]
+            others = [folder for folder in journals if backend_of(folder) != wanted]
+            for folder in others:
+                console.print(f"not replayed: {folder} holds records for {backend_of(folder)}; to send them there: "
+                              f"modelbox sync {folder}  (or into another store: modelbox sync {folder} --to URI)",
+                              markup=False, highlight=False)
+            if not jobs:
+                print(f"error: no journal under {source} is for {wanted}; the commands above replay each one", file=sys.stderr)
+                return 2
+        else:
+            jobs = [(folder, backend_of(folder)) for folder in journals]
+    status = 0
+    for folder, target in jobs:
+        status = max(status, _sync_journal(folder, target))
+    return status
+
+
+def _refusal_printer(counts: dict[str, int]):
+    def on_refused(record: Any, reason: str, detail: str) -> None:
+        if reason not in counts:
+            console.print(f"refused (skipped): {type(record).__name__}: {detail}", markup=False, highlight=False)
+        counts[reason] = counts.get(reason, 0) + 1
+
+    return on_refused
+
+
+def _sync_journal(folder: str, target_uri: str) -> int:
+    """Replay every segment no live process holds; delivered segments are deleted."""
+    from ._exporter import _remove_staged
+    from ._journal import JournalDamaged, Replayed, replay_segment, segment_files
+    from .backends import BackendUnavailable, open_backend
+    from .backends.delivery import deliver
+
+    target = open_backend(target_uri)
+    result, refused, busy = Replayed(), {}, 0
+    on_refused = _refusal_printer(refused)
+
+    def send(batch: Any) -> bool | None:
+        new = deliver(target, batch, on_refused)
+        _remove_staged(batch)
+        return new
+
     try:
-        with console.status(f"replaying {args.directory} into {args.to}") as status:
-            count = replay(args.directory, target, progress=lambda n: status.update(f"{n} batches sent"))
+        for path in segment_files(folder):
+            try:
+                if replay_segment(path, send, result) is None:
+                    busy += 1
+            except JournalDamaged as exc:
+                console.print(f"skipped a damaged segment: {exc}", markup=False, highlight=False)
+            except BackendUnavailable as exc:
+                console.print(f"{target_uri} is unavailable ({exc}); what is left stays in {folder}", markup=False, highlight=False)
+                _sync_summary(folder, target_uri, result, refused, busy)
+                return 3
     finally:
         target.close()
-    console.print(f"synced {count} batches from {args.directory} to {args.to} (batches already there were skipped)")
+    _sync_summary(folder, target_uri, result, refused, busy)
     return 0
+
+
+def _sync_spool(folder: str, target_uri: str) -> int:
+    from ._journal import Replayed
+    from .backends import BackendUnavailable, open_backend
+    from .backends.delivery import deliver
+    from .backends.spool import read_spool
+
+    target = open_backend(target_uri)
+    result, refused = Replayed(), {}
+    on_refused = _refusal_printer(refused)
+    try:
+        for batch in read_spool(folder):
+            new = deliver(target, batch, on_refused)
+            result.batches += 1
+            result.records += len(batch.records)
+            if new is False:
+                result.present += 1
+            else:
+                result.new += 1
+    except BackendUnavailable as exc:
+        console.print(f"{target_uri} is unavailable ({exc}); run the same command again later", markup=False, highlight=False)
+        _sync_summary(folder, target_uri, result, refused, 0)
+        return 3
+    finally:
+        target.close()
+    _sync_summary(folder, target_uri, result, refused, 0)
+    return 0
+
+
+def _sync_summary(folder: str, target: str, result: Any, refused: dict[str, int], busy: int) -> None:
+    text = (f"synced {folder} to {target}: {result.batches} batches ({result.records} records): {result.new} new, "
+            f"{result.present} already there")
+    if result.skipped_acked:
+        text += f", {result.skipped_acked} delivered before"
+    if refused:
+        text += f"; {sum(refused.values())} record(s) refused and skipped: " + "; ".join(f"{n} x {r}" for r, n in refused.items())
+    if busy:
+        text += f"; {busy} segment(s) left alone (a running process is still writing them)"
+    console.print(text, markup=False, highlight=False)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -369,9 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=int, default=None, help="sequence number to resume from (default: now)")
     p.add_argument("--interval", type=float, default=0.5)
     p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
-    p = add("sync", cmd_sync, "replay a file:// spool (or a journal folder) into a store; idempotent")
-    p.add_argument("directory")
-    p.add_argument("--to", required=True, help="target URI")
+    p = add("sync", cmd_sync, "replay a journal (its root or one backend's folder) or a file:// spool into a store; "
+                               "idempotent: batches already there are skipped")
+    p.add_argument("directory", help="a journal root (e.g. ~/.cache/modelbox-autolog/journal), one journal folder, or a spool")
+    p.add_argument("--to", help="target URI (default for a journal: the backend each folder was written for)")
     p = add("ui", cmd_ui, "serve the web UI and the HTTP API (/api/v1/) over a store")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=5000, help="port (default 5000; 0 picks a free one)")

@@ -46,6 +46,10 @@ class RunView:
         self.parent_run_id = info.parent_run_id
         self.start_time = info.start_time
         self.end_time = info.end_time
+        # Why a failed or killed run ended: Failure(type, message, traceback), else None. A run whose
+        # process died without ending it (SIGKILL, the OOM killer) reads as "killed", with type
+        # "ProcessLost", once the store notices (at once on the same machine, else when its lease runs out).
+        self.failure = info.failure
 
     @property
     def duration_s(self) -> float | None:

@@ -57,6 +57,20 @@ class ChangeEvent(NamedTuple):
     payload: dict[str, Any]
 
 
+class Failure(NamedTuple):
+    """Why a run failed or was killed: the exception's type, message and traceback (text)."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any] | None) -> Failure | None:
+        if not doc:
+            return None
+        return cls(str(doc.get("type") or ""), str(doc.get("message") or ""), doc.get("traceback"))
+
+
 @dataclass(slots=True)
 class RunInfo:
     id: str
@@ -71,6 +85,7 @@ class RunInfo:
     params: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)
+    failure: Failure | None = None  # set for failed and killed runs
 
 
 @dataclass(slots=True)

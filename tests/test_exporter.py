@@ -117,22 +117,23 @@ def test_journal_refusal_is_counted_and_reported(tmp_path, monkeypatch, capsys):
     mbx.autolog(backend=store_uri, frameworks=[], capture_console=False, capture_env=False)
     with mbx.start_run() as run:
         run.log_metric("ok", 1.0)
-    assert mbx.flush(10)
+    assert mbx.flush(10)  # the journal refuses, the store takes them straight from memory
     lock = _lock_store(store_uri)
     try:
         monkeypatch.setenv("MODELBOX_AUTOLOG_TESTING", "0")
         with mbx.start_run() as run:
             for i in range(100):
                 run.log_metric("lost", i)
-        assert mbx.flush(timeout=7) is False
+        assert mbx.flush(timeout=7) is False  # waiting in memory: neither stored nor lost yet
         exporter = _exporter.all_exporters()[0]
-        assert exporter.stats["dropped"] > 0
-        assert any("journal" in reason for reason in exporter.drop_reasons)
+        assert exporter.stats["dropped"] == 0
+        _exporter.shutdown_all(1)  # the store is still locked at exit: now they are lost, and counted
     finally:
         lock.execute("ROLLBACK")
         lock.close()
-    _exporter.shutdown_all(5)
-    assert "were dropped" in capsys.readouterr().err
+    assert exporter.stats["dropped"] == 102  # RunStart, 100 points, RunUpdate
+    assert any("journal" in reason for reason in exporter.drop_reasons)
+    assert "102 record(s) were dropped" in capsys.readouterr().err
 
 
 def test_unopenable_backend_keeps_records_in_journal(tmp_path, monkeypatch):
@@ -207,13 +208,31 @@ def test_a_record_the_store_refuses_is_isolated_and_counted(configured):
     with mbx.start_run() as run:
         for i in range(10):
             run.log_metric("fine", i)
-        run.log_metric("huge_step", 1.0, step=2**70)  # cannot be stored as a 64-bit step
+        # Past the call's checks (as a journal of an older version could hold it): the store refuses it alone.
+        run._submit((run.id, "huge_step", 1.0, 2**70, time.time(), None))
+        for i in range(10, 20):
+            run.log_metric("fine", i)
     assert mbx.flush(10) is False  # something was dropped, and flush says so
     stored = configured.run(run.id)
-    assert len(stored.metrics("fine")) == 10 and stored.status == "finished"
+    assert len(stored.metrics("fine")) == 20 and stored.status == "finished"
     exporter = _exporter.all_exporters()[0]
-    assert exporter.stats["dropped"] == 1
+    assert exporter.stats["dropped"] == 1 and exporter.stats["written"] == 22
     assert any("refused" in reason for reason in exporter.drop_reasons)
+
+
+def test_an_out_of_range_step_is_refused_at_the_call_naming_its_key(store_uri, client, caplog):
+    mbx.autolog(backend=store_uri, frameworks=[], experiment="exp", capture_console=False, capture_env=False)
+    configured = client
+    with mbx.start_run() as run:
+        run.log_metric("huge_step", 1.0, step=2**70)
+        run.log_metric("huge_step", 2.0, step=2**70)
+        run.log_metric("fine", 1.0)
+    assert mbx.flush(10) is True  # nothing accepted was lost: the user's value was refused
+    exporter = _exporter.all_exporters()[0]
+    assert exporter.stats["rejected"] == 2 and exporter.reject_reasons == {"step refused": 2}
+    warnings = [r.getMessage() for r in caplog.records if "huge_step" in r.getMessage()]
+    assert len(warnings) == 1 and "64-bit" in warnings[0]  # once per key, naming it
+    assert configured.run(run.id).metric_keys() == ["fine"]
 
 
 def _stored_params(store_uri: str) -> int:
@@ -293,3 +312,20 @@ def test_exporter_threads_end_with_shutdown(store_uri):
     while time.monotonic() < deadline and any(t.name.startswith("modelbox-") for t in threading.enumerate()):
         time.sleep(0.05)
     assert [t.name for t in threading.enumerate() if t.name.startswith("modelbox-")] == []
+
+
+def test_a_failing_background_item_is_counted_with_its_reason(configured):
+    """Background work (a model file, training metrics) that raises is never silently lost."""
+    from modelbox_autolog._exporter import Deferred
+
+    def broken():
+        raise FileNotFoundError("model.pkl")
+
+    with mbx.start_run() as run:
+        run._submit(Deferred(broken, background=True))
+        run.log_metric("kept", 1.0)
+    assert mbx.flush(10) is False
+    exporter = _exporter.all_exporters()[0]
+    assert exporter.stats["dropped"] == 1
+    assert exporter.drop_reasons == {"background work failed (FileNotFoundError)": 1}
+    assert [p.value for p in configured.run(run.id).metrics("kept")] == [1.0]

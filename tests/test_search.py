@@ -11,7 +11,7 @@ import pytest
 
 import modelbox_autolog as mbx
 from modelbox_autolog.backends.search_sql import POSTGRESQL, SQLITE, select_runs
-from modelbox_autolog.backends.sqlite import SQLiteStore
+from modelbox_autolog.backends.sqlite import SCHEMA_VERSION, SQLiteStore
 from modelbox_autolog.cli import main as modelbox
 from modelbox_autolog.search import And, Compare, Field, Not, Or, SearchError, parse_order_by, parse_where
 
@@ -162,7 +162,7 @@ def test_an_existing_version_1_store_is_upgraded(grid, store_uri):
     store = SQLiteStore(store_uri)
     assert [r.name for r in store.search_runs(where="metrics.acc > 0.5 and params.lr = 1", order_by="metrics.acc desc")] == [
         "run-08"]
-    assert store._query("PRAGMA user_version")[0][0] == 2
+    assert store._query("PRAGMA user_version")[0][0] == SCHEMA_VERSION  # upgraded to the current version
     store.close()
 
 

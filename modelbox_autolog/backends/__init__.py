@@ -3,7 +3,17 @@
 
 from __future__ import annotations
 
-from .base import Backend, BackendError, BackendUnavailable, ImmutableModel, NotFound, Store
+from .base import (
+    AuthRefused,
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    ImmutableModel,
+    NotFound,
+    RecordRefused,
+    Store,
+    StoreUnwritable,
+)
 
 _BUILTIN = {
     "sqlite": "modelbox_autolog.backends.sqlite:SQLiteStore",
@@ -54,7 +64,10 @@ def open_store(uri: str) -> Store:
     return open_backend(uri).store()
 
 
-__all__ = ["Backend", "BackendError", "BackendUnavailable", "ImmutableModel", "NotFound", "Store", "open_backend", "open_store", "scheme_of"]
+__all__ = [
+    "AuthRefused", "Backend", "BackendError", "BackendUnavailable", "ImmutableModel", "NotFound", "RecordRefused", "Store",
+    "StoreUnwritable", "open_backend", "open_store", "scheme_of",
+]
 
 
 _canonical: dict[str, str] = {}  # URIs whose spelling does not depend on the working directory

@@ -30,8 +30,30 @@ class BackendError(Exception):
     """A permanent problem with a backend (bad URI, corrupt store, refused record)."""
 
 
+class RecordRefused(BackendError):
+    """A permanent problem with some records of a batch, never with the store: the exporter
+    drops those (each counted under its ``reason``) and stores the rest.
+
+    ``refusals`` lists ``(record, reason, detail)``: the refused record object itself, a short
+    reason that names the cause (counted and reported once), and the detail of this instance.
+    """
+
+    def __init__(self, refusals: list[tuple[Any, str, str]]) -> None:
+        super().__init__("; ".join(detail for _record, _reason, detail in refusals[:3]))
+        self.refusals = list(refusals)
+
+
 class BackendUnavailable(BackendError):
     """A transient problem: retry later (server down, database locked, disk full)."""
+
+
+class StoreUnwritable(BackendUnavailable):
+    """The store cannot take writes until someone acts (read-only, permission denied, damaged
+    pages): records stay in the journal, one message says what to do, retries are slow."""
+
+
+class AuthRefused(BackendUnavailable):
+    """The server refused our credentials: records stay in the journal until the token is fixed."""
 
 
 class NotFound(KeyError):
@@ -54,8 +76,24 @@ class Backend(abc.ABC):
         self.uri = uri
 
     @abc.abstractmethod
-    def write(self, batch: Batch) -> None:
-        """Store every record of ``batch`` (copying/uploading the files they name)."""
+    def write(self, batch: Batch) -> bool | None:
+        """Store every record of ``batch`` (copying/uploading the files they name).
+
+        Returns False when the batch id was stored before (nothing written again), True or
+        None otherwise. Raises ``BackendUnavailable`` for transient problems (the batch is
+        kept and sent again), ``RecordRefused`` for records no retry can store, and
+        ``BackendError`` for any other permanent refusal (the exporter then narrows it down
+        to the records at fault).
+        """
+
+    def fork_lock(self) -> Any:
+        """A lock held while the backend uses a connection that must not be mid-call when the
+        process forks (the exporter holds it across ``fork``), or None."""
+        return None
+
+    def verify(self) -> None:
+        """Called once after opening, before the first write: raise ``StoreUnwritable`` when
+        the store must not be written to (e.g. damaged pages)."""
 
     def close(self) -> None:
         """Release connections; called once at shutdown."""

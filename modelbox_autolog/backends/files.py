@@ -2,15 +2,63 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
 
 from .._names import UnsafeName, safe_relpath
 
-__all__ = ["CHUNK", "UnsafeName", "copy_file", "inside", "read_chunks", "safe_relpath", "sha256_of", "write_stream"]
-
 CHUNK = 1 << 20
+
+__all__ = [
+    "CHUNK", "SourceChanged", "UnsafeName", "copy_file", "inside", "open_source", "os_error_is_per_record", "read_chunks",
+    "safe_relpath", "sha256_of", "write_stream",
+]
+
+# Errors that no retry fixes and that concern one file name or one source, not the store:
+# the record is refused (dropped with its reason) and the rest of the batch flows.
+PER_RECORD_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENAMETOOLONG", "EINVAL", "EISDIR", "ENOTDIR", "EILSEQ", "ELOOP", "EFBIG")
+    if hasattr(errno, name)
+)
+
+
+class SourceChanged(OSError):
+    """The file a record names changed, vanished or cannot be read since it was logged."""
+
+
+def os_error_is_per_record(exc: OSError) -> bool:
+    """Name too long, invalid name, a file where a folder is needed...: that record only.
+    Disk full, read-only, permission denied, I/O errors: the store (transient)."""
+    return isinstance(exc, SourceChanged) or exc.errno in PER_RECORD_ERRNOS
+
+
+def open_source(path: str, fingerprint: list[int] | tuple[int, ...] | None = None):
+    """Open a record's file for reading; ``fingerprint`` ([size, mtime_ns] at the call) must
+    still match, else SourceChanged (the content the user logged is gone)."""
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError as exc:
+        raise SourceChanged(errno.ENOENT, f"{path} was removed before it could be stored") from exc
+    except OSError as exc:
+        raise SourceChanged(exc.errno, f"{path} cannot be read: {exc.strerror}") from exc
+    if fingerprint is not None and not _matches(os.fstat(handle.fileno()), fingerprint):
+        handle.close()
+        raise SourceChanged(errno.ESTALE, f"{path} changed after it was logged")
+    return handle
+
+
+def check_unchanged(handle, path: str, fingerprint: list[int] | tuple[int, ...] | None, copied: int | None = None) -> None:
+    """After reading: the file still has the logged size and mtime (it was not rewritten meanwhile)."""
+    if fingerprint is None:
+        return
+    if not _matches(os.fstat(handle.fileno()), fingerprint) or (copied is not None and copied != fingerprint[0]):
+        raise SourceChanged(errno.ESTALE, f"{path} changed while it was being stored")
+
+
+def _matches(st: os.stat_result, fingerprint: list[int] | tuple[int, ...]) -> bool:
+    return st.st_size == fingerprint[0] and st.st_mtime_ns == fingerprint[1]
 
 
 def inside(root: str, relpath: str) -> str:
@@ -22,10 +70,34 @@ def inside(root: str, relpath: str) -> str:
     return target
 
 
-def copy_file(src: str, dst: str) -> tuple[int, str]:
-    """Copy ``src`` to ``dst`` in chunks (never reading it whole); return (bytes, sha256)."""
-    with open(src, "rb") as reader:
-        return write_stream(iter(lambda: reader.read(CHUNK), b""), dst)
+def copy_file(src: str, dst: str, fingerprint: list[int] | tuple[int, ...] | None = None) -> tuple[int, str]:
+    """Copy ``src`` to ``dst`` in chunks (never reading it whole); return (bytes, sha256).
+
+    Problems with the source raise ``SourceChanged`` (an OSError); with the destination, the
+    OSError as it is. With a ``fingerprint``, a source rewritten since it was logged is refused.
+    """
+    with open_source(src, fingerprint) as reader:
+
+        def chunks() -> Iterator[bytes]:
+            while True:
+                try:
+                    chunk = reader.read(CHUNK)
+                except OSError as exc:
+                    raise SourceChanged(exc.errno, f"{src} cannot be read: {exc.strerror}") from exc
+                if not chunk:
+                    return
+                yield chunk
+
+        result = write_stream(chunks(), dst)
+        try:
+            check_unchanged(reader, src, fingerprint, result[0])
+        except SourceChanged:
+            try:
+                os.unlink(dst)
+            except OSError:
+                pass
+            raise
+        return result
 
 
 def write_stream(chunks: Iterable[bytes], dst: str) -> tuple[int, str]:

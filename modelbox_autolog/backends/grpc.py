@@ -1,9 +1,14 @@
 """``grpc://HOST:PORT`` (``grpcs://`` for TLS): records sent to a ``modelbox server``.
 
 The write side uploads the files a batch names (client-streaming, sha256 checked by the
-server), then sends the batch in one ``WriteBatch`` call, idempotent by batch id. Transient
-failures (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED by a stopping server) are retried briefly here and then raised as
-``BackendUnavailable``, so the core exporter spools to its journal and replays later.
+server), then sends the batch in one ``WriteBatch`` call, idempotent by batch id. Failures are
+told apart by whose problem they are: the server's or the network's (UNAVAILABLE,
+DEADLINE_EXCEEDED, CANCELLED by a stopping server, UNKNOWN/INTERNAL faults) are retried briefly
+here and then raised as ``BackendUnavailable``, so the exporter keeps the batch in its journal
+and sends it later; a refused token (UNAUTHENTICATED, PERMISSION_DENIED) too, as
+``AuthRefused``; the request's (INVALID_ARGUMENT...) as ``BackendError``, so the exporter
+drops only the records at fault. A file that changed or vanished since it was logged is
+refused before anything is sent (``RecordRefused``).
 The read side (``GrpcStore``) answers ``mbx.Client`` and the CLI through the same service.
 The channel is lazy: opening a backend never waits for the server.
 """
@@ -39,7 +44,17 @@ from ..proto import convert
 from ..proto.modelbox.v1 import records_pb2 as rpb
 from ..proto.modelbox.v1 import service_pb2 as spb
 from ..proto.modelbox.v1 import service_pb2_grpc as sgrpc
-from .base import Backend, BackendError, BackendUnavailable, ImmutableModel, NotFound, Store
+from .base import (
+    AuthRefused,
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    ImmutableModel,
+    NotFound,
+    RecordRefused,
+    Store,
+)
+from .files import SourceChanged, check_unchanged, open_source
 
 DEFAULT_PORT = 50051
 UPLOAD_CHUNK = 256 << 10  # small messages flow within HTTP/2 windows: faster, less server memory
@@ -48,6 +63,11 @@ READ_TIMEOUT_S = 30.0
 RETRIES = 2  # our own short retry; the exporter's jittered backoff and journal do the rest
 # CANCELLED reaches a client whose call the server abandoned while shutting down: transient too.
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
+# The server's own faults (a bug, a broken store it did not classify): the records are not at
+# fault, so they wait in the journal instead of being dropped.
+SERVER_FAULTS = frozenset({grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS,
+                           grpc.StatusCode.ABORTED, grpc.StatusCode.UNIMPLEMENTED})
+AUTH = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 MAX_MESSAGE_BYTES = 256 << 20
 
 _CHANNEL_OPTIONS = [
@@ -87,9 +107,20 @@ def _error(exc: grpc.RpcError, target: str) -> Exception:
         return NotFound(detail)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         return ImmutableModel(detail)
-    if code == grpc.StatusCode.UNAUTHENTICATED:
-        return BackendError(f"modelbox server {target} refused the token ({detail}); set MODELBOX_TOKEN to the server's --token")
+    if code in AUTH:
+        given = "no token was given" if not os.environ.get("MODELBOX_TOKEN") else "the token in MODELBOX_TOKEN was refused"
+        return AuthRefused(f"modelbox server {target} refused the request ({given}: {detail}); "
+                           "set MODELBOX_TOKEN to the server's --token")
     return BackendError(f"modelbox server {target}: {code.name}: {detail}")
+
+
+def _write_error(exc: grpc.RpcError, target: str) -> Exception:
+    """As ``_error``, but for writes: a server fault keeps the batch (transient), never drops it."""
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    if code in SERVER_FAULTS:
+        detail = (exc.details() if hasattr(exc, "details") else None) or str(code)
+        return BackendUnavailable(f"modelbox server {target} failed: {code.name}: {detail}")
+    return _error(exc, target)
 
 
 class Connection:
@@ -153,36 +184,48 @@ class GrpcBackend(Backend):
         self._conn = Connection(uri)
         self.target = self._conn.target
 
-    def write(self, batch: Batch) -> None:
+    def write(self, batch: Batch) -> bool:
         uploads: dict[str, str] = {}  # kept across attempts: a retry does not re-send files
         for attempt in range(RETRIES + 1):
             try:
-                for path in convert.files_of(batch):
-                    if path not in uploads:
-                        uploads[path] = self._upload(path)
+                refusals = self._upload_files(batch, uploads)
+                if refusals:
+                    raise RecordRefused(refusals)
                 request = convert.encode_batch(batch, uploads)
-                self._conn.stub.WriteBatch(request, timeout=WRITE_TIMEOUT_S, metadata=self._conn.metadata)
-                return
+                response = self._conn.stub.WriteBatch(request, timeout=WRITE_TIMEOUT_S, metadata=self._conn.metadata)
+                return not response.duplicate
             except grpc.RpcError as exc:
                 retry = exc.code() in RETRYABLE or exc.code() == grpc.StatusCode.DATA_LOSS
                 if retry and attempt < RETRIES:
                     _pause(attempt)
                     continue
-                raise _error(exc, self.target) from None
+                raise _write_error(exc, self.target) from None
+        raise AssertionError("unreachable")
 
-    def _upload(self, path: str) -> str:
-        """Stream one file to the server's staging area; its upload id ("" if the file is gone)."""
-        try:
-            handle = open(path, "rb")
-        except FileNotFoundError:
-            return ""  # the store keeps the record and marks the file missing
-        except OSError as exc:
-            raise BackendError(f"cannot read {path}: {exc.strerror}") from exc
+    def _upload_files(self, batch: Batch, uploads: dict[str, str]) -> list[tuple[Any, str, str]]:
+        """Upload each file the batch names (once); the records whose file cannot be read as logged."""
+        refusals: list[tuple[Any, str, str]] = []
+        for record, files in convert.file_records(batch):
+            for path, fingerprint in files:
+                if path in uploads:
+                    continue
+                try:
+                    uploads[path] = self._upload(path, fingerprint)
+                except SourceChanged as exc:
+                    refusals.append((record, "the file changed or was removed before it could be stored", str(exc.strerror or exc)))
+                    break
+        return refusals
+
+    def _upload(self, path: str, fingerprint: list[int] | None = None) -> str:
+        """Stream one file to the server's staging area; its upload id. SourceChanged when the
+        file is gone, unreadable, or not what was logged."""
+        handle = open_source(path, fingerprint)
         upload_id = new_id()
         with handle:
             size = os.fstat(handle.fileno()).st_size
             timeout = 120.0 + size / (5 << 20)  # generous: a slow disk or link, never a hung call
             self._conn.stub.Upload(_upload_messages(handle, upload_id, size), timeout=timeout, metadata=self._conn.metadata)
+            check_unchanged(handle, path, fingerprint)
         return upload_id
 
     def close(self) -> None:

@@ -14,9 +14,11 @@ from dataclasses import replace
 
 from .._codec import decode_batch, encode_batch
 from .._records import Artifact, Batch, ModelRecord
-from .base import Backend, BackendError, BackendUnavailable, Store
-from .files import copy_file, safe_relpath
+from .base import Backend, BackendError, BackendUnavailable, RecordRefused, Store
+from .files import SourceChanged, UnsafeName, copy_file, os_error_is_per_record, safe_relpath
 from .uris import spool_dir
+
+REMOVED_REASON = "the file changed or was removed before it could be stored"
 
 
 class SpoolBackend(Backend):
@@ -44,7 +46,7 @@ class SpoolBackend(Backend):
             self._writer = writer
         return self._handle
 
-    def write(self, batch: Batch) -> None:
+    def write(self, batch: Batch) -> bool:
         if self.copy_files:
             batch = self._with_local_files(batch)
         line = encode_batch(batch)
@@ -55,30 +57,43 @@ class SpoolBackend(Backend):
             os.fsync(handle.fileno())
         except OSError as exc:
             raise BackendUnavailable(f"cannot append to the spool in {self.directory}: {exc}") from exc
+        return True  # a spool appends: replays skip what a store already has
 
     def _with_local_files(self, batch: Batch) -> Batch:
         records = []
+        refusals: list[tuple[object, str, str]] = []
         for record in batch.records:
-            if isinstance(record, Artifact):
-                rel = f"files/{record.id}/{safe_relpath(record.name)}"
-                self._copy(record.source_path, rel)
-                record = replace(record, source_path=rel, delete_source=False)
-            elif isinstance(record, ModelRecord):
-                files = []
-                for f in record.files:
-                    rel = f"files/{record.id}/{safe_relpath(f.name)}"
-                    self._copy(f.source_path, rel)
-                    files.append(replace(f, source_path=rel, delete_source=False))
-                record = replace(record, files=files)
+            try:
+                if isinstance(record, Artifact):
+                    rel = f"files/{record.id}/{safe_relpath(record.name)}"
+                    self._copy(record.source_path, rel, record.fingerprint)
+                    record = replace(record, source_path=rel, delete_source=False, fingerprint=None)
+                elif isinstance(record, ModelRecord):
+                    files = []
+                    for f in record.files:
+                        rel = f"files/{record.id}/{safe_relpath(f.name)}"
+                        self._copy(f.source_path, rel, f.fingerprint)
+                        files.append(replace(f, source_path=rel, delete_source=False, fingerprint=None))
+                    record = replace(record, files=files)
+            except SourceChanged as exc:
+                refusals.append((record, REMOVED_REASON, str(exc.strerror or exc)))
+                continue
+            except (UnsafeName, OSError) as exc:
+                refusals.append((record, "unusable file name", str(exc)))
+                continue
             records.append(record)
+        if refusals:
+            raise RecordRefused(refusals)
         return replace(batch, records=records)
 
-    def _copy(self, source: str, rel: str) -> None:
+    def _copy(self, source: str, rel: str, fingerprint: list[int] | None = None) -> None:
         try:
-            copy_file(source, os.path.join(self.directory, rel))
-        except FileNotFoundError:
-            pass  # recorded without content, as the stores do
+            copy_file(source, os.path.join(self.directory, rel), fingerprint)
+        except SourceChanged:
+            raise
         except OSError as exc:
+            if os_error_is_per_record(exc):
+                raise
             raise BackendUnavailable(f"cannot copy {source} into the spool: {exc}") from exc
 
     def close(self) -> None:
@@ -112,13 +127,17 @@ def read_spool(directory: str) -> Iterator[Batch]:
                     raise BackendError(f"{path}:{number} is not a spool batch: {exc}") from exc
 
 
-def replay(directory: str, target: Backend, progress: Callable[[int], None] | None = None) -> int:
-    """Write every spooled batch to ``target``; returns how many batches were read."""
+def replay(directory: str, target: Backend, progress: Callable[[int], None] | None = None,
+           on_refused: Callable[[object, str, str], None] | None = None) -> int:
+    """Write every spooled batch to ``target``; returns how many batches were read. Records the
+    target refuses for good are skipped (``on_refused`` hears of each) and the rest flows."""
+    from .delivery import deliver
+
     if not os.path.isdir(directory):
         raise BackendError(f"{directory} is not a spool folder")
     count = 0
     for batch in read_spool(directory):
-        target.write(batch)
+        deliver(target, batch, on_refused or (lambda record, reason, detail: None))
         count += 1
         if progress:
             progress(count)

@@ -5,10 +5,14 @@ the same transaction so a re-sent batch is skipped whole. Metric points are stor
 chunks: per batch and series, packed little-endian arrays of steps, values, timestamps and
 epochs (one row per chunk, not per point), which is what lets one writer keep up with
 hundreds of thousands of points a second. Reads: the queries behind Client.
+
+Run status follows the store-side contract in docs/ARCHITECTURE.md ("Run status and
+liveness"): a final status is set once; runs whose process died read as ``killed``.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -21,8 +25,19 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from .. import _liveness
+from .._records import (
+    FINAL_STATUSES,
+    Batch,
+    Metric,
+    ModelRecord,
+    Param,
+    RunStart,
+    RunUpdate,
+    name_refusals,
+    new_id,
+)
 from .._records import Artifact as ArtifactRecord
-from .._records import Batch, Metric, ModelRecord, Param, RunStart, RunUpdate, new_id
 from .._records import Event as EventRecord
 from .._records import Input as InputRecord
 from ..entities import (
@@ -30,6 +45,7 @@ from ..entities import (
     ChangeEvent,
     Event,
     Experiment,
+    Failure,
     Input,
     MetricPoint,
     MetricSummary,
@@ -38,11 +54,28 @@ from ..entities import (
     RunInfo,
     SeriesSample,
 )
-from .base import Backend, BackendError, BackendUnavailable, ImmutableModel, NotFound, Store
-from .files import copy_file, inside, read_chunks, safe_relpath
+from .base import (
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    ImmutableModel,
+    NotFound,
+    RecordRefused,
+    Store,
+    StoreUnwritable,
+)
+from .files import (
+    SourceChanged,
+    UnsafeName,
+    copy_file,
+    inside,
+    os_error_is_per_record,
+    read_chunks,
+    safe_relpath,
+)
 from .uris import sqlite_path
 
-SCHEMA_VERSION = 2  # 2: the queryable side (param_values, metric summaries), see SEARCH_STATEMENTS
+SCHEMA_VERSION = 3  # 2: the queryable side (SEARCH_STATEMENTS); 3: run liveness and failure (LIVENESS_COLUMNS)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -50,7 +83,8 @@ CREATE TABLE IF NOT EXISTS experiments (
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, experiment_id TEXT NOT NULL, name TEXT, status TEXT NOT NULL,
     parent_run_id TEXT, start_time REAL NOT NULL, end_time REAL, progress REAL,
-    tags TEXT NOT NULL DEFAULT '{}', env TEXT NOT NULL DEFAULT '{}', updated_at REAL);
+    tags TEXT NOT NULL DEFAULT '{}', env TEXT NOT NULL DEFAULT '{}', updated_at REAL,
+    owner TEXT, heartbeat_at REAL, lease_s REAL, failure TEXT, lost_at REAL);
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs(experiment_id, start_time);
 CREATE TABLE IF NOT EXISTS params (
     run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, key)) WITHOUT ROWID;
@@ -134,6 +168,20 @@ def series_summary(series_id: int, points: list[tuple]) -> tuple:
     return (len(points), last[3], last[2], last[4], min(finite) if finite else None, max(finite) if finite else None, series_id)
 
 
+# Version 3: who runs a run (owner: host, boot id, pid...), its lease (heartbeat_at + lease_s),
+# why it failed (failure: JSON {type, message, traceback}) and when liveness declared it lost.
+LIVENESS_COLUMNS = (
+    ("owner", "TEXT"), ("heartbeat_at", "REAL"), ("lease_s", "REAL"), ("failure", "TEXT"), ("lost_at", "REAL"),
+)
+LIVENESS_INDEX = "CREATE INDEX IF NOT EXISTS runs_running ON runs(status) WHERE status = 'running'"
+REAP_EVERY_S = 2.0  # readers look for runs of dead processes at most this often
+VERIFY_BUDGET_S = 2.0  # the damaged-page check when a writer opens the store reads at most this long
+
+# SQLite result codes (the low byte of sqlite_errorcode): which failures are whose.
+_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED: another writer; retry
+_DISK = {10, 13}  # SQLITE_IOERR, SQLITE_FULL: the disk; retry
+_UNWRITABLE = {3, 8, 14, 23}  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_AUTH: someone must act
+_DAMAGED = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 _TRANSIENT = ("locked", "busy", "disk i/o", "full", "unable to open")
 
 
@@ -182,10 +230,72 @@ path_from_uri = sqlite_path
 
 
 def _classify(exc: sqlite3.Error, where: str) -> BackendError:
+    """Transient (busy, disk full), unwritable (read-only, permission, damaged) or permanent."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        code &= 0xFF
+        if code in _BUSY or code in _DISK:
+            return BackendUnavailable(f"{where}: {exc}")
+        if code in _UNWRITABLE:
+            return StoreUnwritable(f"{where}: {exc} (the store is read-only or not ours to write; fix its permissions)")
+        if code in _DAMAGED:
+            return StoreUnwritable(f"{where}: {exc} (the store file is damaged)")
+        return BackendError(f"{where}: {exc}")
     text = str(exc).lower()
+    if "readonly" in text or "read-only" in text:
+        return StoreUnwritable(f"{where}: {exc}")
     if isinstance(exc, sqlite3.OperationalError) and any(word in text for word in _TRANSIENT):
         return BackendUnavailable(f"{where}: {exc}")
     return BackendError(f"{where}: {exc}")
+
+
+def _liveness_statements(conn: sqlite3.Connection) -> list[str]:
+    """ALTER TABLE statements for the liveness columns the runs table does not have yet."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(runs)").fetchall()}
+    return [f"ALTER TABLE runs ADD COLUMN {name} {kind}" for name, kind in LIVENESS_COLUMNS if name not in have]
+
+
+def _os_unavailable(exc: OSError, where: str) -> BackendUnavailable:
+    """A failed write into the artifacts folder: read-only or permission problems need someone to act."""
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StoreUnwritable(f"{where}: {exc.strerror or exc} (fix the folder's permissions or mount)")
+    return BackendUnavailable(f"{where}: {exc.strerror or exc}")
+
+
+def _only_heartbeats(groups: dict[type, list[Any]]) -> bool:
+    updates = groups.get(RunUpdate)
+    if not updates or len(groups) != 1:
+        return False
+    return all(u.heartbeat is not None and u.status is None and u.progress is None and u.name is None
+               and not u.tags and not u.env for u in updates)
+
+
+def _lost(owner: dict[str, Any] | None, heartbeat_at: float | None, lease_s: float | None, now: float) -> dict[str, Any] | None:
+    """The failure of a running run whose process is gone, or None while it may be alive."""
+    alive = _liveness.owner_alive(owner)
+    if alive:
+        return None
+    where = f"process {owner.get('pid')} on {owner.get('host')}" if owner else "its process"
+    if alive is False:
+        message = f"{where} ended without ending the run (killed, e.g. by SIGKILL or the OOM killer, or crashed)"
+    elif heartbeat_at is not None and lease_s is not None and heartbeat_at + lease_s < now:
+        message = f"no sign of life from {where} for {now - heartbeat_at:.0f} s (lease {lease_s:.0f} s); it is presumed dead"
+    else:
+        return None
+    return {"type": "ProcessLost", "message": message, "traceback": None}
+
+
+REMOVED_REASON = "the file changed or was removed before it could be stored"
+
+
+def _refusal(record: Any, exc: Exception) -> tuple[Any, str, str]:
+    """(record, reason, detail) for a file the store cannot take, whatever the retries."""
+    if isinstance(exc, SourceChanged):
+        return record, REMOVED_REASON, str(exc.strerror or exc)
+    if isinstance(exc, UnsafeName):
+        return record, "unusable file name", str(exc)
+    name = errno.errorcode.get(exc.errno or 0, "error") if isinstance(exc, OSError) else type(exc).__name__
+    return record, f"file refused by the filesystem ({name})", f"{getattr(record, 'name', '')!r}: {exc}"
 
 
 class SQLiteStore(Backend, Store):
@@ -205,14 +315,18 @@ class SQLiteStore(Backend, Store):
             except OSError as exc:
                 raise BackendError(f"cannot create the store folder {folder}: {exc.strerror}") from exc
             if not os.access(folder, os.W_OK):
-                raise BackendError(f"the store folder {folder} is not writable")
+                raise StoreUnwritable(f"the store folder {folder} is read-only or not ours to write; fix its permissions")
         self.artifacts_dir = artifacts_dir or os.path.join(os.path.dirname(self.path), "artifacts")
         self._lock = threading.RLock()
         self._series: dict[tuple[str, str], int] = {}
+        self._dead_seen: dict[str, str] = {}  # run id -> failure JSON: found dead, but the store is read-only
         try:
             self._conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
             self._prepare_when_free()
         except sqlite3.DatabaseError as exc:
+            code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+            if code in _UNWRITABLE or code in _BUSY or code in _DISK:  # read-only, locked, full: not the file's fault
+                raise _classify(exc, f"cannot open {self.path}") from exc
             raise BackendError(f"{self.path} is not a usable ModelBox store: {exc}") from exc
 
     # ---------------------------------------------------------------- setup
@@ -255,7 +369,7 @@ class SQLiteStore(Backend, Store):
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 if conn.execute("PRAGMA user_version").fetchone()[0] == 0:  # not created meanwhile by another connection
-                    for statement in [*SCHEMA.split(";"), *SEARCH_STATEMENTS]:
+                    for statement in [*SCHEMA.split(";"), *SEARCH_STATEMENTS, LIVENESS_INDEX]:
                         if statement.strip():
                             conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -268,28 +382,63 @@ class SQLiteStore(Backend, Store):
             self._upgrade(conn)
 
     def _upgrade(self, conn: sqlite3.Connection) -> None:
-        """Version 1 -> 2: add the queryable side and fill it from what is stored (one transaction)."""
+        """An older store, upgraded in place in one transaction (another connection may race us):
+        version 1 -> 2 adds the queryable side and fills it from what is stored; -> 3 adds the
+        liveness and failure columns of runs."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if conn.execute("PRAGMA user_version").fetchone()[0] >= 2:  # another connection did it meanwhile
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version >= SCHEMA_VERSION:  # another connection did it meanwhile
                 conn.execute("ROLLBACK")
                 return
-            for statement in SEARCH_STATEMENTS:
+            if version < 2:
+                for statement in SEARCH_STATEMENTS:
+                    conn.execute(statement)
+                conn.execute(f"INSERT OR REPLACE INTO param_values SELECT run_id, key, {_PARAM_NUM_SQL}, {_PARAM_TEXT_SQL} FROM params")
+                for (series_id,) in conn.execute("SELECT id FROM metric_series").fetchall():
+                    chunks = conn.execute("SELECT steps, vals, times, epochs FROM metric_chunks WHERE series_id=? ORDER BY id", (series_id,))
+                    points = [(None, None, p.value, p.step, p.timestamp, p.epoch) for chunk in chunks for p in unpack_points(*chunk)]
+                    if points:
+                        conn.execute(SUMMARY_UPDATE, series_summary(series_id, points))
+            for statement in _liveness_statements(conn):
                 conn.execute(statement)
-            conn.execute(f"INSERT OR REPLACE INTO param_values SELECT run_id, key, {_PARAM_NUM_SQL}, {_PARAM_TEXT_SQL} FROM params")
-            for (series_id,) in conn.execute("SELECT id FROM metric_series").fetchall():
-                chunks = conn.execute("SELECT steps, vals, times, epochs FROM metric_chunks WHERE series_id=? ORDER BY id", (series_id,))
-                points = [(None, None, p.value, p.step, p.timestamp, p.epoch) for chunk in chunks for p in unpack_points(*chunk)]
-                if points:
-                    conn.execute(SUMMARY_UPDATE, series_summary(series_id, points))
+            conn.execute(LIVENESS_INDEX)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
+
+    def verify(self) -> None:
+        """Damaged pages are found before anything is written into them (a full read of the file)."""
+        if self.path == ":memory:":
+            return
+        deadline = time.monotonic() + VERIFY_BUDGET_S
+        with self._lock:
+            # Bounded: a very large store is checked as far as the budget goes (a damaged page met
+            # later still fails the write that reads it, as SQLITE_CORRUPT, before it changes anything).
+            self._conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+            try:
+                problems = [row[0] for row in self._conn.execute("PRAGMA quick_check(5)").fetchall()]
+            except sqlite3.OperationalError as exc:
+                problems = ["ok"] if "interrupt" in str(exc).lower() else [str(exc)]
+            except sqlite3.DatabaseError as exc:
+                problems = [str(exc)]
+            finally:
+                self._conn.set_progress_handler(None, 0)
+        if problems != ["ok"]:
+            found = "; ".join(" ".join(str(p).split()) for p in problems)[:300]
+            raise StoreUnwritable(
+                f"the store {self.path} is damaged ({found}); nothing is written into it. "
+                f"Recover it with: sqlite3 {self.path} .recover | sqlite3 recovered.db"
+            )
 
     def store(self) -> SQLiteStore:
         return self
+
+    def fork_lock(self) -> Any:
+        return self._lock  # every use of the connection holds it
 
     def close(self) -> None:
         with self._lock:
@@ -299,8 +448,14 @@ class SQLiteStore(Backend, Store):
                 pass
 
     # ---------------------------------------------------------------- write side
-    def write(self, batch: Batch) -> None:
+    def write(self, batch: Batch) -> bool:
         groups = batch.by_type()
+        heartbeat_only = _only_heartbeats(groups)
+        if not heartbeat_only and self._applied(batch.id):
+            return False  # re-sent (retry, replay, sync): its files are stored already
+        refusals = name_refusals(groups)
+        if refusals:
+            raise RecordRefused(refusals)  # the same names every store and the server refuse
         files = self._copy_files(groups)  # slow part first, outside the transaction
         with self._lock:
             conn = self._conn
@@ -310,11 +465,12 @@ class SQLiteStore(Backend, Store):
                 raise _classify(exc, f"cannot write to {self.path}") from exc
             new_series: dict[tuple[str, str], int] = {}
             try:
-                if conn.execute("SELECT 1 FROM applied_batches WHERE id=?", (batch.id,)).fetchone():
-                    conn.execute("ROLLBACK")
-                    return
                 now = time.time()
-                conn.execute("INSERT INTO applied_batches VALUES (?, ?)", (batch.id, now))
+                if not heartbeat_only:  # heartbeats are idempotent: no batch id to remember
+                    if conn.execute("SELECT 1 FROM applied_batches WHERE id=?", (batch.id,)).fetchone():
+                        conn.execute("ROLLBACK")
+                        return False
+                    conn.execute("INSERT INTO applied_batches VALUES (?, ?)", (batch.id, now))
                 changes: list[tuple[str, str, str, str, float]] = []
                 self._apply(conn, groups, files, new_series, changes, now)
                 if changes:
@@ -329,40 +485,69 @@ class SQLiteStore(Backend, Store):
                 except sqlite3.Error:
                     pass
                 if isinstance(exc, sqlite3.Error):
-                    raise _classify(exc, f"writing batch {batch.id} to {self.path}") from exc
+                    raise _classify(exc, f"writing to {self.path}") from exc
                 raise
             self._series.update(new_series)
+        return True
+
+    def _applied(self, batch_id: str) -> bool:
+        with self._lock:
+            try:
+                return self._conn.execute("SELECT 1 FROM applied_batches WHERE id=?", (batch_id,)).fetchone() is not None
+            except sqlite3.Error as exc:
+                raise _classify(exc, f"cannot read {self.path}") from exc
 
     def _copy_files(self, groups: dict[type, list[Any]]) -> dict[str, tuple[str, int | None, str | None]]:
-        """Copy artifact/model files into the artifacts folder: record key -> (relpath, bytes, sha)."""
+        """Copy artifact/model files into the artifacts folder: record key -> (relpath, bytes, sha).
+
+        A record whose file cannot be stored whatever the retries (removed or rewritten since it
+        was logged, a name the filesystem refuses) raises RecordRefused for that record alone;
+        a problem of the folder itself (disk full, read-only) raises BackendUnavailable.
+        """
         copied: dict[str, tuple[str, int | None, str | None]] = {}
+        refusals: list[tuple[Any, str, str]] = []
         for record in groups.get(ArtifactRecord, ()):
-            rel = f"runs/{record.run_id}/{record.id}/{safe_relpath(record.name)}"
-            copied[record.id] = self._copy_one(record.source_path, rel)
+            try:
+                rel = f"runs/{record.run_id}/{record.id}/{safe_relpath(record.name)}"
+                copied[record.id] = self._copy_one(record.source_path, rel, record.fingerprint)
+            except (RecordRefused, BackendUnavailable):
+                raise
+            except (OSError, UnsafeName) as exc:
+                refusals.append(_refusal(record, exc))
         for model in groups.get(ModelRecord, ()):
-            for file in model.files:
-                rel = f"models/{model.id}/{safe_relpath(file.name)}"
-                copied[f"{model.id}/{file.name}"] = self._copy_one(file.source_path, rel)
+            try:
+                for file in model.files:
+                    rel = f"models/{model.id}/{safe_relpath(file.name)}"
+                    copied[f"{model.id}/{file.name}"] = self._copy_one(file.source_path, rel, file.fingerprint)
+            except (RecordRefused, BackendUnavailable):
+                raise
+            except (OSError, UnsafeName) as exc:
+                refusals.append(_refusal(model, exc))
+        if refusals:
+            raise RecordRefused(refusals)
         return copied
 
-    def _copy_one(self, source: str, rel: str) -> tuple[str, int | None, str | None]:
+    def _copy_one(self, source: str, rel: str, fingerprint: list[int] | None = None) -> tuple[str, int | None, str | None]:
         """Place one file at ``rel`` under the artifacts folder: (rel, bytes, sha256).
 
         An extension point: the gRPC server's ``ServerStore`` moves staged uploads instead of
-        copying them (its override of this method and ``_copy_files``).
+        copying them (its override of this method and ``_copy_files``). Raises OSError (or
+        SourceChanged) for what concerns this file only, BackendUnavailable for the folder.
         """
         dest = inside(self.artifacts_dir, rel)
         try:
-            size, sha = copy_file(source, dest)
-        except FileNotFoundError:
-            if os.path.exists(dest):  # copied by an earlier attempt of this batch
+            size, sha = copy_file(source, dest, fingerprint)
+        except SourceChanged as exc:
+            if exc.errno == errno.ENOENT and os.path.exists(dest):  # placed by an earlier attempt of this batch
                 from .files import sha256_of
 
                 size, sha = sha256_of(dest)
                 return rel, size, sha
-            return rel, None, None  # source vanished: keep the record, mark it missing
+            raise
         except OSError as exc:
-            raise BackendUnavailable(f"cannot copy {source} into {self.artifacts_dir}: {exc}") from exc
+            if os_error_is_per_record(exc):
+                raise
+            raise _os_unavailable(exc, f"cannot copy {source} into {self.artifacts_dir}") from exc
         return rel, size, sha
 
     def _experiment_id(self, conn: sqlite3.Connection, name: str, now: float, changes: list) -> str:
@@ -378,18 +563,24 @@ class SQLiteStore(Backend, Store):
         ident = (run_id, key)
         sid = new_series.get(ident)
         if sid is None:
-            conn.execute("INSERT OR IGNORE INTO metric_series(run_id, key) VALUES (?,?)", ident)
-            sid = conn.execute("SELECT id FROM metric_series WHERE run_id=? AND key=?", ident).fetchone()[0]
+            cur = conn.execute("INSERT OR IGNORE INTO metric_series(run_id, key) VALUES (?,?)", ident)
+            if cur.rowcount:
+                sid = cur.lastrowid
+            else:
+                sid = conn.execute("SELECT id FROM metric_series WHERE run_id=? AND key=?", ident).fetchone()[0]
             new_series[ident] = sid
         return sid
 
     def _apply(self, conn, groups, files, new_series, changes, now) -> None:  # noqa: C901 - one step per type
         for rec in groups.get(RunStart, ()):
             exp_id = self._experiment_id(conn, rec.experiment, now, changes)
+            owner = rec.owner or None
+            lease = owner.get("lease_s") if owner else None
             cur = conn.execute(
-                "INSERT OR IGNORE INTO runs(id, experiment_id, name, status, parent_run_id, start_time, tags, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                (rec.run_id, exp_id, rec.name, "running", rec.parent_run_id, rec.start_time, _dumps(rec.tags), now),
+                "INSERT OR IGNORE INTO runs(id, experiment_id, name, status, parent_run_id, start_time, tags, updated_at,"
+                " owner, heartbeat_at, lease_s) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (rec.run_id, exp_id, rec.name, "running", rec.parent_run_id, rec.start_time, _dumps(rec.tags), now,
+                 _dumps(owner) if owner else None, min(rec.start_time, now) if owner else None, lease),
             )
             if cur.rowcount:
                 payload = {"name": rec.name, "experiment": rec.experiment, "parent_run_id": rec.parent_run_id}
@@ -466,8 +657,25 @@ class SQLiteStore(Backend, Store):
             self._apply_run_update(conn, u, now, changes)
 
     def _apply_run_update(self, conn, u: RunUpdate, now: float, changes: list) -> None:
+        """Fields merge; a final status is set once (see "Run status and liveness" in ARCHITECTURE)."""
+        if u.heartbeat is not None:
+            self._apply_heartbeat(conn, u.run_id, min(u.heartbeat, now), now, changes)
+        # "running" never replaces a status: runs start running, and only a heartbeat revives a lost one.
+        if u.status in FINAL_STATUSES:
+            # Only a running run, or one liveness declared lost (its owner speaks after all),
+            # takes a final status: a late or replayed update never overwrites one.
+            cur = conn.execute(
+                "UPDATE runs SET status=?, end_time=coalesce(?, end_time), failure=?, lost_at=NULL, updated_at=?"
+                " WHERE id=? AND (status='running' OR lost_at IS NOT NULL)",
+                (u.status, u.end_time, _dumps(u.failure) if u.failure else None, now, u.run_id),
+            )
+            if cur.rowcount:
+                payload = {"status": u.status, "end_time": u.end_time}
+                if u.failure:
+                    payload["failure"] = {"type": u.failure.get("type"), "message": str(u.failure.get("message", ""))[:500]}
+                changes.append(("updated", "run", u.run_id, _dumps(payload), now))
         sets, values, payload = [], [], {}
-        for column in ("status", "end_time", "progress", "name"):
+        for column in ("progress", "name"):
             value = getattr(u, column)
             if value is not None:
                 sets.append(f"{column}=?")
@@ -485,8 +693,69 @@ class SQLiteStore(Backend, Store):
             return
         values.extend([now, u.run_id])
         cur = conn.execute(f"UPDATE runs SET {', '.join(sets)}, updated_at=? WHERE id=?", values)
-        if cur.rowcount and ("status" in payload or "name" in payload or "tags" in payload):
+        if cur.rowcount and ("name" in payload or "tags" in payload):
             changes.append(("updated", "run", u.run_id, _dumps(payload), now))
+
+    def _apply_heartbeat(self, conn, run_id: str, at: float, now: float, changes: list) -> None:
+        conn.execute("UPDATE runs SET heartbeat_at=max(coalesce(heartbeat_at, 0), ?) WHERE id=?", (at, run_id))
+        revived = conn.execute(
+            "UPDATE runs SET status='running', end_time=NULL, failure=NULL, lost_at=NULL, updated_at=?"
+            " WHERE id=? AND status='killed' AND lost_at IS NOT NULL",
+            (now, run_id),
+        )
+        if revived.rowcount:  # declared lost while its process was alive (e.g. cut off from the store)
+            changes.append(("updated", "run", run_id, _dumps({"status": "running"}), now))
+
+    # ---------------------------------------------------------------- liveness
+    def reap(self, now: float | None = None) -> list[str]:
+        """Mark ``killed`` the running runs whose process is gone: on this machine by pid (at
+        once), elsewhere when their lease ran out. Best effort (a read-only store is left as it
+        is); returns the ids of the runs found dead."""
+        now = time.time() if now is None else now
+        self._reaped_at = time.monotonic()
+        rows = self._query("SELECT id, owner, heartbeat_at, lease_s, start_time FROM runs WHERE status='running'")
+        dead: list[tuple[str, float, str]] = []
+        for run_id, owner_text, heartbeat_at, lease_s, start_time in rows:
+            try:
+                owner = json.loads(owner_text) if owner_text else None
+            except ValueError:
+                owner = None
+            failure = _lost(owner, heartbeat_at, lease_s, now)
+            if failure is not None:
+                dead.append((run_id, heartbeat_at or start_time, _dumps(failure)))
+        if not dead:
+            return []
+        with self._lock:
+            conn = self._conn
+            conn.execute("PRAGMA busy_timeout=50")  # a reader never waits on a writer for this
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for run_id, last_seen, failure in dead:
+                    cur = conn.execute(
+                        "UPDATE runs SET status='killed', end_time=?, failure=?, lost_at=?, updated_at=?"
+                        " WHERE id=? AND status='running'",
+                        (last_seen, failure, now, now, run_id),
+                    )
+                    if cur.rowcount:
+                        conn.execute(
+                            "INSERT INTO changes(kind, object_type, object_id, payload, timestamp) VALUES (?,?,?,?,?)",
+                            ("updated", "run", run_id, _dumps({"status": "killed", "end_time": last_seen}), now),
+                        )
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self._dead_seen.update((run_id, failure) for run_id, _last, failure in dead)  # shown, not stored
+            finally:
+                conn.execute("PRAGMA busy_timeout=5000")
+        return [run_id for run_id, _last, _failure in dead]
+
+    def _reap_now_and_then(self) -> None:
+        if time.monotonic() - getattr(self, "_reaped_at", -1e9) >= REAP_EVERY_S:
+            try:
+                self.reap()
+            except BackendError:
+                pass
 
     # ---------------------------------------------------------------- read side
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
@@ -527,16 +796,25 @@ class SQLiteStore(Backend, Store):
         return [Experiment(*row) for row in self._query("SELECT id, name, created_at FROM experiments ORDER BY created_at")]
 
     _RUN_COLUMNS = (
-        "r.id, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, r.progress, r.parent_run_id, r.tags, r.env"
+        "r.id, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, r.progress, r.parent_run_id, r.tags, r.env,"
+        " r.failure"
     )
 
     def _run_info(self, row: tuple, params: dict[str, Any]) -> RunInfo:
         from .._values import from_param_text
 
+        status, failure_text = row[4], row[11]
+        if status == "running" and row[0] in self._dead_seen:  # dead, but the store could not be updated
+            status, failure_text = "killed", self._dead_seen[row[0]]
+        try:
+            failure = Failure.from_dict(json.loads(failure_text)) if failure_text else None
+        except ValueError:
+            failure = Failure("unknown", failure_text)
         return RunInfo(
-            id=row[0], experiment_id=row[1], experiment=row[2], name=row[3], status=row[4], start_time=row[5],
+            id=row[0], experiment_id=row[1], experiment=row[2], name=row[3], status=status, start_time=row[5],
             end_time=row[6], progress=row[7], parent_run_id=row[8],
             params={k: from_param_text(v) for k, v in params.items()}, tags=json.loads(row[9]), env=json.loads(row[10]),
+            failure=failure,
         )
 
     def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None) -> list[RunInfo]:
@@ -547,6 +825,8 @@ class SQLiteStore(Backend, Store):
                     order_by: str | None = None, limit: int | None = None, offset: int = 0) -> list[RunInfo]:
         from ..search import parse_order_by, parse_where
         from .search_sql import SQLITE, RunSearch, search_page
+
+        self._reap_now_and_then()  # runs of dead processes read as killed, in results and in filters
 
         search = RunSearch(SQLITE, self._RUN_COLUMNS, experiment, status, parse_where(where), parse_order_by(order_by))
         rows = search_page(search, self._query, limit or None, offset)
@@ -561,6 +841,7 @@ class SQLiteStore(Backend, Store):
         from ..search import parse_where
         from .search_sql import SQLITE, select_runs
 
+        self._reap_now_and_then()
         sql, args = select_runs(SQLITE, "", experiment=experiment, status=status, where=parse_where(where), count=True)
         return self._query(sql, args)[0][0]
 
@@ -624,6 +905,7 @@ class SQLiteStore(Backend, Store):
 
     def run(self, run_id: str) -> RunInfo:
         run_id = self._resolve_run_id(run_id)
+        self._reap_now_and_then()
         row = self._query(f"SELECT {self._RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.id=?", (run_id,))[0]
         params = dict(self._query("SELECT key, value FROM params WHERE run_id=?", (run_id,)))
         return self._run_info(row, params)

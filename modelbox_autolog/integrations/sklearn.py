@@ -38,14 +38,12 @@ import csv
 import functools
 import hashlib
 import inspect
-import itertools
 import math
 import os
 import tempfile
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -244,14 +242,12 @@ def _log_model_input(run: Run, path: str, attrs: dict[str, Any]) -> None:
 class _Staging:
     """Per-fit folders for files we hand to the exporter (``_staged=True``, deleted once stored).
 
-    The exporter deletes the files, not their folders: empty folders are swept on the next use
-    and at exit.
+    Each call makes a fresh folder (race-free: no thread ever removes a folder another is about
+    to use); the exporter removes the file and then its folder once it is stored.
     """
 
     def __init__(self) -> None:
         self._root: str | None = None
-        self._used: deque[str] = deque()
-        self._counter = itertools.count()
         self._lock = threading.Lock()
 
     def file(self) -> str:
@@ -265,25 +261,11 @@ class _Staging:
         with self._lock:
             if self._root is None or not os.path.isdir(self._root):
                 self._root = tempfile.mkdtemp(prefix="modelbox-sklearn-")
-            for _ in range(len(self._used)):
-                old = self._used.popleft()
-                try:
-                    os.rmdir(old)  # fails while the exporter still holds its file: keep it for later
-                except FileNotFoundError:
-                    pass
-                except OSError:
-                    self._used.append(old)
-            path = os.path.join(self._root, str(next(self._counter)))
-            os.mkdir(path)
-            self._used.append(path)
-            return path
+            return tempfile.mkdtemp(dir=self._root)
 
     def cleanup(self) -> None:
+        """Remove the root once empty (folders still holding a file wait for the exporter)."""
         with self._lock:
-            for folder in self._used:
-                with contextlib.suppress(OSError):
-                    os.rmdir(folder)
-            self._used.clear()
             if self._root is not None:
                 with contextlib.suppress(OSError):
                     os.rmdir(self._root)

@@ -13,7 +13,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .._names import UnsafeName, safe_relpath
+from .. import _names
+from .._names import MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, UnsafeName, safe_relpath  # noqa: F401 - re-exported
 from .._records import (
     Artifact,
     Batch,
@@ -27,19 +28,15 @@ from .._records import (
     RunUpdate,
 )
 from ..entities import Artifact as ArtifactInfo
-from ..entities import ChangeEvent, Experiment, MetricPoint, ModelFileInfo, ModelInfo, RunInfo
+from ..entities import ChangeEvent, Experiment, Failure, MetricPoint, ModelFileInfo, ModelInfo, RunInfo
 from ..entities import Event as EventInfo
 from ..entities import Input as InputInfo
 from .modelbox.v1 import records_pb2 as rpb
 from .modelbox.v1 import service_pb2 as spb
 
-MAX_ID_CHARS = 128
-MAX_NAME_CHARS = 4096
-MAX_TEXT_CHARS = 16 << 20  # one JSON field (env, attrs, metadata) or param value
 RUN_STATUSES = frozenset({"running", "finished", "failed", "killed"})
 MODEL_STATUSES = frozenset({"draft", "final"})
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 
 
 class InvalidRequest(ValueError):
@@ -67,14 +64,19 @@ def loads_object(text: str, what: str) -> dict[str, Any]:
 
 
 def check_id(value: str, what: str) -> str:
-    if not value or len(value) > MAX_ID_CHARS or not _ID.fullmatch(value):
-        raise InvalidRequest(f"{what} {value[:80]!r} is not a valid id (1-{MAX_ID_CHARS} of A-Z a-z 0-9 . _ : -)")
+    problem = _names.id_problem(value)
+    if problem is not None:
+        raise InvalidRequest(f"{what} {value[:80]!r} {problem}")
     return value
 
 
 def check_name(value: str, what: str, *, empty: bool = False) -> str:
-    if (not value and not empty) or len(value) > MAX_NAME_CHARS or "\x00" in value:
-        raise InvalidRequest(f"{what} {value[:80]!r} is empty, too long or contains a NUL byte")
+    """The same rule as the run API and every store (``_names``); ``empty`` allows ""."""
+    if empty and value == "":
+        return value
+    problem = _names.name_problem(value)
+    if problem is not None:
+        raise InvalidRequest(f"{what} {value[:80]!r} {problem}")
     return value
 
 
@@ -122,7 +124,7 @@ def encode_batch(batch: Batch, upload_ids: dict[str, str]) -> rpb.WriteBatchRequ
     groups = batch.by_type()
     for r in groups.get(RunStart, ()):
         req.run_starts.add(run_id=r.run_id, experiment=r.experiment, name=r.name, start_time=r.start_time,
-                           parent_run_id=r.parent_run_id, tags=r.tags or {})
+                           parent_run_id=r.parent_run_id, tags=r.tags or {}, owner_json=dumps(r.owner) if r.owner else "")
     req.params.extend([rpb.Param(run_id=p.run_id, key=p.key, value_json=p.value) for p in groups.get(Param, ())])
     metrics = groups.get(Metric)
     if metrics:
@@ -145,20 +147,20 @@ def encode_batch(batch: Batch, upload_ids: dict[str, str]) -> rpb.WriteBatchRequ
         )
     for u in groups.get(RunUpdate, ()):
         req.run_updates.add(run_id=u.run_id, status=u.status, end_time=u.end_time, progress=u.progress, name=u.name,
-                            tags=u.tags or {}, env_json=dumps(u.env) if u.env else "")
+                            tags=u.tags or {}, env_json=dumps(u.env) if u.env else "",
+                            failure_json=dumps(u.failure) if u.failure else "", heartbeat=u.heartbeat)
     return req
 
 
-def files_of(batch: Batch) -> list[str]:
-    """Source paths of every file a batch names, in order, without repeats."""
-    paths: dict[str, None] = {}
+def file_records(batch: Batch) -> list[tuple[Any, list[tuple[str, list[int] | None]]]]:
+    """Each record that names files, with its (source path, fingerprint) pairs, in order."""
+    found: list[tuple[Any, list[tuple[str, list[int] | None]]]] = []
     for record in batch.records:
         if type(record) is Artifact:
-            paths[record.source_path] = None
+            found.append((record, [(record.source_path, record.fingerprint)]))
         elif type(record) is ModelRecord:
-            for f in record.files:
-                paths[f.source_path] = None
-    return list(paths)
+            found.append((record, [(f.source_path, f.fingerprint) for f in record.files]))
+    return found
 
 
 # ---------------------------------------------------------------------- write side: server
@@ -204,7 +206,7 @@ def decode_batch(req: rpb.WriteBatchRequest, resolve_upload: Callable[[str], str
             check_name(r.name, "run name", empty=True) if r.HasField("name") else None,
             _finite(r.start_time, "start_time"),
             check_id(r.parent_run_id, "parent run id") if r.HasField("parent_run_id") else None,
-            _tags(r.tags, "tag"),
+            _tags(r.tags, "tag"), loads_object(r.owner_json, "run owner") or None,
         ))
     for p in req.params:
         if len(p.value_json) > MAX_TEXT_CHARS:
@@ -237,10 +239,13 @@ def decode_batch(req: rpb.WriteBatchRequest, resolve_upload: Callable[[str], str
         status = _opt(u, "status")
         if status is not None and status not in RUN_STATUSES:
             raise InvalidRequest(f"run status {status!r} is not one of {sorted(RUN_STATUSES)}")
+        heartbeat = _opt(u, "heartbeat")
         records.append(RunUpdate(
             check_id(u.run_id, "run id"), status, _opt(u, "end_time"), _opt(u, "progress"),
             check_name(u.name, "run name", empty=True) if u.HasField("name") else None,
             _tags(u.tags, "tag") or None, loads_object(u.env_json, "run env") or None,
+            loads_object(u.failure_json, "run failure") or None,
+            _finite(heartbeat, "heartbeat") if heartbeat is not None else None,
         ))
     return Batch(req.batch_id, check_name(req.writer, "writer", empty=True), records, req.created_at)
 
@@ -251,6 +256,7 @@ def run_message(info: RunInfo) -> spb.RunInfo:
         id=info.id, experiment_id=info.experiment_id, experiment=info.experiment, name=info.name, status=info.status,
         start_time=info.start_time, end_time=info.end_time, progress=info.progress, parent_run_id=info.parent_run_id,
         params_json={k: dumps(v) for k, v in info.params.items()}, tags=info.tags, env_json=dumps(info.env),
+        failure_json=dumps(info.failure._asdict()) if info.failure else "",
     )
 
 
@@ -286,6 +292,7 @@ def run_info(msg: spb.RunInfo) -> RunInfo:
         start_time=msg.start_time, end_time=_opt(msg, "end_time"), progress=_opt(msg, "progress"),
         parent_run_id=_opt(msg, "parent_run_id"), params={k: json.loads(v) for k, v in msg.params_json.items()},
         tags=dict(msg.tags), env=json.loads(msg.env_json) if msg.env_json else {},
+        failure=Failure.from_dict(json.loads(msg.failure_json)) if msg.failure_json else None,
     )
 
 

@@ -1,8 +1,11 @@
 """The ``modelbox.v1.ModelBox`` servicer: requests validated, then answered by the SQLite store.
 
-Library errors map to status codes in one place (``_answer``): malformed input and unsafe
-names -> INVALID_ARGUMENT, unknown ids -> NOT_FOUND, a final model -> FAILED_PRECONDITION,
-a busy store -> UNAVAILABLE (the client retries or spools).
+Library errors map to status codes in one place (``_status``), split by whose problem it is:
+the request's (malformed input, unsafe names, a record the store refuses for good ->
+INVALID_ARGUMENT: the client drops those records, with their reason, and sends the rest), or
+the server's (a busy, full, read-only or damaged store -> UNAVAILABLE: the client keeps the
+records in its journal and sends them later). Unknown ids -> NOT_FOUND, a final model ->
+FAILED_PRECONDITION.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from typing import Any
 
 import grpc
 
+from .._names import InvalidName
 from .._records import Artifact, ModelRecord
-from ..backends.base import BackendError, BackendUnavailable, ImmutableModel, NotFound
-from ..backends.files import UnsafeName, inside
+from ..backends.base import BackendError, BackendUnavailable, ImmutableModel, NotFound, RecordRefused
+from ..backends.files import inside, os_error_is_per_record
 from ..entities import MetricPoint
 from ..proto import convert
 from ..proto.modelbox.v1 import records_pb2 as rpb
@@ -38,19 +42,23 @@ WATCH_POLL_S = 1.0  # also picks up changes written to the store by other proces
 def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     if isinstance(exc, SearchError):
         return grpc.StatusCode.INVALID_ARGUMENT, f"search: {exc.position}: {exc.message}"
-    if isinstance(exc, (convert.InvalidRequest, UnsafeName)):
+    if isinstance(exc, (convert.InvalidRequest, InvalidName)):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, RecordRefused):
+        return grpc.StatusCode.INVALID_ARGUMENT, f"the store refused records: {exc}"
     if isinstance(exc, UploadRefused):
         return getattr(grpc.StatusCode, exc.code), str(exc)
     if isinstance(exc, NotFound):
         return grpc.StatusCode.NOT_FOUND, str(exc)
     if isinstance(exc, ImmutableModel):
         return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
-    if isinstance(exc, BackendUnavailable):
+    if isinstance(exc, BackendUnavailable):  # busy, full, read-only, damaged: the server's problem, for now
         return grpc.StatusCode.UNAVAILABLE, str(exc)
-    if isinstance(exc, BackendError):
-        return grpc.StatusCode.INTERNAL, str(exc)
+    if isinstance(exc, BackendError):  # the store refused this batch's data for good (a constraint, a type)
+        return grpc.StatusCode.INVALID_ARGUMENT, f"the store refused the batch: {exc}"
     if isinstance(exc, OSError):
+        if os_error_is_per_record(exc):
+            return grpc.StatusCode.INVALID_ARGUMENT, f"a file of this batch cannot be stored: {exc}"
         return grpc.StatusCode.UNAVAILABLE, f"server storage error: {exc}"
     return None
 

@@ -135,9 +135,9 @@ class ServerStore(SQLiteStore):
         finally:
             self._moves.done = {}
 
-    def _copy_one(self, source: str, rel: str) -> tuple[str, int | None, str | None]:
+    def _copy_one(self, source: str, rel: str, fingerprint: list[int] | None = None) -> tuple[str, int | None, str | None]:
         if os.path.dirname(os.path.realpath(source)) != self.staging_dir:
-            return super()._copy_one(source, rel)
+            return super()._copy_one(source, rel, fingerprint)
         name = os.path.basename(source)
         pieces = name.split("-")
         if len(pieces) != 3:  # "missing": the client had no file to send
