@@ -317,6 +317,8 @@ class Snapshot:
 
 
 def _remove(path: str | None) -> None:
+    """Delete a pickle of ours, and its staging folder (one per file) once empty."""
     if path is not None:
         with contextlib.suppress(OSError):
             os.remove(path)
+            os.rmdir(os.path.dirname(path))

@@ -251,11 +251,9 @@ class _Staging:
         self._lock = threading.Lock()
 
     def file(self) -> str:
-        """A fresh file path (not created) directly in our staging folder: no folder per file."""
-        with self._lock:
-            if self._root is None or not os.path.isdir(self._root):
-                self._root = tempfile.mkdtemp(prefix="modelbox-sklearn-")
-            return os.path.join(self._root, f"{os.getpid()}-{next(self._counter)}.pkl")
+        """A fresh ``model.pkl`` path (not created yet) in a folder of its own, which the exporter
+        removes with the file once it is stored."""
+        return os.path.join(self.folder(), MODEL_FILE)
 
     def folder(self) -> str:
         with self._lock:
