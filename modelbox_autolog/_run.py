@@ -581,11 +581,12 @@ class _LateLogging:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         run = self._run
-        from ._patching import active_groups
+        from ._patching import active_groups, in_own_code
 
-        if active_groups() or threading.current_thread().name.startswith("modelbox-"):
-            # An integration adding to the run that did the work (a model saved after its fit), or our
-            # own threads (a system-metrics sample racing the run's end): ours to decide, not a user's slip.
+        if in_own_code() or active_groups() or threading.current_thread().name.startswith("modelbox-"):
+            # An integration adding to the run that did the work (a model saved after its fit: a
+            # hook's own code), or our own threads (a system-metrics sample racing the run's end):
+            # ours to decide, not a user's slip.
             return getattr(Run, self._method)(run, *args, **kwargs)
         what = args[0] if args else kwargs.get("key", kwargs.get("name", kwargs.get("path", "")))
         if isinstance(what, Mapping):

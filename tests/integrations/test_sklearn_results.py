@@ -574,3 +574,19 @@ def test_a_big_pickle_goes_through_a_file_and_loads_back(autologged, data, monke
     assert run.metrics("training_accuracy_score")
     root = sk._staging._root
     assert root is None or not os.path.isdir(root) or [f for f in os.listdir(root) if f.endswith(".pkl")] == []
+
+
+def test_saving_a_model_after_its_run_ended_warns_nobody(autologged, data, tmp_path, caplog):
+    """A user's joblib.dump / save_model after the fit: we add the file to the run that trained
+    the model (already ended); that is our bookkeeping, not the user logging into an ended run."""
+    import joblib
+
+    xgboost = pytest.importorskip("xgboost")
+    X, y = data
+    joblib.dump(LogisticRegression().fit(X, y), tmp_path / "model.joblib")
+    xgboost.train({"nthread": 1}, xgboost.DMatrix(X, label=y), 2).save_model(str(tmp_path / "booster.json"))
+    mbx.flush(10)
+    assert [r.getMessage() for r in caplog.records if "already ended" in r.getMessage()] == []
+    runs = {r.name: r for r in autologged.runs()}
+    assert len(runs["LogisticRegression"].models()) == 2  # autologged, and the user's joblib.dump
+    assert runs["xgboost.train"].events("model_saved")
