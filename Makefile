@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
 # Debian packages of the real components the tests start (installed when missing and root).
-COMPONENTS ?= chromium
+COMPONENTS ?= chromium postgresql
 # The Go and C++ SDKs' toolchains (sdk/go builds offline from Debian's Go sources).
 SDK_COMPONENTS := golang-go golang-google-grpc-dev golang-google-protobuf-dev protoc-gen-go protoc-gen-go-grpc \
 	protobuf-compiler cmake g++ libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev libssl-dev

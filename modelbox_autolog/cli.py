@@ -279,7 +279,43 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+STORE_SCHEMES = ("sqlite", "postgresql", "postgres", "grpc", "grpcs", "memory")
+
+
+def cmd_sync_store(args: argparse.Namespace) -> int:
+    """``modelbox sync STORE_URI --to URI``: copy a whole store (SQLite <-> PostgreSQL + S3, a server)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .backends import open_backend, open_store
+    from .store_copy import copy_store
+
+    if not args.to:
+        raise BackendError(f"copying the store {args.directory}: say where with --to URI")
+    source = open_store(canonical_uri(args.directory))
+    target = open_backend(canonical_uri(args.to))
+    try:
+        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+                   TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=not console.is_terminal) as progress:
+            task = progress.add_task("copying", total=None, detail="")
+
+            def on_progress(report, total: int, what: str) -> None:
+                progress.update(task, total=total, completed=report.runs,
+                                detail=f"{report.points:,} points  {report.files} files ({_size(report.bytes)})  {what}")
+
+            report = copy_store(source, target, on_progress)
+    finally:
+        target.close()
+        source.close()
+    console.print(f"synced {report.runs} runs, {report.points:,} new metric points, {report.files} files "
+                  f"({_size(report.bytes)}), {report.models} models from {args.directory} to {args.to} "
+                  "(what the target had already was skipped)")
+    return 0
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
+    if "://" in args.directory and scheme_of(args.directory) in STORE_SCHEMES:
+        return cmd_sync_store(args)
     """Replay a journal (its root, or one backend's folder) or a file:// spool into a store."""
     from ._journal import backend_of
 
@@ -354,6 +390,42 @@ def _sync_journal(folder: str, target_uri: str) -> int:
         target.close()
     _sync_summary(folder, target_uri, result, refused, busy)
     return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Bring a store's schema to this version's (PostgreSQL: numbered migrations, one transaction)."""
+    scheme = scheme_of(args.uri)
+    if scheme in ("postgresql", "postgres"):
+        import psycopg
+
+        from .backends import pg_migrations
+        from .backends.postgres import connect_error, split_uri
+
+        conninfo, display, _ = split_uri(args.uri)
+        try:
+            conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+        except psycopg.Error as exc:
+            raise connect_error(exc, conninfo) from exc
+        with conn:
+            before = pg_migrations.current_version(conn)
+            if before > pg_migrations.LATEST:
+                raise BackendError(f"{display} has schema v{before}, newer than this modelbox-autolog's "
+                                   f"v{pg_migrations.LATEST}; upgrade modelbox-autolog instead")
+            if before == pg_migrations.LATEST:
+                console.print(f"{display}: schema v{before}, up to date")
+                return 0
+            applied = pg_migrations.upgrade(conn)
+        for migration in applied:
+            console.print(f"  applied {migration.version:04d}_{migration.name}")
+        console.print(f"{display}: schema v{before} -> v{pg_migrations.LATEST}")
+        return 0
+    if scheme == "sqlite":
+        from .backends.sqlite import SCHEMA_VERSION, SQLiteStore
+
+        SQLiteStore(args.uri).close()  # opening a SQLite store brings its schema up to date
+        console.print(f"{args.uri}: schema v{SCHEMA_VERSION}, up to date")
+        return 0
+    raise BackendError(f"{args.uri}: only sqlite:// and postgresql:// stores have a schema to upgrade")
 
 
 def _sync_spool(folder: str, target_uri: str) -> int:
@@ -480,10 +552,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=int, default=None, help="sequence number to resume from (default: now)")
     p.add_argument("--interval", type=float, default=0.5)
     p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
-    p = add("sync", cmd_sync, "replay a journal (its root or one backend's folder) or a file:// spool into a store; "
-                               "idempotent: batches already there are skipped")
-    p.add_argument("directory", help="a journal root (e.g. ~/.cache/modelbox-autolog/journal), one journal folder, or a spool")
+    p = add("sync", cmd_sync, "replay a journal (its root or one backend's folder) or a file:// spool into a store, "
+                               "or copy a whole store (sqlite://, postgresql://, grpc://) into another; idempotent: "
+                               "what is there already is skipped")
+    p.add_argument("directory", help="a journal root (e.g. ~/.cache/modelbox-autolog/journal), one journal folder, a spool, "
+                                     "or a store URI")
     p.add_argument("--to", help="target URI (default for a journal: the backend each folder was written for)")
+    p = add("db", lambda args: p_db.print_help() or 2, "store schema maintenance")
+    p_db = p
+    db_sub = p.add_subparsers(dest="db_command")
+    p = db_sub.add_parser("upgrade", help="migrate a store's schema to this version (back it up first)",
+                          description="Migrate a store's schema to this version (back it up first).")
+    p.add_argument("uri", help="store URI: postgresql://USER@HOST:PORT/DB or sqlite:///PATH")
+    p.set_defaults(handler=cmd_db_upgrade)
+
     p = add("ui", cmd_ui, "serve the web UI and the HTTP API (/api/v1/) over a store")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=5000, help="port (default 5000; 0 picks a free one)")

@@ -206,6 +206,18 @@ class Client:
         write_stream(store.read_file(artifact.path_or_uri), target)
         return target
 
+    def download_url(self, path_or_uri: str, expires_s: int = 3600) -> str | None:
+        """A presigned URL for a stored file (``Artifact.path_or_uri``, ``ModelFileInfo.path_or_uri``)
+        that anyone holding it may GET for ``expires_s`` seconds, straight from the bucket; None
+        when the files live in a local folder (use ``download_artifact``/``download_model``)."""
+        store = self.store
+        presign = getattr(store, "presign", None)  # a server asks its artifact store
+        if presign is not None:
+            return presign(path_or_uri, expires_s)
+        artifacts = getattr(store, "artifact_store", None)
+        key = artifacts.key_of(path_or_uri) if artifacts is not None else None
+        return artifacts.presign(key, expires_s) if key is not None else None
+
     def open_artifact(self, run_id: str, artifact_id: str) -> tuple[Artifact, Iterable[bytes]]:
         """A run's artifact (by id, or by name: the latest of that name) and its bytes, streamed in chunks."""
         artifacts = self.run(run_id).artifacts()
@@ -278,13 +290,18 @@ class Client:
             return
         seq = store.last_change_seq() if since is None else since
         deadline = None if timeout is None else time.monotonic() + timeout
+        wait_for_change = getattr(store, "wait_for_change", None)  # PostgreSQL: woken by NOTIFY
         while deadline is None or time.monotonic() < deadline:
             batch = store.changes(seq, limit=1000)
             for change in batch:
                 seq = change.seq
                 yield change
             if not batch:
-                time.sleep(poll_interval)
+                pause = poll_interval if deadline is None else max(0.0, min(poll_interval, deadline - time.monotonic()))
+                if wait_for_change is not None:
+                    wait_for_change(pause)
+                else:
+                    time.sleep(pause)
 
 
 def _load_generic(path: str, info: ModelInfo) -> Any:

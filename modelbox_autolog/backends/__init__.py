@@ -21,7 +21,10 @@ _BUILTIN = {
     "memory": "modelbox_autolog.backends.memory:open_memory",
     "grpc": "modelbox_autolog.backends.grpc:GrpcBackend",
     "grpcs": "modelbox_autolog.backends.grpc:GrpcBackend",
+    "postgresql": "modelbox_autolog.backends.postgres:PostgresStore",
+    "postgres": "modelbox_autolog.backends.postgres:PostgresStore",
 }
+_EXTRA = {"grpc": "grpc", "grpcs": "grpc", "postgresql": "postgres", "postgres": "postgres"}
 
 
 def _load(target: str):
@@ -45,7 +48,7 @@ def _factory(scheme: str):
 
 def scheme_of(uri: str) -> str:
     if not isinstance(uri, str) or "://" not in uri:
-        raise BackendError(f"{uri!r} is not a backend URI; use sqlite:///PATH, file:///DIR, grpc://HOST:PORT or memory://")
+        raise BackendError(f"{uri!r} is not a backend URI; use sqlite:///PATH, postgresql://USER@HOST:PORT/DB, file:///DIR, grpc://HOST:PORT or memory://")
     return uri.split("://", 1)[0].lower()
 
 
@@ -56,7 +59,7 @@ def open_backend(uri: str) -> Backend:
     try:
         return factory(uri)
     except ImportError as exc:
-        raise BackendError(f"the {scheme}:// backend needs an extra: pip install 'modelbox-autolog[{'grpc' if scheme.startswith('grpc') else scheme}]' ({exc})") from exc
+        raise BackendError(f"the {scheme}:// backend needs an extra: pip install 'modelbox-autolog[{_EXTRA.get(scheme, scheme)}]' ({exc})") from exc
 
 
 def open_store(uri: str) -> Store:
@@ -86,7 +89,8 @@ def canonical_uri(uri: str) -> str:
         from .uris import sqlite_path
 
         path = sqlite_path(uri)
-        result = "sqlite:///" + os.path.abspath(path)
+        query = uri.split("#", 1)[0].partition("?")[2]  # ?artifacts=... stays part of the location
+        result = "sqlite:///" + os.path.abspath(path) + (f"?{query}" if query else "")
     elif scheme == "file":
         from .uris import spool_dir
 

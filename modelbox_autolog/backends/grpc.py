@@ -16,14 +16,15 @@ The channel is lazy: opening a backend never waits for the server.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import grpc
 
@@ -55,6 +56,7 @@ from .base import (
     Store,
 )
 from .files import SourceChanged, check_unchanged, open_source
+from .uris import server_addresses
 
 DEFAULT_PORT = 50051
 UPLOAD_CHUNK = 256 << 10  # small messages flow within HTTP/2 windows: faster, less server memory
@@ -82,19 +84,51 @@ _CHANNEL_OPTIONS = [
 
 
 def parse_target(uri: str) -> tuple[str, bool]:
-    """``grpc://host:port`` -> ("host:port", tls)."""
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme not in ("grpc", "grpcs") or not parts.hostname:
-        raise BackendError(f"{uri!r} is not a server URI; expected grpc://HOST:PORT or grpcs://HOST:PORT")
-    if parts.path not in ("", "/") or parts.query:
-        raise BackendError(f"{uri!r}: a server URI has no path or query; expected grpc://HOST:PORT")
+    """``grpc://host:port`` -> ("host:port", tls); several addresses -> "host1:p1,host2:p2"."""
+    addresses, tls = server_addresses(uri, DEFAULT_PORT)
+    return ",".join(_hostport(host, port) for host, port in addresses), tls
+
+
+def _hostport(host: str, port: int) -> str:
+    return (f"[{host}]" if ":" in host else host) + f":{port}"
+
+
+def channel_target(uri: str) -> tuple[str, bool, list[tuple[str, Any]]]:
+    """(gRPC target, tls, extra channel options) for a server URI.
+
+    One address: gRPC's own DNS resolver. Several (replicas): a static ``ipv4:``/``ipv6:`` address
+    list (names resolved once, here) balanced by gRPC's ``round_robin`` policy, which spreads
+    calls over every replica and skips one that is down; our retry re-sends to the next one.
+    """
+    addresses, tls = server_addresses(uri, DEFAULT_PORT)
+    if len(addresses) == 1:
+        return _hostport(*addresses[0]), tls, []
+    resolved: dict[str, list[str]] = {"ipv4": [], "ipv6": []}
+    for host, port in addresses:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise BackendError(f"{uri!r}: cannot resolve {host}: {exc}") from exc
+        for family, _type, _proto, _name, sockaddr in infos:
+            family_name = "ipv6" if family == socket.AF_INET6 else "ipv4"
+            entry = _hostport(sockaddr[0], port)
+            if entry not in resolved[family_name]:
+                resolved[family_name].append(entry)
+    family = "ipv4" if resolved["ipv4"] else "ipv6"
+    options: list[tuple[str, Any]] = [("grpc.lb_policy_name", "round_robin"),
+                                      ("grpc.service_config", '{"loadBalancingConfig": [{"round_robin": {}}]}')]
+    names = [host for host, _ in addresses if not _is_ip(host)]
+    if names:  # certificates name the host, not its addresses
+        options += [("grpc.default_authority", names[0]), ("grpc.ssl_target_name_override", names[0])]
+    return f"{family}:" + ",".join(resolved[family]), tls, options
+
+
+def _is_ip(host: str) -> bool:
     try:
-        port = parts.port or DEFAULT_PORT
-    except ValueError as exc:
-        raise BackendError(f"{uri!r}: {exc}") from exc
-    host = parts.hostname
-    return (f"[{host}]" if ":" in host else host) + f":{port}", scheme == "grpcs"
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
 
 def _error(exc: grpc.RpcError, target: str) -> Exception:
@@ -127,7 +161,9 @@ class Connection:
     """One channel, its stub and the call metadata; shared by a backend and its store."""
 
     def __init__(self, uri: str) -> None:
-        self.target, tls = parse_target(uri)
+        self.target, _ = parse_target(uri)  # how messages name the server(s)
+        channel_address, tls, extra = channel_target(uri)
+        options = _CHANNEL_OPTIONS + extra
         token = os.environ.get("MODELBOX_TOKEN")
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         if tls:
@@ -139,9 +175,9 @@ class Connection:
                         ca = handle.read()
             except OSError as exc:
                 raise BackendError(f"cannot read MODELBOX_TLS_CA={ca_path}: {exc.strerror}") from exc
-            self.channel = grpc.secure_channel(self.target, grpc.ssl_channel_credentials(root_certificates=ca), _CHANNEL_OPTIONS)
+            self.channel = grpc.secure_channel(channel_address, grpc.ssl_channel_credentials(root_certificates=ca), options)
         else:
-            self.channel = grpc.insecure_channel(self.target, _CHANNEL_OPTIONS)
+            self.channel = grpc.insecure_channel(channel_address, options)
         self.stub = sgrpc.ModelBoxStub(self.channel)
         self._closed = False
 
@@ -365,6 +401,22 @@ class GrpcStore(Store):
             raise NotFound(f"{path_or_uri} is not a file of {self.uri}")
         stream = self._conn.stream("Download", spb.DownloadRequest(path=relpath), timeout=None)
         return (chunk.data for chunk in stream)
+
+    def presign(self, path_or_uri: str, expires_s: int = 3600) -> str | None:
+        """A URL to fetch a stored file directly (S3), handed out by the server; None when its
+        artifact store cannot presign (a local folder): read it with ``read_file`` instead."""
+        relpath = path_or_uri[len(self._files_prefix):] if path_or_uri.startswith(self._files_prefix) else path_or_uri
+        metadata = (*self._conn.metadata, ("x-modelbox-presign", str(int(expires_s))))
+        call = self._conn.stub.Download(spb.DownloadRequest(path=relpath), timeout=READ_TIMEOUT_S, metadata=metadata)
+        try:
+            url = dict(call.initial_metadata() or ()).get("x-modelbox-url")
+            if url is None:
+                next(iter(call), None)  # surface an error status (NOT_FOUND...) if there is one
+        except grpc.RpcError as exc:
+            raise _error(exc, self._conn.target) from None
+        finally:
+            call.cancel()
+        return url
 
     def changes(self, since: int = 0, limit: int = 1000) -> list[ChangeEvent]:
         response = self._conn.call("ListChanges", spb.ListChangesRequest(since=since, limit=limit))

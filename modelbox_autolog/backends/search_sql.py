@@ -38,7 +38,7 @@ class Dialect:
 
 
 SQLITE = Dialect("sqlite", "?", "LIKE", "json_extract({column}, '$.\"' || {p} || '\"')", "r.start_time DESC, r.rowid DESC")
-POSTGRESQL = Dialect("postgresql", "%s", "ILIKE", "(({column})::jsonb ->> {p})", "r.start_time DESC, r.id DESC")
+POSTGRESQL = Dialect("postgresql", "%s", "ILIKE", "(({column})::jsonb ->> {p})", "r.start_time DESC, r.ordinal DESC")
 
 _COMPARISONS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _METRIC_COLUMNS = {"last": "last_value", "min": "min_value", "max": "max_value"}

@@ -12,7 +12,6 @@ liveness"): a final status is set once; runs whose process died read as ``killed
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
@@ -40,6 +39,8 @@ from .._records import (
 from .._records import Artifact as ArtifactRecord
 from .._records import Event as EventRecord
 from .._records import Input as InputRecord
+from ..artifacts import ArtifactStore, open_artifacts, place_files
+from ..artifacts.layout import Placed
 from ..entities import (
     Artifact,
     ChangeEvent,
@@ -64,16 +65,7 @@ from .base import (
     Store,
     StoreUnwritable,
 )
-from .files import (
-    SourceChanged,
-    UnsafeName,
-    copy_file,
-    inside,
-    os_error_is_per_record,
-    read_chunks,
-    safe_relpath,
-)
-from .uris import sqlite_path
+from .uris import artifacts_param, sqlite_path
 
 SCHEMA_VERSION = 3  # 2: the queryable side (SEARCH_STATEMENTS); 3: run liveness and failure (LIVENESS_COLUMNS)
 
@@ -255,13 +247,6 @@ def _liveness_statements(conn: sqlite3.Connection) -> list[str]:
     return [f"ALTER TABLE runs ADD COLUMN {name} {kind}" for name, kind in LIVENESS_COLUMNS if name not in have]
 
 
-def _os_unavailable(exc: OSError, where: str) -> BackendUnavailable:
-    """A failed write into the artifacts folder: read-only or permission problems need someone to act."""
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return StoreUnwritable(f"{where}: {exc.strerror or exc} (fix the folder's permissions or mount)")
-    return BackendUnavailable(f"{where}: {exc.strerror or exc}")
-
-
 def _only_heartbeats(groups: dict[type, list[Any]]) -> bool:
     updates = groups.get(RunUpdate)
     if not updates or len(groups) != 1:
@@ -285,30 +270,20 @@ def _lost(owner: dict[str, Any] | None, heartbeat_at: float | None, lease_s: flo
     return {"type": "ProcessLost", "message": message, "traceback": None}
 
 
-REMOVED_REASON = "the file changed or was removed before it could be stored"
-
-
-def _refusal(record: Any, exc: Exception) -> tuple[Any, str, str]:
-    """(record, reason, detail) for a file the store cannot take, whatever the retries."""
-    if isinstance(exc, SourceChanged):
-        return record, REMOVED_REASON, str(exc.strerror or exc)
-    if isinstance(exc, UnsafeName):
-        return record, "unusable file name", str(exc)
-    name = errno.errorcode.get(exc.errno or 0, "error") if isinstance(exc, OSError) else type(exc).__name__
-    return record, f"file refused by the filesystem ({name})", f"{getattr(record, 'name', '')!r}: {exc}"
-
-
 class SQLiteStore(Backend, Store):
     """Both sides of a SQLite store; safe to share between threads (one connection, one lock)."""
 
     scheme = "sqlite"
 
-    def __init__(self, uri: str, *, database: str | None = None, artifacts_dir: str | None = None) -> None:
+    def __init__(self, uri: str, *, database: str | None = None, artifacts_dir: str | None = None,
+                 artifacts: ArtifactStore | None = None) -> None:
         super().__init__(uri)
+        artifacts_dir = artifacts_dir or artifacts_param(uri)
         self.path = database if database is not None else os.path.abspath(path_from_uri(uri))
         in_memory = self.path == ":memory:"
         if not in_memory:
-            self.uri = "sqlite:///" + self.path
+            query = uri.split("#", 1)[0].partition("?")[2]
+            self.uri = "sqlite:///" + self.path + (f"?{query}" if query else "")
             folder = os.path.dirname(self.path)
             try:
                 os.makedirs(folder, exist_ok=True)
@@ -316,7 +291,10 @@ class SQLiteStore(Backend, Store):
                 raise BackendError(f"cannot create the store folder {folder}: {exc.strerror}") from exc
             if not os.access(folder, os.W_OK):
                 raise StoreUnwritable(f"the store folder {folder} is read-only or not ours to write; fix its permissions")
-        self.artifacts_dir = artifacts_dir or os.path.join(os.path.dirname(self.path), "artifacts")
+        if artifacts is None:
+            artifacts = open_artifacts(artifacts_dir or os.path.join(os.path.dirname(self.path), "artifacts"))
+        self.artifact_store = artifacts  # where file bytes live: composed, not owned by the SQL
+        self.artifacts_dir = getattr(artifacts, "root", None)  # the local folder, when it is one
         self._lock = threading.RLock()
         self._series: dict[tuple[str, str], int] = {}
         self._dead_seen: dict[str, str] = {}  # run id -> failure JSON: found dead, but the store is read-only
@@ -448,7 +426,9 @@ class SQLiteStore(Backend, Store):
                 pass
 
     # ---------------------------------------------------------------- write side
-    def write(self, batch: Batch) -> bool:
+    def write(self, batch: Batch, placed: Placed | None = None) -> bool:
+        """Store a batch once; ``placed`` names files already in the artifact store (the server's
+        verified uploads), the others are copied there first, outside the transaction."""
         groups = batch.by_type()
         heartbeat_only = _only_heartbeats(groups)
         if not heartbeat_only and self._applied(batch.id):
@@ -456,7 +436,7 @@ class SQLiteStore(Backend, Store):
         refusals = name_refusals(groups)
         if refusals:
             raise RecordRefused(refusals)  # the same names every store and the server refuse
-        files = self._copy_files(groups)  # slow part first, outside the transaction
+        files = place_files(self.artifact_store, groups, placed)  # slow part first, outside the transaction
         with self._lock:
             conn = self._conn
             try:
@@ -497,58 +477,9 @@ class SQLiteStore(Backend, Store):
             except sqlite3.Error as exc:
                 raise _classify(exc, f"cannot read {self.path}") from exc
 
-    def _copy_files(self, groups: dict[type, list[Any]]) -> dict[str, tuple[str, int | None, str | None]]:
-        """Copy artifact/model files into the artifacts folder: record key -> (relpath, bytes, sha).
-
-        A record whose file cannot be stored whatever the retries (removed or rewritten since it
-        was logged, a name the filesystem refuses) raises RecordRefused for that record alone;
-        a problem of the folder itself (disk full, read-only) raises BackendUnavailable.
-        """
-        copied: dict[str, tuple[str, int | None, str | None]] = {}
-        refusals: list[tuple[Any, str, str]] = []
-        for record in groups.get(ArtifactRecord, ()):
-            try:
-                rel = f"runs/{record.run_id}/{record.id}/{safe_relpath(record.name)}"
-                copied[record.id] = self._copy_one(record.source_path, rel, record.fingerprint)
-            except (RecordRefused, BackendUnavailable):
-                raise
-            except (OSError, UnsafeName) as exc:
-                refusals.append(_refusal(record, exc))
-        for model in groups.get(ModelRecord, ()):
-            try:
-                for file in model.files:
-                    rel = f"models/{model.id}/{safe_relpath(file.name)}"
-                    copied[f"{model.id}/{file.name}"] = self._copy_one(file.source_path, rel, file.fingerprint)
-            except (RecordRefused, BackendUnavailable):
-                raise
-            except (OSError, UnsafeName) as exc:
-                refusals.append(_refusal(model, exc))
-        if refusals:
-            raise RecordRefused(refusals)
-        return copied
-
-    def _copy_one(self, source: str, rel: str, fingerprint: list[int] | None = None) -> tuple[str, int | None, str | None]:
-        """Place one file at ``rel`` under the artifacts folder: (rel, bytes, sha256).
-
-        An extension point: the gRPC server's ``ServerStore`` moves staged uploads instead of
-        copying them (its override of this method and ``_copy_files``). Raises OSError (or
-        SourceChanged) for what concerns this file only, BackendUnavailable for the folder.
-        """
-        dest = inside(self.artifacts_dir, rel)
-        try:
-            size, sha = copy_file(source, dest, fingerprint)
-        except SourceChanged as exc:
-            if exc.errno == errno.ENOENT and os.path.exists(dest):  # placed by an earlier attempt of this batch
-                from .files import sha256_of
-
-                size, sha = sha256_of(dest)
-                return rel, size, sha
-            raise
-        except OSError as exc:
-            if os_error_is_per_record(exc):
-                raise
-            raise _os_unavailable(exc, f"cannot copy {source} into {self.artifacts_dir}") from exc
-        return rel, size, sha
+    def applied(self, batch_id: str) -> bool:
+        """Whether a batch id was stored before (a re-sent batch)."""
+        return self._applied(batch_id)
 
     def _experiment_id(self, conn: sqlite3.Connection, name: str, now: float, changes: list) -> str:
         row = conn.execute("SELECT id FROM experiments WHERE name=?", (name,)).fetchone()
@@ -937,7 +868,7 @@ class SQLiteStore(Backend, Store):
     def artifacts(self, run_id: str) -> list[Artifact]:
         run_id = self._resolve_run_id(run_id)
         rows = self._query("SELECT id, name, path, bytes, sha256, kind FROM artifacts WHERE run_id=? ORDER BY created_at, rowid", (run_id,))
-        return [Artifact(i, n, os.path.join(self.artifacts_dir, p), b, s, k) for i, n, p, b, s, k in rows]
+        return [Artifact(i, n, self.artifact_store.location(p), b, s, k) for i, n, p, b, s, k in rows]
 
     def inputs(self, run_id: str) -> list[Input]:
         run_id = self._resolve_run_id(run_id)
@@ -948,7 +879,7 @@ class SQLiteStore(Backend, Store):
 
     def _model_info(self, row: tuple) -> ModelInfo:
         files = [
-            ModelFileInfo(n, os.path.join(self.artifacts_dir, p), b, s)
+            ModelFileInfo(n, self.artifact_store.location(p), b, s)
             for n, p, b, s in self._query("SELECT name, path, bytes, sha256 FROM model_files WHERE model_id=? ORDER BY name", (row[0],))
         ]
         return ModelInfo(
@@ -1020,11 +951,7 @@ class SQLiteStore(Backend, Store):
         return self._change_model(current.id, {"status": "final"}, {"status": "final"})
 
     def read_file(self, path_or_uri: str) -> Iterable[bytes]:
-        root = os.path.realpath(self.artifacts_dir)
-        target = os.path.realpath(path_or_uri)
-        if not target.startswith(root + os.sep):
-            raise NotFound(f"{path_or_uri} is not a file of this store")
-        return read_chunks(target)
+        return self.artifact_store.read_file(path_or_uri)
 
     def changes(self, since: int = 0, limit: int = 1000) -> list[ChangeEvent]:
         rows = self._query(

@@ -13,15 +13,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ..backends.base import BackendError
-from ..backends.uris import sqlite_path
+from ..backends.sqlite import SQLiteStore
+from ..backends.uris import artifacts_param, sqlite_path
 from ..proto.modelbox.v1 import service_pb2_grpc as sgrpc
 from .interceptors import ServerInterceptor
 from .metrics import ServerMetrics
 from .service import ModelBoxService
-from .uploads import ServerStore, Staging
+from .uploads import Staging
 
 log = logging.getLogger("modelbox_autolog.server")
 SERVICE_NAME = "modelbox.v1.ModelBox"
+HEALTH_EVERY_S = 1.0
 
 
 class StartupError(Exception):
@@ -51,13 +53,11 @@ class Server:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = _open_store(settings)
-        try:
-            self.staging = Staging(self.store.artifacts_dir, settings.max_upload_bytes)
-        except OSError as exc:
-            self.store.close()
-            raise StartupError(f"cannot create the artifacts folder {self.store.artifacts_dir}: {exc.strerror}") from exc
-        self.metrics = ServerMetrics(self.store.path, self.store.artifacts_dir)  # also host and store-size gauges
+        self.metrics = ServerMetrics()
+        self.store = open_served_store(settings, self.metrics)
+        self.artifacts = self.store.artifact_store
+        self.metrics.watch_store(self.store)
+        self.staging = Staging(self.artifacts, settings.max_upload_bytes)
         self.service = ModelBoxService(self.store, self.staging, self.metrics, settings.max_watchers)
         self.health = health.HealthServicer()
         limits = [
@@ -130,15 +130,56 @@ class Server:
         except OSError as exc:
             self.store.close()
             raise StartupError(f"cannot serve HTTP on {self.settings.host}:{self.settings.http_port}: {exc.strerror}") from exc
-        app = create_app(self.store.uri, token=self.settings.token, host=self.settings.host)
+        app = create_app(self._uri_for_clients(), token=self.settings.token, host=self.settings.host)
         return BackgroundServer(app, sock)
+
+    def _uri_for_clients(self) -> str:
+        """The store URI a Client in this process opens to read what this server serves: the one
+        given (with its password, if any: it stays in this process), naming the artifact store."""
+        uri = self.settings.store
+        if uri.startswith("sqlite:///"):
+            uri = "sqlite:///" + os.path.abspath(sqlite_path(uri))
+        if artifacts_param(uri) is None:
+            from urllib.parse import quote
+
+            uri += ("&" if "?" in uri else "?") + "artifacts=" + quote(self.artifacts.uri, safe=":/")
+        return uri
 
     def start(self) -> None:
         if self.http is not None:
             self.http.start()
         self.grpc.start()
-        self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        self._set_health(True)
+        ping = getattr(self.store, "ping", None)
+        if ping is not None:  # a database of its own: serve only while it answers
+            threading.Thread(target=self._follow_health, args=(ping,), name="modelbox-health", daemon=True).start()
+        if getattr(self.store, "wait_for_change", None) is not None:
+            threading.Thread(target=self._follow_changes, name="modelbox-listen", daemon=True).start()
+
+    def _set_health(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        self.health.set("", status)
+        self.health.set(SERVICE_NAME, status)
+        self.metrics.store_up.set(1 if serving else 0)
+
+    def _follow_health(self, ping) -> None:
+        """NOT_SERVING while the database is unreachable, so load balancers send calls elsewhere."""
+        serving = True
+        while not self._stopped.wait(HEALTH_EVERY_S):
+            answered = ping(HEALTH_EVERY_S)
+            if answered != serving and not self._stopped.is_set():
+                serving = answered
+                self._set_health(serving)
+                if serving:
+                    log.info("database reachable again: SERVING")
+                else:
+                    log.warning("database unreachable: NOT_SERVING until it answers again")
+
+    def _follow_changes(self) -> None:
+        """Wake this replica's watchers when any replica commits a change (LISTEN/NOTIFY)."""
+        while not self._stopped.is_set():
+            if self.store.wait_for_change(1.0):
+                self.service.notify()
 
     def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, end watch streams, let in-flight batches and uploads finish, close the store."""
@@ -175,23 +216,79 @@ class Server:
                 signal.signal(sig, handler)
 
 
-def _open_store(settings: Settings) -> ServerStore:
-    if not settings.store.startswith("sqlite:///"):
-        raise StartupError(f"--store {settings.store!r}: the server serves a SQLite store; give sqlite:///PATH")
-    path = os.path.abspath(sqlite_path(settings.store))
-    artifacts = os.path.abspath(settings.artifacts) if settings.artifacts else None
+def open_served_store(settings: Settings, metrics: ServerMetrics | None = None):
+    """The metadata store of ``--store`` composed with the artifact store of ``--artifacts``,
+    both checked (reachable, writable) so a bad location fails here with a precise message."""
+    from ..artifacts import ArtifactStoreError, open_artifacts
+
+    uri = settings.store
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    location = settings.artifacts or artifacts_param(uri)
     try:
-        store = ServerStore("sqlite:///" + path, artifacts_dir=artifacts)
+        artifacts = open_artifacts(location) if location else None
+    except ArtifactStoreError as exc:
+        raise StartupError(str(exc)) from exc
+    if artifacts is not None and metrics is not None:
+        artifacts.observer = metrics.observe_artifacts(artifacts)
+    if scheme == "sqlite":
+        path = os.path.abspath(sqlite_path(uri))
+        if artifacts is None:
+            artifacts = open_artifacts(os.path.join(os.path.dirname(path), "artifacts"))
+        try:
+            store = SQLiteStore("sqlite:///" + path, artifacts=artifacts)
+        except BackendError as exc:
+            raise StartupError(f"cannot open the store: {exc}") from exc
+        if not os.access(path, os.W_OK):
+            store.close()
+            raise StartupError(f"the store {path} is not writable")
+    elif scheme in ("postgresql", "postgres"):
+        store = _open_postgres(settings, artifacts, metrics)
+    else:
+        raise StartupError(f"--store {uri!r}: give sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+    _check_artifacts(store.artifact_store, store)
+    return store
+
+
+def _check_artifacts(artifacts, store) -> None:
+    from ..artifacts import ArtifactStoreError
+
+    try:
+        artifacts.check()
+    except ArtifactStoreError as exc:
+        store.close()
+        raise StartupError(str(exc)) from exc
+
+
+def _open_postgres(settings: Settings, artifacts, metrics: ServerMetrics | None):
+    """A PostgreSQL store whose artifact location is remembered in the database, so every
+    replica and client agrees on it; a replica started with another location is refused."""
+    from ..artifacts import open_artifacts
+
+    try:
+        from ..backends.postgres import PostgresStore
+    except ImportError as exc:
+        raise StartupError(f"a PostgreSQL store needs: pip install 'modelbox-autolog[postgres]' ({exc})") from exc
+    observer = metrics.observe_query if metrics is not None else None
+    try:
+        store = PostgresStore(settings.store, artifacts=artifacts, pool_size=settings.workers + 4, observer=observer)
     except BackendError as exc:
         raise StartupError(f"cannot open the store: {exc}") from exc
-    folder = store.artifacts_dir
-    probe = folder
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    if not os.access(probe, os.W_OK | os.X_OK) or (os.path.exists(folder) and not os.path.isdir(folder)):
+    try:
+        if artifacts is not None:
+            _check_artifacts(artifacts, store)  # before remembering it: a location that fails is not kept
+            remembered = store.claim_setting("artifacts", artifacts.uri)
+            if remembered != artifacts.uri:
+                raise StartupError(f"{store.uri} keeps its files in {remembered}; --artifacts {artifacts.uri} differs "
+                                   "(every replica must use the same location)")
+        else:
+            remembered = store.setting("artifacts")
+            if not remembered:
+                raise StartupError(f"{store.uri} has no artifact location yet: give --artifacts s3://BUCKET/PREFIX "
+                                   "(or a folder every replica shares)")
+            store.artifact_store = open_artifacts(remembered)
+            if metrics is not None:
+                store.artifact_store.observer = metrics.observe_artifacts(store.artifact_store)
+    except BaseException:
         store.close()
-        raise StartupError(f"the artifacts folder {folder} is not writable")
-    if not os.access(path, os.W_OK):
-        store.close()
-        raise StartupError(f"the store {path} is not writable")
+        raise
     return store

@@ -1,4 +1,7 @@
-"""``modelbox server``: arguments and entry point (also ``python -m modelbox_autolog.server.cli``)."""
+"""``modelbox server``: arguments and entry point (also ``python -m modelbox_autolog.server.cli``).
+
+Any number of servers may serve one PostgreSQL store and one bucket: they keep no state of
+their own, so clients can be given several addresses (``grpc://h1:p1,h2:p2``)."""
 
 from __future__ import annotations
 
@@ -12,8 +15,11 @@ DEFAULT_STORE = "sqlite:///./modelbox-runs/modelbox.db"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The server's options, added to the ``modelbox server`` sub-command (or a parser of its own)."""
-    parser.add_argument("--store", help=f"SQLite store URI to serve (default: --backend if sqlite, else {DEFAULT_STORE})")
-    parser.add_argument("--artifacts", help="folder for artifact and model files (default: 'artifacts' beside the store)")
+    parser.add_argument("--store", help="metadata store to serve: sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
+                        f"(default: --backend if it is one of those, else {DEFAULT_STORE})")
+    parser.add_argument("--artifacts", help="where artifact and model files go: a folder or s3://BUCKET/PREFIX (endpoint and "
+                        "credentials from the AWS variables); default: 'artifacts' beside a SQLite store; a PostgreSQL "
+                        "store remembers the location it was first given")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes the server)")
     parser.add_argument("--port", type=int, default=50051, help="gRPC port (default 50051; 0 picks a free one)")
     parser.add_argument("--token", default=os.environ.get("MODELBOX_TOKEN"),
@@ -37,7 +43,7 @@ def settings_from(args: argparse.Namespace):
     store = args.store
     if store is None:
         backend = getattr(args, "backend", None) or os.environ.get("MODELBOX_BACKEND")
-        store = backend if backend and backend.startswith("sqlite:") else DEFAULT_STORE
+        store = backend if backend and backend.startswith(("sqlite:", "postgresql:", "postgres:")) else DEFAULT_STORE
     for name in ("port", "max_message_mb", "max_upload_mb", "workers", "max_watchers"):
         if getattr(args, name) < (0 if name == "port" else 1):
             raise ValueError(f"--{name.replace('_', '-')} must be {'non-negative' if name == 'port' else 'positive'}")
@@ -53,6 +59,8 @@ def settings_from(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     """Start the server and serve until SIGTERM/SIGINT; 2 with a clear message when it cannot start."""
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(levelname)s %(message)s")
+    for chatty in ("botocore", "boto3", "s3transfer", "urllib3", "psycopg.pool"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     from .app import Server, StartupError
 
     try:
@@ -65,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     scheme = "grpcs" if s.tls_cert else "grpc"
     where = f"[{s.host}]" if ":" in s.host else s.host
     print(f"modelbox server listening on {scheme}://{where}:{server.port}", flush=True)
-    print(f"  store {server.store.uri}  artifacts {server.store.artifacts_dir}", flush=True)
+    print(f"  store {server.store.uri}  artifacts {server.artifacts.uri}", flush=True)
     if server.metrics_port is not None:
         print(f"  metrics http://{where}:{server.metrics_port}/metrics", flush=True)
     if server.http_port is not None:

@@ -96,3 +96,57 @@ class ServerMetrics:
         self.active_streams = Gauge("modelbox_active_streams", "Streaming RPCs in progress", ["method"], registry=r)
         self.in_flight = Gauge("modelbox_rpcs_in_flight", "RPCs being served", registry=r)
         self.auth_failures = Counter("modelbox_auth_failures", "Calls refused for a missing or wrong token", registry=r)
+        self.store_up = Gauge("modelbox_store_up", "1 while the metadata store answers (health SERVING), else 0", registry=r)
+        self.db_seconds = Histogram("modelbox_db_operation_seconds", "Time of one database operation (a query, a batch's "
+                                    "transaction), including waiting for a pooled connection", ["operation", "outcome"],
+                                    buckets=_LATENCY_BUCKETS, registry=r)
+        self.artifact_seconds = Histogram("modelbox_artifact_request_seconds", "Time of one artifact-store request "
+                                          "(S3: one HTTP request)", ["store", "operation", "outcome"],
+                                          buckets=_LATENCY_BUCKETS, registry=r)
+        self.artifact_errors = Counter("modelbox_artifact_request_errors", "Failed artifact-store requests, by error",
+                                       ["store", "operation", "error"], registry=r)
+
+    def observe_query(self, operation: str, seconds: float, error: str | None) -> None:
+        self.db_seconds.labels(operation, "error" if error else "ok").observe(seconds)
+
+    def observe_artifacts(self, store: object):
+        kind = "s3" if getattr(store, "uri", "").startswith("s3://") else "local"
+
+        def observe(operation: str, seconds: float, error: str | None) -> None:
+            self.artifact_seconds.labels(kind, operation, "error" if error else "ok").observe(seconds)
+            if error:
+                self.artifact_errors.labels(kind, operation, error).inc()
+
+        return observe
+
+    def watch_store(self, store: object) -> None:
+        """Export the store's connection-pool figures at each scrape (PostgreSQL)."""
+        stats = getattr(store, "pool_stats", None)
+        if stats is not None:
+            self.registry.register(_PoolCollector(stats))
+        database, folder = getattr(store, "path", None), getattr(store, "artifacts_dir", None)
+        if database and database != ":memory:" and folder:  # a SQLite file and a local folder: their sizes too
+            self.registry.register(HostCollector(database, folder))
+        self.store_up.set(1)
+
+
+class _PoolCollector:
+    """psycopg_pool's counters, read when /metrics is scraped."""
+
+    _GAUGES = {"pool_size": "connections open", "pool_available": "connections idle in the pool",
+               "requests_waiting": "callers waiting for a connection"}
+    _COUNTERS = {"requests_num": "connections handed out", "requests_queued": "requests that had to wait",
+                 "requests_errors": "requests that failed (timeout, pool closed)", "connections_errors": "failed connection attempts",
+                 "connections_lost": "connections found broken", "usage_ms": "milliseconds connections were in use"}
+
+    def __init__(self, stats) -> None:
+        self._stats = stats
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        values = self._stats()
+        for name, text in self._GAUGES.items():
+            yield GaugeMetricFamily(f"modelbox_db_pool_{name}", f"Database pool: {text}", value=values.get(name, 0))
+        for name, text in self._COUNTERS.items():
+            yield CounterMetricFamily(f"modelbox_db_pool_{name}", f"Database pool: {text}", value=values.get(name, 0))

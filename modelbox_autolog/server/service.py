@@ -1,4 +1,4 @@
-"""The ``modelbox.v1.ModelBox`` servicer: requests validated, then answered by the SQLite store.
+"""The ``modelbox.v1.ModelBox`` servicer: requests validated, then answered by the metadata store.
 
 Library errors map to status codes in one place (``_status``), split by whose problem it is:
 the request's (malformed input, unsafe names, a record the store refuses for good ->
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,9 +19,8 @@ from typing import Any
 import grpc
 
 from .._names import InvalidName
-from .._records import Artifact, ModelRecord
 from ..backends.base import BackendError, BackendUnavailable, ImmutableModel, NotFound, RecordRefused
-from ..backends.files import inside, os_error_is_per_record
+from ..backends.files import os_error_is_per_record, safe_relpath
 from ..entities import MetricPoint
 from ..proto import convert
 from ..proto.modelbox.v1 import records_pb2 as rpb
@@ -30,13 +28,26 @@ from ..proto.modelbox.v1 import service_pb2 as spb
 from ..proto.modelbox.v1 import service_pb2_grpc as sgrpc
 from ..search import SearchError
 from .metrics import ServerMetrics
-from .uploads import ServerStore, Staging, UploadRefused
+from .uploads import STAGED_REF, STAGING, StagedUpload, Staging, UploadRefused, upload_ids
 
 log = logging.getLogger("modelbox_autolog.server")
 
 METRIC_PAGE = 65536
 MAX_CHANGES_PAGE = 10_000
 WATCH_POLL_S = 1.0  # also picks up changes written to the store by other processes
+
+
+# Download with this request header (seconds, up to a week) answers with a presigned URL in the
+# response header ``URL_HEADER`` and no data, when the artifact store can presign (S3).
+PRESIGN_HEADER = "x-modelbox-presign"
+URL_HEADER = "x-modelbox-url"
+
+
+def _expiry(text: str) -> int:
+    try:
+        return max(1, min(int(text), 7 * 24 * 3600))
+    except ValueError:
+        raise convert.InvalidRequest(f"{PRESIGN_HEADER} must be a number of seconds, not {text[:40]!r}") from None
 
 
 def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
@@ -94,21 +105,20 @@ def _answer_stream(fn: Callable) -> Callable:
 
 
 class ModelBoxService(sgrpc.ModelBoxServicer):
-    def __init__(self, store: ServerStore, staging: Staging, metrics: ServerMetrics, max_watchers: int = 64) -> None:
-        self.store = store
+    def __init__(self, store: Any, staging: Staging, metrics: ServerMetrics, max_watchers: int = 64) -> None:
+        self.store = store  # a SQL store (SQLite or PostgreSQL) composing ``staging.artifacts``
         self.staging = staging
+        self.artifacts = staging.artifacts
         self.metrics = metrics
         self.stopping = threading.Event()
         self._changed = threading.Condition()
         self._generation = 0
         self._watchers = threading.BoundedSemaphore(max_watchers)
-        self._root = os.path.realpath(store.artifacts_dir)
 
     # ------------------------------------------------------------------ helpers
-    def _relpath(self, path: str) -> str:
-        """Store paths are absolute on this machine; clients see them relative to the artifacts folder."""
-        real = os.path.realpath(path)
-        return os.path.relpath(real, self._root) if real.startswith(self._root + os.sep) else ""
+    def _relpath(self, location: str) -> str:
+        """Stores answer with locations (a path on this machine, an s3:// URI); clients see keys."""
+        return self.artifacts.key_of(location) or "" if location else ""
 
     def notify(self) -> None:
         with self._changed:
@@ -123,14 +133,26 @@ class ModelBoxService(sgrpc.ModelBoxServicer):
     # ------------------------------------------------------------------ writes
     @_answer
     def WriteBatch(self, request: rpb.WriteBatchRequest, context: grpc.ServicerContext) -> rpb.WriteBatchResponse:
-        batch = convert.decode_batch(request, self.staging.resolve)
-        staged = [r.source_path for r in batch.records if type(r) is Artifact]
-        staged += [f.source_path for r in batch.records if type(r) is ModelRecord for f in r.files]
-        if self.store.applied(batch.id):
-            self.staging.discard(staged)  # a re-sent batch: its files are stored already
+        staged: dict[str, StagedUpload] = {}
+
+        def resolve(upload_id: str) -> str:
+            upload = self.staging.resolve(upload_id)
+            if upload is None:
+                return ""  # the client had no file: the record is kept, marked missing
+            staged[upload.upload_id] = upload
+            return STAGED_REF + upload.upload_id
+
+        if self.store.applied(convert.check_id(request.batch_id, "batch id")):
+            # Re-sent (a lost answer, a failover to another replica): its files were claimed by the
+            # first delivery, so their upload ids no longer resolve; forget any second upload of them.
+            batch = convert.decode_batch(request, lambda _upload_id: "")
+            self.staging.forget(upload_ids(request))
             self.metrics.batches.labels("duplicate").inc()
             return rpb.WriteBatchResponse(duplicate=True, records=len(batch.records))
-        self.store.write(batch)
+        batch = convert.decode_batch(request, resolve)
+        placed = self.staging.claim(batch.by_type(), staged)
+        self.store.write(batch, placed=placed)
+        self.staging.discard(staged)
         self.metrics.batches.labels("stored").inc()
         self.metrics.bytes_written.labels("batch").inc(request.ByteSize())
         counts: dict[str, int] = {}
@@ -144,17 +166,22 @@ class ModelBoxService(sgrpc.ModelBoxServicer):
 
     @_answer
     def Upload(self, request_iterator: Iterator[rpb.UploadRequest], context: grpc.ServicerContext) -> rpb.UploadResponse:
-        upload_id, size, sha = self.staging.receive(request_iterator)
-        self.metrics.bytes_written.labels("upload").inc(size)
-        return rpb.UploadResponse(upload_id=upload_id, bytes=size, sha256=sha)
+        upload = self.staging.receive(request_iterator)
+        self.metrics.bytes_written.labels("upload").inc(upload.bytes)
+        return rpb.UploadResponse(upload_id=upload.upload_id, bytes=upload.bytes, sha256=upload.sha256)
 
     @_answer_stream
     def Download(self, request: spb.DownloadRequest, context: grpc.ServicerContext) -> Iterator[spb.DownloadChunk]:
-        convert.check_relpath(request.path, "path")
-        target = inside(self.store.artifacts_dir, request.path)
-        if target.startswith(self.store.staging_dir + os.sep) or not os.path.isfile(target):
+        key = safe_relpath(convert.check_relpath(request.path, "path"))
+        if key.startswith(STAGING) or self.artifacts.size(key) is None:
             raise NotFound(f"{request.path} is not a stored file")
-        for chunk in self.store.read_file(target):
+        asked = dict(context.invocation_metadata() or ()).get(PRESIGN_HEADER)
+        if asked:  # the client would rather fetch the bytes itself, straight from the bucket
+            url = self.artifacts.presign(key, _expiry(asked))
+            if url:
+                context.send_initial_metadata(((URL_HEADER, url),))
+                return
+        for chunk in self.artifacts.get(key):
             yield spb.DownloadChunk(data=chunk)
 
     # ------------------------------------------------------------------ queries

@@ -1,26 +1,29 @@
-"""Uploaded files: streamed to a staging folder inside the artifacts folder, then moved into place.
+"""Uploaded files: streamed into the artifact store under ``.uploads/``, claimed by a batch.
 
-A finished upload is named ``<upload_id>-<bytes>-<sha256>`` so a batch that refers to it can
-be stored without reading the file again: ``ServerStore`` moves it (same filesystem) where
-``SQLiteStore`` would copy and hash. Memory stays bounded by one chunk whatever the file size.
+An upload is written straight into the artifact store (a temporary file, or an S3 multipart
+upload) with its sha256 checked before it becomes visible; a refused or interrupted upload
+leaves nothing behind. A small ``.uploads/ID.done`` note then records its size and sha256, so
+any server replica can resolve the upload id when a batch names it. Claiming a batch moves
+each staged object to its place (a rename, or a server-side copy) without reading it again.
+Memory stays bounded by a few chunks (one S3 part) whatever the file size.
 """
 
 from __future__ import annotations
 
-import glob
-import hashlib
-import os
-import threading
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
 
-from ..backends.files import inside
-from ..backends.sqlite import SQLiteStore
+from ..artifacts import ArtifactNotFound, ArtifactStore
+from ..artifacts.layout import Placed, file_entries
 from ..proto.convert import UPLOAD_ID, InvalidRequest
 from ..proto.modelbox.v1 import records_pb2 as rpb
 
-STAGING = ".uploads"
+STAGING = ".uploads/"
+STAGED_REF = "staged:"  # how a decoded batch names a staged upload in ``source_path``
 STALE_AFTER_S = 24 * 3600
+SWEEP_EVERY_S = 600
 
 
 class UploadRefused(Exception):
@@ -31,15 +34,28 @@ class UploadRefused(Exception):
         self.code = code
 
 
+class StagedUpload(NamedTuple):
+    upload_id: str
+    bytes: int
+    sha256: str
+
+    @property
+    def key(self) -> str:
+        return f"{STAGING}{self.upload_id}"
+
+
+def _note_key(upload_id: str) -> str:
+    return f"{STAGING}{upload_id}.done"
+
+
 class Staging:
-    def __init__(self, artifacts_dir: str, max_bytes: int) -> None:
-        self.folder = os.path.join(artifacts_dir, STAGING)
+    def __init__(self, artifacts: ArtifactStore, max_bytes: int) -> None:
+        self.artifacts = artifacts
         self.max_bytes = max_bytes
-        os.makedirs(self.folder, exist_ok=True)
         self._last_sweep = 0.0
 
-    def receive(self, messages: Iterator[rpb.UploadRequest]) -> tuple[str, int, str]:
-        """Write one client stream to disk; (upload_id, bytes, sha256) once the checksum matches."""
+    def receive(self, messages: Iterator[rpb.UploadRequest]) -> StagedUpload:
+        """Stream one client upload into the artifact store; its size and sha256 once they match."""
         self.sweep()
         first = next(messages, None)
         if first is None or first.WhichOneof("part") != "header":
@@ -49,114 +65,102 @@ class Staging:
             raise UploadRefused("INVALID_ARGUMENT", f"upload id {upload_id[:80]!r} is not 32 lowercase hex characters")
         if size > self.max_bytes:
             raise UploadRefused("RESOURCE_EXHAUSTED", f"upload of {size} bytes exceeds the server limit of {self.max_bytes}")
-        part = os.path.join(self.folder, f"{upload_id}.part-{os.urandom(4).hex()}")
-        try:
-            received, digest, claimed = self._write(messages, part, size)
-            if claimed is None:
+        claimed: list[str] = []
+
+        def chunks() -> Iterator[bytes]:
+            received = 0
+            for message in messages:
+                kind = message.WhichOneof("part")
+                if claimed:
+                    raise UploadRefused("INVALID_ARGUMENT", "nothing may follow the sha256 of an upload")
+                if kind == "chunk":
+                    received += len(message.chunk)
+                    if received > size:
+                        raise UploadRefused("INVALID_ARGUMENT", f"received more than the {size} bytes announced")
+                    yield message.chunk
+                elif kind == "sha256":
+                    claimed.append(message.sha256)
+                else:
+                    raise UploadRefused("INVALID_ARGUMENT", "an upload has one header, then chunks, then its sha256")
+
+        def verify(received: int, digest: str) -> None:
+            if not claimed:
                 raise UploadRefused("INVALID_ARGUMENT", "the upload ended without its sha256")
             if received != size:
                 raise UploadRefused("INVALID_ARGUMENT", f"announced {size} bytes, received {received}")
-            if digest != claimed.lower():
-                raise UploadRefused("DATA_LOSS", f"sha256 mismatch: received {digest}, sender computed {claimed}")
-            os.replace(part, os.path.join(self.folder, f"{upload_id}-{size}-{digest}"))
-        except BaseException:
-            _unlink(part)
-            raise
-        return upload_id, size, digest
+            if digest != claimed[0].lower():
+                raise UploadRefused("DATA_LOSS", f"sha256 mismatch: received {digest}, sender computed {claimed[0]}")
 
-    def _write(self, messages: Iterator[rpb.UploadRequest], part: str, size: int) -> tuple[int, str, str | None]:
-        digest = hashlib.sha256()
-        received = 0
-        claimed = None
-        with open(part, "wb") as out:
-            for message in messages:
-                kind = message.WhichOneof("part")
-                if claimed is not None:
-                    raise UploadRefused("INVALID_ARGUMENT", "nothing may follow the sha256 of an upload")
-                if kind == "chunk":
-                    data = message.chunk
-                    received += len(data)
-                    if received > size:
-                        raise UploadRefused("INVALID_ARGUMENT", f"received more than the {size} bytes announced")
-                    digest.update(data)
-                    out.write(data)
-                elif kind == "sha256":
-                    claimed = message.sha256
-                else:
-                    raise UploadRefused("INVALID_ARGUMENT", "an upload has one header, then chunks, then its sha256")
-        return received, digest.hexdigest(), claimed
+        staged_key = f"{STAGING}{upload_id}"
+        stored = self.artifacts.put(staged_key, chunks(), verify=verify, size_hint=size)
+        note = json.dumps({"bytes": stored.bytes, "sha256": stored.sha256}).encode()
+        self.artifacts.put(_note_key(upload_id), [note])  # the upload is finished once this exists
+        return StagedUpload(upload_id, stored.bytes, stored.sha256)
 
-    def resolve(self, upload_id: str) -> str:
-        """Server-side path of a finished upload; "" (the file was missing) -> a path that does not exist."""
+    def resolve(self, upload_id: str) -> StagedUpload | None:
+        """A finished upload (None for "", a file the client did not have)."""
         if not upload_id:
-            return os.path.join(self.folder, "missing")
+            return None
         if not UPLOAD_ID.fullmatch(upload_id):
             raise InvalidRequest(f"upload id {upload_id[:80]!r} is not 32 lowercase hex characters")
-        found = glob.glob(os.path.join(self.folder, f"{upload_id}-*-*"))
-        if not found:
-            raise InvalidRequest(f"no finished upload {upload_id}; upload the file before sending the batch")
-        return found[0]
+        try:
+            note = json.loads(b"".join(self.artifacts.get(_note_key(upload_id))))
+        except ArtifactNotFound:
+            raise InvalidRequest(f"no finished upload {upload_id}; upload the file before sending the batch") from None
+        return StagedUpload(upload_id, int(note["bytes"]), str(note["sha256"]))
 
-    def discard(self, paths: list[str]) -> None:
-        for path in paths:
-            if os.path.dirname(path) == self.folder:
-                _unlink(path)
+    def claim(self, groups: Mapping[type, list[Any]], staged: Mapping[str, StagedUpload]) -> Placed:
+        """Move the staged uploads a batch names to their places: record key -> (key, bytes, sha256).
+        A second record naming the same upload gets a copy; an object moved by an earlier
+        attempt of this batch (on this replica or another) is found at its place."""
+        placed: Placed = {}
+        moved: dict[str, str] = {}
+        for record_key, dest, source in file_entries(groups):
+            if not source.startswith(STAGED_REF):
+                continue
+            upload = staged[source[len(STAGED_REF):]]
+            if upload.upload_id in moved:
+                self.artifacts.put(dest, self.artifacts.get(moved[upload.upload_id]))
+            else:
+                try:
+                    self.artifacts.move(upload.key, dest)
+                except ArtifactNotFound:
+                    if self.artifacts.size(dest) != upload.bytes:
+                        raise InvalidRequest(f"upload {upload.upload_id} is gone; upload the file again") from None
+                moved[upload.upload_id] = dest
+            placed[record_key] = (dest, upload.bytes, upload.sha256)
+        return placed
+
+    def discard(self, staged: Mapping[str, StagedUpload]) -> None:
+        """Forget uploads whose batch is stored."""
+        self.forget(list(staged))
+
+    def forget(self, upload_ids: list[str]) -> None:
+        """Delete whatever is staged under these upload ids (nothing, usually)."""
+        for upload_id in upload_ids:
+            if UPLOAD_ID.fullmatch(upload_id):
+                self.artifacts.delete(f"{STAGING}{upload_id}")
+                self.artifacts.delete(_note_key(upload_id))
 
     def sweep(self, now: float | None = None) -> None:
         """Forget uploads no batch claimed within a day (the client died), at most every 10 minutes."""
         now = time.time() if now is None else now
-        if now - self._last_sweep < 600:
+        if now - self._last_sweep < SWEEP_EVERY_S:
             return
         self._last_sweep = now
-        for path in glob.glob(os.path.join(self.folder, "*")):
-            try:
-                if now - os.stat(path).st_mtime > STALE_AFTER_S:
-                    os.unlink(path)
-            except OSError:
-                pass
-
-
-class ServerStore(SQLiteStore):
-    """A SQLite store that moves staged uploads into place instead of copying them."""
-
-    def __init__(self, uri: str, *, artifacts_dir: str | None = None) -> None:
-        super().__init__(uri, artifacts_dir=artifacts_dir)
-        self.staging_dir = os.path.realpath(os.path.join(self.artifacts_dir, STAGING))
-        self._moves = threading.local()  # per write: staged path -> where it went (one file, several records)
-
-    def applied(self, batch_id: str) -> bool:
-        """Whether a batch id was stored before (a re-sent batch)."""
-        return bool(self._query("SELECT 1 FROM applied_batches WHERE id=?", (batch_id,)))
-
-    def _copy_files(self, groups: dict) -> dict:
-        self._moves.done = {}
         try:
-            return super()._copy_files(groups)
-        finally:
-            self._moves.done = {}
-
-    def _copy_one(self, source: str, rel: str, fingerprint: list[int] | None = None) -> tuple[str, int | None, str | None]:
-        if os.path.dirname(os.path.realpath(source)) != self.staging_dir:
-            return super()._copy_one(source, rel, fingerprint)
-        name = os.path.basename(source)
-        pieces = name.split("-")
-        if len(pieces) != 3:  # "missing": the client had no file to send
-            return super()._copy_one(source, rel)
-        dest = inside(self.artifacts_dir, rel)
-        done = self._moves.__dict__.setdefault("done", {})
-        if source in done:  # a second record naming the same upload: copy the first one's file
-            return super()._copy_one(done[source], rel)
-        try:
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            os.replace(source, dest)
-        except FileNotFoundError:  # moved by an earlier attempt of this batch
-            return super()._copy_one(source, rel)
-        done[source] = dest
-        return rel, int(pieces[1]), pieces[2]
+            for key, _size, modified in list(self.artifacts.list(STAGING)):
+                if now - modified > STALE_AFTER_S:
+                    self.artifacts.delete(key)
+            abandon = getattr(self.artifacts, "abort_incomplete", None)
+            if abandon is not None:
+                abandon(STAGING, STALE_AFTER_S)
+        except Exception:  # a sweep that fails is retried at the next one
+            pass
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+def upload_ids(request: rpb.WriteBatchRequest) -> list[str]:
+    """Every upload id a WriteBatch request names."""
+    ids = [a.file.upload_id for a in request.artifacts]
+    ids += [f.upload_id for m in request.models for f in m.files]
+    return [i for i in ids if i]

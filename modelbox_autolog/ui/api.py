@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..backends import BackendError, BackendUnavailable, ImmutableModel, NotFound
+from ..backends.uris import redact_uri
 from ..search import SearchError
 from . import encode
 from .live import ChangeHub, event_stream
@@ -253,7 +254,7 @@ class Api:
     def health(self, request: Request) -> Response:
         uri = None
         try:
-            uri = self.client.uri
+            uri = redact_uri(self.client.uri)  # a database password never leaves the server
             self.client.experiments()
             return json_response({"ok": True, "store": uri, "version": __version__})
         except Exception as exc:

@@ -64,8 +64,8 @@ def test_foreign_sqlite_database_is_refused(tmp_path):
 
 
 def test_bad_uris_fail_early_and_precisely(tmp_path):
-    with pytest.raises(BackendError, match="unknown backend scheme 'postgres://'"):
-        mbx.autolog(backend="postgres://x/y")
+    with pytest.raises(BackendError, match="unknown backend scheme 'mysql://'"):
+        mbx.autolog(backend="mysql://x/y")
     with pytest.raises(ValueError, match="not a URI"):
         mbx.autolog(backend="just-a-path.db")
     blocked = tmp_path / "file"

@@ -94,6 +94,7 @@ def test_every_record_type_round_trips(server, tmp_path, capsys):
     assert m.url == f"{server.uri}#model={m.id}"
     assert sorted(f.name for f in m.files) == ["config.json", "weights.bin"]
     folder = client.download_model(m.url, tmp_path / "models")
+    assert client.download_url(m.files[0].path_or_uri) is None  # a local artifacts folder cannot presign
     assert open(os.path.join(folder, "weights.bin"), "rb").read() == open(model_dir / "weights.bin", "rb").read()
     assert client.update_model(m.id, labels={"env": "prod"}).labels == {"env": "prod"}
     assert client.finalize_model(m.id).status == "final"
@@ -118,6 +119,27 @@ def test_every_record_type_round_trips(server, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)[0]["id"] == m.id
     assert main(["--backend", server.uri, "download", m.url, str(tmp_path / "cli")]) == 0
     assert main(["--backend", server.uri, "show", "ffffffffff"]) == 2
+
+
+def test_a_batch_resent_after_a_lost_answer_is_a_duplicate_not_an_error(server, tmp_path):
+    """The first delivery claimed the upload; the same request again (its answer was lost, or
+    it went to another replica after a failover) must be recognised, not refused."""
+    from modelbox_autolog.backends.grpc import _upload_messages
+
+    channel, stub, _ = _stub(server)
+    upload_id = new_id()
+    with open(_write_file(tmp_path / "a.bin", b"payload"), "rb") as handle:
+        stub.Upload(_upload_messages(handle, upload_id, 7), timeout=10)
+    run_id = new_id()
+    request = rpb.WriteBatchRequest(
+        batch_id=new_id(), run_starts=[rpb.RunStart(run_id=run_id, experiment="lost", start_time=1.0)],
+        artifacts=[rpb.Artifact(id=new_id(), run_id=run_id, kind="file", file=rpb.FileRef(name="a.bin", upload_id=upload_id))],
+    )
+    assert stub.WriteBatch(request, timeout=10).duplicate is False
+    again = stub.WriteBatch(request, timeout=10)
+    assert again.duplicate is True and again.records == 2
+    assert [a.bytes for a in GrpcStore(server.uri).artifacts(run_id)] == [7]
+    channel.close()
 
 
 def test_a_resent_batch_stores_nothing_twice(server, tmp_path):
