@@ -13,14 +13,14 @@ liveness"): a final status is set once; runs whose process died read as ``killed
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 import sys
 import threading
 import time
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .. import _liveness
@@ -42,35 +42,24 @@ from .._records import Input as InputRecord
 from ..artifacts import ArtifactStore, open_artifacts, place_files
 from ..artifacts.layout import Placed
 from ..entities import (
-    AccessToken,
-    Artifact,
-    ChangeEvent,
-    Event,
-    Experiment,
-    Failure,
-    Input,
     MetricPoint,
-    MetricSummary,
-    ModelFileInfo,
-    ModelInfo,
-    RunInfo,
-    SeriesSample,
 )
 from . import change_feed
 from .base import (
     Backend,
     BackendError,
     BackendUnavailable,
-    ImmutableModel,
-    NotFound,
     RecordRefused,
     Store,
     StoreUnwritable,
 )
+from .search_sql import SQLITE
+from .sql_store import SqlStore, Tx
 from .uris import artifacts_param, sqlite_path
 
-SCHEMA_VERSION = 4  # 2: the queryable side (SEARCH_STATEMENTS); 3: run liveness and failure (LIVENESS_COLUMNS);
-# 4: access tokens, owners, actors (ACCESS_STATEMENTS)
+# 2: the queryable side (SEARCH_STATEMENTS); 3: run liveness and failure (LIVENESS_COLUMNS);
+# 4: the registry and the run lifecycle (REGISTRY_STATEMENTS); 5: access tokens, owners, actors (ACCESS_STATEMENTS)
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -142,7 +131,21 @@ SEARCH_STATEMENTS = (
     + _PARAM_NUM_SQL.replace("value", "NEW.value") + ", " + _PARAM_TEXT_SQL.replace("value", "NEW.value") + "); END",
 )
 
-# Version 4: who did what. Per-user access tokens of a team server (only a sha256 of each token
+# Version 4: the registry and the run lifecycle: aliases, archived runs and experiments, a run's
+# note, models registered by reference (source_uri), and the indexes deletes walk by.
+REGISTRY_STATEMENTS = (
+    "ALTER TABLE runs ADD COLUMN archived_at REAL",
+    "ALTER TABLE runs ADD COLUMN note TEXT",
+    "ALTER TABLE experiments ADD COLUMN archived_at REAL",
+    "ALTER TABLE models ADD COLUMN source_uri TEXT",
+    "CREATE TABLE IF NOT EXISTS model_aliases (name TEXT NOT NULL, alias TEXT NOT NULL, model_id TEXT NOT NULL,"
+    " version INTEGER NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (name, alias)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS model_aliases_by_model ON model_aliases(model_id)",
+    "CREATE INDEX IF NOT EXISTS runs_by_parent ON runs(parent_run_id)",
+    "CREATE INDEX IF NOT EXISTS models_by_run ON models(run_id)",
+)
+
+# Version 5: who did what. Per-user access tokens of a team server (only a sha256 of each token
 # is kept), the user who created each run and model (a writer may change only its own), and the
 # actor of every change event (the feed is the audit log). Rows from before have no owner.
 ACCESS_STATEMENTS = (
@@ -161,6 +164,18 @@ SUMMARY_UPDATE = """UPDATE metric_series SET count = count + ?1,
     min_value = min(coalesce(min_value, ?5), coalesce(?5, min_value)),
     max_value = max(coalesce(max_value, ?6), coalesce(?6, max_value))
     WHERE id = ?7"""
+
+
+MODEL_INSERT_COLUMNS = ("id, name, version, framework, run_id, experiment_id, metadata, labels, datasets, status, created_at,"
+                        " updated_at, source_uri, created_by")
+
+
+def model_created(m: ModelRecord, version: int) -> dict[str, Any]:
+    """The payload of a model's "created" change event (both SQL stores)."""
+    payload = {"name": m.name, "version": version, "framework": m.framework, "run_id": m.run_id}
+    if m.source_uri:
+        payload["source_uri"] = m.source_uri
+    return payload
 
 
 def series_summary(series_id: int, points: list[tuple]) -> tuple:
@@ -285,10 +300,12 @@ def _lost(owner: dict[str, Any] | None, heartbeat_at: float | None, lease_s: flo
     return {"type": "ProcessLost", "message": message, "traceback": None}
 
 
-class SQLiteStore(Backend, Store):
+class SQLiteStore(SqlStore, Backend, Store):
     """Both sides of a SQLite store; safe to share between threads (one connection, one lock)."""
 
     scheme = "sqlite"
+    dialect = SQLITE
+    read_only: str | None = None  # why registry writes are refused (a spool's private view)
 
     def __init__(self, uri: str, *, database: str | None = None, artifacts_dir: str | None = None,
                  artifacts: ArtifactStore | None = None) -> None:
@@ -362,7 +379,8 @@ class SQLiteStore(Backend, Store):
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 if conn.execute("PRAGMA user_version").fetchone()[0] == 0:  # not created meanwhile by another connection
-                    for statement in [*SCHEMA.split(";"), *SEARCH_STATEMENTS, LIVENESS_INDEX, *ACCESS_STATEMENTS]:
+                    for statement in [*SCHEMA.split(";"), *SEARCH_STATEMENTS, LIVENESS_INDEX, *REGISTRY_STATEMENTS,
+                                      *ACCESS_STATEMENTS]:
                         if statement.strip():
                             conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -377,8 +395,8 @@ class SQLiteStore(Backend, Store):
     def _upgrade(self, conn: sqlite3.Connection) -> None:
         """An older store, upgraded in place in one transaction (another connection may race us):
         version 1 -> 2 adds the queryable side and fills it from what is stored; -> 3 adds the
-        liveness and failure columns of runs; -> 4 the access tokens, owners and actors (existing
-        runs and models have no owner)."""
+        liveness and failure columns of runs; -> 4 the registry (aliases, archive, notes, references);
+        -> 5 the access tokens, owners and actors (existing runs and models have no owner)."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -398,6 +416,9 @@ class SQLiteStore(Backend, Store):
                 conn.execute(statement)
             conn.execute(LIVENESS_INDEX)
             if version < 4:
+                for statement in REGISTRY_STATEMENTS:
+                    conn.execute(statement)
+            if version < 5:
                 for statement in ACCESS_STATEMENTS:
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -503,11 +524,14 @@ class SQLiteStore(Backend, Store):
         return self._applied(batch_id)
 
     def _experiment_id(self, conn: sqlite3.Connection, name: str, now: float, changes: list) -> str:
-        row = conn.execute("SELECT id FROM experiments WHERE name=?", (name,)).fetchone()
+        row = conn.execute("SELECT id, archived_at FROM experiments WHERE name=?", (name,)).fetchone()
         if row:
+            if row[1] is not None:  # a new run in an archived experiment brings it back
+                conn.execute("UPDATE experiments SET archived_at=NULL WHERE id=?", (row[0],))
+                changes.append(("updated", "experiment", row[0], _dumps({"name": name, "archived": False}), now))
             return row[0]
         exp_id = new_id()
-        conn.execute("INSERT INTO experiments VALUES (?,?,?)", (exp_id, name, now))
+        conn.execute("INSERT INTO experiments (id, name, created_at) VALUES (?,?,?)", (exp_id, name, now))
         changes.append(("created", "experiment", exp_id, _dumps({"name": name}), now))
         return exp_id
 
@@ -597,16 +621,14 @@ class SQLiteStore(Backend, Store):
             version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM models WHERE name=?", (m.name,)).fetchone()[0]
             exp = conn.execute("SELECT experiment_id FROM runs WHERE id=?", (m.run_id,)).fetchone() if m.run_id else None
             conn.execute(
-                "INSERT INTO models(id, name, version, framework, run_id, experiment_id, metadata, labels, datasets, status,"
-                " created_at, updated_at, created_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO models ({MODEL_INSERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (m.id, m.name, version, m.framework, m.run_id, exp[0] if exp else None, _dumps(m.metadata),
-                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now, actor),
+                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now, m.source_uri, actor),
             )
             for f in m.files:
                 rel, size, sha = files[f"{m.id}/{f.name}"]
                 conn.execute("INSERT OR REPLACE INTO model_files VALUES (?,?,?,?,?)", (m.id, f.name, rel, size, sha))
-            payload = {"name": m.name, "version": version, "framework": m.framework, "run_id": m.run_id}
-            changes.append(("created", "model", m.id, _dumps(payload), now))
+            changes.append(("created", "model", m.id, _dumps(model_created(m, version)), now))
 
         updates = groups.get(RunUpdate)
         if updates:
@@ -725,351 +747,32 @@ class SQLiteStore(Backend, Store):
             except sqlite3.Error as exc:
                 raise _classify(exc, f"reading {self.path}") from exc
 
-    def _resolve_run_id(self, run_id: str) -> str:
-        """Full ids, or a unique prefix of at least 4 characters (as shown by the CLI)."""
-        if not isinstance(run_id, str) or not run_id:
-            raise NotFound(f"run id {run_id!r} is not valid")
-        if self._query("SELECT 1 FROM runs WHERE id=?", (run_id,)):
-            return run_id
-        if len(run_id) >= 4:
-            rows = self._query("SELECT id FROM runs WHERE id LIKE ? LIMIT 2", (run_id.replace("%", "") + "%",))
-            if len(rows) == 1:
-                return rows[0][0]
-            if len(rows) > 1:
-                raise NotFound(f"run id prefix {run_id!r} is ambiguous; give more characters")
-        raise NotFound(f"no run with id {run_id!r} in {self.uri}")
+    def _read(self, sql: str, args: Iterable[Any] = (), operation: str = "query") -> list[tuple]:
+        return self._query(sql, args)
 
-    def _resolve_model_id(self, model_id: str) -> str:
-        if not isinstance(model_id, str) or not model_id:
-            raise NotFound(f"model id {model_id!r} is not valid")
-        if "#model=" in model_id:
-            model_id = model_id.rsplit("#model=", 1)[1]
-        if self._query("SELECT 1 FROM models WHERE id=?", (model_id,)):
-            return model_id
-        if len(model_id) >= 4:
-            rows = self._query("SELECT id FROM models WHERE id LIKE ? LIMIT 2", (model_id.replace("%", "") + "%",))
-            if len(rows) == 1:
-                return rows[0][0]
-        raise NotFound(f"no model with id {model_id!r} in {self.uri}")
-
-    def experiments(self) -> list[Experiment]:
-        return [Experiment(*row) for row in self._query("SELECT id, name, created_at FROM experiments ORDER BY created_at")]
-
-    _RUN_COLUMNS = (
-        "r.id, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, r.progress, r.parent_run_id, r.tags, r.env,"
-        " r.failure"
-    )
-
-    def _run_info(self, row: tuple, params: dict[str, Any]) -> RunInfo:
-        from .._values import from_param_text
-
-        status, failure_text = row[4], row[11]
-        if status == "running" and row[0] in self._dead_seen:  # dead, but the store could not be updated
-            status, failure_text = "killed", self._dead_seen[row[0]]
-        try:
-            failure = Failure.from_dict(json.loads(failure_text)) if failure_text else None
-        except ValueError:
-            failure = Failure("unknown", failure_text)
-        return RunInfo(
-            id=row[0], experiment_id=row[1], experiment=row[2], name=row[3], status=status, start_time=row[5],
-            end_time=row[6], progress=row[7], parent_run_id=row[8],
-            params={k: from_param_text(v) for k, v in params.items()}, tags=json.loads(row[9]), env=json.loads(row[10]),
-            failure=failure,
-        )
-
-    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None) -> list[RunInfo]:
-        return self.search_runs(experiment=experiment, status=status, limit=limit)
-
-    # ---------------------------------------------------------------- search (compiled to SQL)
-    def search_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None,
-                    order_by: str | None = None, limit: int | None = None, offset: int = 0) -> list[RunInfo]:
-        from ..search import parse_order_by, parse_where
-        from .search_sql import SQLITE, RunSearch, search_page
-
-        self._reap_now_and_then()  # runs of dead processes read as killed, in results and in filters
-
-        search = RunSearch(SQLITE, self._RUN_COLUMNS, experiment, status, parse_where(where), parse_order_by(order_by))
-        rows = search_page(search, self._query, limit or None, offset)
-        params: dict[str, dict[str, str]] = {}
-        if rows:
-            marks = ",".join("?" * len(rows))
-            for run_id, key, value in self._query(f"SELECT run_id, key, value FROM params WHERE run_id IN ({marks})", [r[0] for r in rows]):
-                params.setdefault(run_id, {})[key] = value
-        return [self._run_info(row, params.get(row[0], {})) for row in rows]
-
-    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None) -> int:
-        from ..search import parse_where
-        from .search_sql import SQLITE, select_runs
-
-        self._reap_now_and_then()
-        sql, args = select_runs(SQLITE, "", experiment=experiment, status=status, where=parse_where(where), count=True)
-        return self._query(sql, args)[0][0]
-
-    def metric_summaries(self, run_ids: list[str], keys: list[str] | None = None) -> dict[str, dict[str, MetricSummary]]:
-        out: dict[str, dict[str, MetricSummary]] = {run_id: {} for run_id in run_ids}
-        if not run_ids:
-            return out
-        sql = ("SELECT run_id, key, last_value, last_step, last_time, min_value, max_value, count FROM metric_series"
-               f" WHERE run_id IN ({','.join('?' * len(run_ids))})")
-        args = list(run_ids)
-        if keys is not None:
-            if not keys:
-                return out
-            sql += f" AND key IN ({','.join('?' * len(keys))})"
-            args += list(keys)
-        for run_id, key, last, step, when, low, high, count in self._query(sql, args):
-            if last is None and count:
-                last = math.nan  # SQL keeps NaN as NULL
-            out.setdefault(run_id, {})[key] = MetricSummary(key, last, step, when, low, high, count)
-        return out
-
-    def search_keys(self, experiment: str | None = None, sample: int = 1000) -> dict[str, list[str]]:
-        scope, args = "SELECT r.id FROM runs r", []
-        if experiment is not None:
-            scope += " JOIN experiments e ON e.id = r.experiment_id WHERE (e.name = ? OR e.id = ?)"
-            args = [experiment, experiment]
-        scope += " ORDER BY r.start_time DESC LIMIT ?"
-        args.append(sample)
-        params = [r[0] for r in self._query(f"SELECT DISTINCT key FROM params WHERE run_id IN ({scope}) ORDER BY key", args)]
-        metrics = [r[0] for r in self._query(f"SELECT DISTINCT key FROM metric_series WHERE run_id IN ({scope}) ORDER BY key", args)]
-        tags: set[str] = set()
-        for (text,) in self._query(f"SELECT DISTINCT tags FROM runs WHERE id IN ({scope})", args):
-            tags.update(json.loads(text))
-        return {"params": params, "metrics": metrics, "tags": sorted(tags)}
-
-    def child_counts(self, run_ids: list[str]) -> dict[str, int]:
-        if not run_ids:
-            return {}
-        rows = self._query(f"SELECT parent_run_id, count(*) FROM runs WHERE parent_run_id IN ({','.join('?' * len(run_ids))})"
-                           " GROUP BY parent_run_id", run_ids)
-        return {run_id: 0 for run_id in run_ids} | dict(rows)
-
-    def input_consumers(self, refs: list[str]) -> list[tuple[str, str]]:
-        if not refs:
-            return []
-        return [tuple(row) for row in self._query(
-            f"SELECT DISTINCT run_id, ref FROM inputs WHERE ref IN ({','.join('?' * len(refs))}) ORDER BY timestamp", refs)]
-
-    def metric_sample(self, run_id: str, key: str, max_points: int = 2000) -> SeriesSample:
-        """Downsampled from the packed chunks directly (no point objects for the whole series)."""
-        from ..series import sample_columns
-
-        run_id = self._resolve_run_id(run_id)
-        chunks = self._query(
-            "SELECT c.steps, c.vals, c.times, c.epochs FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id"
-            " WHERE s.run_id=? AND s.key=? ORDER BY c.id",
-            (run_id, key),
-        )
-        columns = [b"".join(chunk[i] for chunk in chunks) for i in range(4)]  # little-endian, as sample_columns reads
-        return sample_columns(key, *columns, max_points=max_points)
-
-    def run(self, run_id: str) -> RunInfo:
-        run_id = self._resolve_run_id(run_id)
-        self._reap_now_and_then()
-        row = self._query(f"SELECT {self._RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.id=?", (run_id,))[0]
-        params = dict(self._query("SELECT key, value FROM params WHERE run_id=?", (run_id,)))
-        return self._run_info(row, params)
-
-    def metric_keys(self, run_id: str) -> list[str]:
-        run_id = self._resolve_run_id(run_id)
-        return [r[0] for r in self._query("SELECT key FROM metric_series WHERE run_id=? ORDER BY key", (run_id,))]
-
-    def metrics(self, run_id: str, key: str) -> list[MetricPoint]:
-        run_id = self._resolve_run_id(run_id)
-        chunks = self._query(
-            "SELECT c.steps, c.vals, c.times, c.epochs FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id"
-            " WHERE s.run_id=? AND s.key=? ORDER BY c.id",
-            (run_id, key),
-        )
-        points = [point for chunk in chunks for point in unpack_points(*chunk)]
-        points.sort(key=lambda p: p.step)  # stable: equal steps keep their logging order
-        return points
-
-    def events(self, run_id: str, name: str | None = None) -> list[Event]:
-        run_id = self._resolve_run_id(run_id)
-        sql, args = "SELECT name, timestamp, duration_s, attrs FROM events WHERE run_id=?", [run_id]
-        if name is not None:
-            sql += " AND name=?"
-            args.append(name)
-        rows = self._query(sql + " ORDER BY timestamp, rowid", args)
-        return [Event(n, ts, d, json.loads(a)) for n, ts, d, a in rows]
-
-    def artifacts(self, run_id: str) -> list[Artifact]:
-        run_id = self._resolve_run_id(run_id)
-        rows = self._query("SELECT id, name, path, bytes, sha256, kind FROM artifacts WHERE run_id=? ORDER BY created_at, rowid", (run_id,))
-        return [Artifact(i, n, self.artifact_store.location(p), b, s, k) for i, n, p, b, s, k in rows]
-
-    def inputs(self, run_id: str) -> list[Input]:
-        run_id = self._resolve_run_id(run_id)
-        rows = self._query("SELECT kind, ref, timestamp, attrs FROM inputs WHERE run_id=? ORDER BY timestamp, rowid", (run_id,))
-        return [Input(k, r, t, json.loads(a)) for k, r, t, a in rows]
-
-    _MODEL_COLUMNS = "id, name, version, framework, run_id, experiment_id, metadata, labels, datasets, status, created_at"
-
-    def _model_info(self, row: tuple) -> ModelInfo:
-        files = [
-            ModelFileInfo(n, self.artifact_store.location(p), b, s)
-            for n, p, b, s in self._query("SELECT name, path, bytes, sha256 FROM model_files WHERE model_id=? ORDER BY name", (row[0],))
-        ]
-        return ModelInfo(
-            id=row[0], name=row[1], version=row[2], framework=row[3], run_id=row[4], experiment_id=row[5], files=files,
-            metadata=json.loads(row[6]), labels=json.loads(row[7]), datasets=json.loads(row[8]), status=row[9],
-            created_at=row[10], url=f"{self.uri}#model={row[0]}",
-        )
-
-    def models(self, name: str | None = None, labels: dict[str, str] | None = None, run_id: str | None = None) -> list[ModelInfo]:
-        sql, where, args = f"SELECT {self._MODEL_COLUMNS} FROM models", [], []
-        if name is not None:
-            where.append("name=?")
-            args.append(name)
-        if run_id is not None:
-            where.append("run_id=?")
-            args.append(self._resolve_run_id(run_id))
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        infos = [self._model_info(row) for row in self._query(sql + " ORDER BY created_at DESC, version DESC", args)]
-        if labels:
-            infos = [m for m in infos if all(m.labels.get(k) == v for k, v in labels.items())]
-        return infos
-
-    def model(self, model_id: str) -> ModelInfo:
-        model_id = self._resolve_model_id(model_id)
-        return self._model_info(self._query(f"SELECT {self._MODEL_COLUMNS} FROM models WHERE id=?", (model_id,))[0])
-
-    def _change_model(self, model_id: str, sets: dict[str, Any], payload: dict[str, Any], actor: str | None = None) -> ModelInfo:
-        model_id = self._resolve_model_id(model_id)
+    @contextmanager
+    def _transaction(self, operation: str) -> Iterator[Tx]:
+        """One write transaction (BEGIN IMMEDIATE: the database's write lock), change rows last."""
+        if self.read_only:
+            raise BackendError(self.read_only)
         with self._lock:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                status = conn.execute("SELECT status FROM models WHERE id=?", (model_id,)).fetchone()[0]
-                if status == "final":
-                    raise ImmutableModel(f"model {model_id} is final and cannot be changed; log a new version instead")
-                now = time.time()
-                assignments = ", ".join(f"{k}=?" for k in sets)
-                conn.execute(f"UPDATE models SET {assignments}, updated_at=? WHERE id=?", [*sets.values(), now, model_id])
-                conn.execute(
-                    "INSERT INTO changes(kind, object_type, object_id, payload, timestamp, actor) VALUES ('updated','model',?,?,?,?)",
-                    (model_id, _dumps(payload), now, current_actor(actor)),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        return self.model(model_id)
-
-    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
-                     actor: str | None = None) -> ModelInfo:
-        from .._values import to_attrs, to_tags
-
-        current = self.model(model_id)
-        sets: dict[str, Any] = {}
-        if metadata:
-            sets["metadata"] = _dumps({**current.metadata, **to_attrs(metadata)})
-        if labels:
-            sets["labels"] = _dumps({**current.labels, **to_tags(labels)})
-        if current.status == "final":
-            raise ImmutableModel(f"model {current.id} is final and cannot be changed; log a new version instead")
-        if not sets:
-            return current
-        return self._change_model(current.id, sets, {"metadata": metadata or {}, "labels": labels or {}}, actor)
-
-    def finalize_model(self, model_id: str, actor: str | None = None) -> ModelInfo:
-        current = self.model(model_id)
-        if current.status == "final":
-            return current
-        return self._change_model(current.id, {"status": "final"}, {"status": "final"}, actor)
-
-    def read_file(self, path_or_uri: str) -> Iterable[bytes]:
-        return self.artifact_store.read_file(path_or_uri)
-
-    def changes(self, since: int = 0, limit: int = 1000) -> list[ChangeEvent]:
-        rows = self._query(
-            "SELECT seq, kind, object_type, object_id, payload, actor FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (since, limit)
-        )
-        return [ChangeEvent(seq, kind, otype, oid, json.loads(payload), actor or "")
-                for seq, kind, otype, oid, payload, actor in rows]
-
-    def last_change_seq(self) -> int:
-        return self._query("SELECT coalesce(max(seq), 0) FROM changes")[0][0]
-
-    # ---------------------------------------------------------------- access: owners and tokens
-    # Tokens are made and checked by modelbox_autolog.server.access; only their sha256 is stored.
-    def run_owners(self, run_ids: Iterable[str]) -> dict[str, str | None]:
-        """The user who created each of ``run_ids`` that exists (None: created before owners were kept)."""
-        ids = list(run_ids)
-        owners: dict[str, str | None] = {}
-        for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
-            owners.update(self._query(f"SELECT id, created_by FROM runs WHERE id IN ({','.join('?' * len(part))})", part))
-        return owners
-
-    def run_owner(self, run_ref: str) -> tuple[str, str | None]:
-        """(run id, the user who created it) of any reference ``run`` accepts (an id prefix too)."""
-        run_id = self._resolve_run_id(run_ref)
-        return run_id, self._query("SELECT created_by FROM runs WHERE id=?", (run_id,))[0][0]
-
-    def model_owner(self, model_ref: str) -> tuple[str, str | None]:
-        """(model id, the user who created it) of any reference ``model`` accepts."""
-        model_id = self._resolve_model_id(model_ref)
-        return model_id, self._query("SELECT created_by FROM models WHERE id=?", (model_id,))[0][0]
-
-    def add_token(self, token: AccessToken, token_sha256: str, actor: str | None = None) -> None:
-        """Keep a new token's digest (never the token) and record its creation in the change feed."""
-        actor = current_actor(actor)
-        payload = _dumps({"user": token.user, "role": token.role})
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _classify(exc, f"cannot write to {self.path}") from exc
+            tx = Tx(conn, SQLITE, time.time())
             try:
-                conn.execute("INSERT INTO access_tokens(id, user_name, role, token_sha256, created_at, created_by)"
-                             " VALUES (?,?,?,?,?,?)", (token.id, token.user, token.role, token_sha256, token.created_at, actor))
-                conn.execute("INSERT INTO changes(kind, object_type, object_id, payload, timestamp, actor)"
-                             " VALUES ('created','token',?,?,?,?)", (token.id, payload, token.created_at, actor))
+                yield tx
+                if tx.changes:
+                    conn.executemany("INSERT INTO changes(kind, object_type, object_id, payload, timestamp, actor)"
+                                     " VALUES (?,?,?,?,?,?)", tx.changes)
                 conn.execute("COMMIT")
             except BaseException as exc:
-                conn.execute("ROLLBACK")
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
                 if isinstance(exc, sqlite3.Error):
-                    raise _classify(exc, f"adding a token to {self.path}") from exc
+                    raise _classify(exc, f"{operation} in {self.path}") from exc
                 raise
-
-    _TOKEN_COLUMNS = "id, user_name, role, created_at, created_by, revoked_at, revoked_by"
-
-    def tokens(self) -> list[AccessToken]:
-        """Every token, oldest first (revoked ones included, with when and by whom)."""
-        return [AccessToken(*row) for row in self._query(f"SELECT {self._TOKEN_COLUMNS} FROM access_tokens ORDER BY created_at")]
-
-    def token_digest(self, token_id: str) -> tuple[AccessToken, str] | None:
-        """(token, its sha256) for the authentication of one call; None for an unknown id."""
-        rows = self._query(f"SELECT {self._TOKEN_COLUMNS}, token_sha256 FROM access_tokens WHERE id=?", (token_id,))
-        return (AccessToken(*rows[0][:-1]), rows[0][-1]) if rows else None
-
-    def has_tokens(self) -> bool:
-        """Whether a token was ever made: a server without --token then requires one (revoking every
-        token does not open it again)."""
-        return bool(self._query("SELECT 1 FROM access_tokens LIMIT 1"))
-
-    def revoke_tokens(self, token_id: str | None = None, user: str | None = None, actor: str | None = None) -> list[AccessToken]:
-        """Revoke one token by id, or every token of ``user``; the tokens revoked now."""
-        actor = current_actor(actor)
-        now = time.time()
-        column, value = ("id", token_id) if token_id is not None else ("user_name", user)
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                rows = conn.execute(f"SELECT {self._TOKEN_COLUMNS} FROM access_tokens WHERE {column}=? AND revoked_at IS NULL",
-                                    (value,)).fetchall()
-                revoked = [AccessToken(*row[:5], now, actor) for row in rows]
-                for token in revoked:
-                    conn.execute("UPDATE access_tokens SET revoked_at=?, revoked_by=? WHERE id=?", (now, actor, token.id))
-                    conn.execute("INSERT INTO changes(kind, object_type, object_id, payload, timestamp, actor)"
-                                 " VALUES ('revoked','token',?,?,?,?)",
-                                 (token.id, _dumps({"user": token.user, "role": token.role}), now, actor))
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise _classify(exc, f"revoking tokens in {self.path}") from exc
-                raise
-        return revoked

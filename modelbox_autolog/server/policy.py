@@ -2,9 +2,17 @@
 declaration in ``ui/api.py``) read by one check that every call goes through.
 
 - ``reader``: reads everything, writes nothing;
-- ``writer``: also creates runs and models (and uploads their files), and changes only the
-  runs and models it created (the store records the creating user on each);
-- ``admin``: everything, including finalizing models, aliases, archiving and deleting.
+- ``writer``: also creates runs and models (logging, ``register_model``, uploads), and changes
+  only the runs and models it created: logs into them, renames, retags and notes its runs,
+  relabels its draft models, archives, restores and deletes its own runs and draft models;
+- ``admin``: everything, including what a team promotes or shares: finalizing models, aliases
+  (``NAME@production`` is what inference services load), and archiving or deleting experiments
+  (which hold everyone's runs) or anyone's runs and models.
+
+Deleting stays safe for an owner because the store refuses to delete a final or aliased model
+(and a run that holds one): what an admin promoted is kept until an admin lets it go. A run's
+child runs are archived and deleted with it (they come from the same training). ``modelbox gc``
+is not a server call: it runs where the store is, with the store's own credentials.
 
 A write to a run includes everything logged into it: params, metrics, events, artifacts,
 models logged in it, updates of its name, tags or status. Runs and models stored before owners
@@ -72,12 +80,12 @@ RPC_RULES: dict[str, Rule] = {
     # the registry and the run lifecycle
     "GetExperiment": READ,
     "UpdateRun": own("run", "run_id"),  # rename, tags, note
+    "ArchiveRun": own("run", "run_id"),  # archive or restore, with its child runs
+    "DeleteRun": own("run", "run_id"),  # the store refuses it when a model of the run is final or aliased
+    "DeleteModel": own("model", "model_id"),  # likewise: a final or aliased version is kept
     "SetAlias": ADMIN,
     "DeleteAlias": ADMIN,
-    "DeleteModel": ADMIN,
-    "ArchiveRun": ADMIN,
-    "ArchiveExperiment": ADMIN,
-    "DeleteRun": ADMIN,
+    "ArchiveExperiment": ADMIN,  # experiments hold everyone's runs
     "DeleteExperiment": ADMIN,
 }
 
@@ -86,13 +94,13 @@ HTTP_RULES: dict[str, Rule] = {
     "update_model": own("model", "model_id"),
     "finalize_model": ADMIN,
     "update_run": own("run", "run_id"),
-    "archive_run": ADMIN,
-    "restore_run": ADMIN,
-    "delete_run": ADMIN,
+    "archive_run": own("run", "run_id"),
+    "restore_run": own("run", "run_id"),
+    "delete_run": own("run", "run_id"),
+    "delete_model": own("model", "model_id"),
     "archive_experiment": ADMIN,
     "restore_experiment": ADMIN,
     "delete_experiment": ADMIN,
-    "delete_model": ADMIN,
     "set_alias": ADMIN,
     "delete_alias": ADMIN,
 }

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 
 from ..server.conftest import ServerProcess, free_port
-from ..teamserver.conftest import pg_cluster  # noqa: F401  (the session's PostgreSQL cluster)
 
 USERS = {"alice": "writer", "bob": "writer", "rita": "reader", "ada": "admin"}
 
