@@ -222,16 +222,24 @@ def _warm_up(config: _config.Config) -> threading.Event | None:
     started right after it does not compete with that work for the GIL. A slow backend (a remote
     server, a busy disk) goes on opening in the background.
     """
-    from ._exporter import exporter_for, shutdowns
+    from ._exporter import exporter_for, shutdowns, start_unless_shut_down
     from ._run import is_logging_process
     from .backends import canonical_uri
 
     scheduled = shutdowns()
     ready = threading.Event()
 
-    def start() -> None:
+    def start_exporter():
         exporter = exporter_for(canonical_uri(config.backend), config)
         exporter.warm_up(config.capture_env)
+        return exporter
+
+    def start() -> None:
+        # Shut down meanwhile: a late warm-up must not start it again (checked and started
+        # atomically with respect to shutdown, see start_unless_shut_down).
+        exporter = start_unless_shut_down(scheduled, start_exporter)
+        if exporter is None:
+            return
         exporter.opened.wait(WARM_UP_WAIT_S)
         from ._system_metrics import prepare
 
@@ -239,8 +247,7 @@ def _warm_up(config: _config.Config) -> threading.Event | None:
 
     def warm() -> None:
         try:
-            if shutdowns() == scheduled:  # shut down meanwhile: a late warm-up must not start it again
-                _patching.safe("warm-up", start)
+            _patching.safe("warm-up", start)
         finally:
             ready.set()
 

@@ -140,6 +140,7 @@ class Exporter:
         self._gave_up = False  # shutdown stopped waiting for the exporter thread
         self._failures = 0  # times the backend was found unavailable
         self._journal_ok = True
+        self._sender_in_call = False  # the sender is inside a backend call (which may hang)
 
     def _ensure_started(self) -> None:
         if self._thread is not None:
@@ -422,7 +423,10 @@ class Exporter:
             time.sleep(0.01)
         self._sender_stop.set()
         self._send_wake.set()
-        sender.join(max(0.0, min(self._deadline - time.monotonic(), 0.5)) + 0.1)
+        if self._sender_in_call:  # in a backend call: a short wait, it may be stuck in a write
+            sender.join(max(0.0, min(self._deadline - time.monotonic(), 0.5)) + 0.1)
+        else:  # idle: it ends as soon as the OS runs it (a loaded machine may take a while)
+            sender.join(max(0.0, self._deadline - time.monotonic()) + EXIT_GRACE_S)
         if sender.is_alive():  # stuck in a write: never wait for it (nor close what it uses)
             if self._backend is not None:
                 _abandoned.append(self._backend)
@@ -459,11 +463,14 @@ class Exporter:
     def _send_loop(self, stop: threading.Event) -> None:
         _lower_priority()
         self._leftovers_due = True  # (again after a restart: our own segments closed at shutdown are leftovers now)
+        self._sender_in_call = True
         try:
             self._connect()
         finally:
             self.opened.set()
+            self._sender_in_call = False
         while not stop.is_set():
+            self._sender_in_call = False
             if self._past_deadline():
                 break
             if self._down:
@@ -472,8 +479,10 @@ class Exporter:
                     self._send_wake.wait(min(wait, 0.25))
                     self._send_wake.clear()
                     continue
+                self._sender_in_call = True
                 self._connect()
                 continue
+            self._sender_in_call = True
             if self._leftovers_due:
                 self._replay_leftovers()
                 continue
@@ -482,10 +491,12 @@ class Exporter:
             if pending is None or self._hold_back() or (self._stopping and self._waiting):
                 # At exit, background work (model files, training metrics) goes first: what it
                 # produces can only be kept once produced, while journaled batches keep anyway.
+                self._sender_in_call = False
                 self._send_wake.wait(self.config.flush_interval_s)
                 self._send_wake.clear()
                 continue
             self._send(pending)
+        self._sender_in_call = False
 
     def _connect(self) -> None:
         """Open (and check) the backend; on failure stay down and retry with backoff."""
@@ -740,16 +751,31 @@ def flush_all(timeout: float | None = None) -> bool:
 
 
 _shutdowns = [0]  # how many times shutdown_all ran: a warm-up scheduled before one must not undo it
+# Held while shutdown_all counts itself and lists the exporters, and while a warm-up checks that
+# count and starts an exporter: a warm-up then either starts before (and is stopped with the
+# rest) or sees the shutdown and starts nothing. Without it, a warm-up thread scheduled late
+# (a loaded machine) could start threads right after shutdown() returned, that nothing stops.
+_lifecycle_lock = threading.Lock()
 
 
 def shutdowns() -> int:
     return _shutdowns[0]
 
 
+def start_unless_shut_down(scheduled: int, start: Callable[[], Any]) -> Any:
+    """Run ``start`` (which creates and starts an exporter) unless shutdown_all ran since ``scheduled``."""
+    with _lifecycle_lock:
+        if _shutdowns[0] != scheduled:
+            return None
+        return start()
+
+
 def shutdown_all(timeout: float) -> None:
-    _shutdowns[0] += 1
+    with _lifecycle_lock:
+        _shutdowns[0] += 1
+        exporters = all_exporters()
     deadline = time.monotonic() + timeout
-    for exporter in all_exporters():
+    for exporter in exporters:
         exporter.shutdown(max(0.0, deadline - time.monotonic()))
 
 
