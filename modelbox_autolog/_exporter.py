@@ -42,8 +42,12 @@ SLOW_BACKOFF_MAX_S = 30.0  # read-only, damaged, refused token: someone must act
 BACKGROUND_MAX_WAIT_S = 2.0  # background work never waits longer than this for training to pause
 HOLD_MAX_S = 2.0  # records journaled during a fit are sent at least this often
 EXIT_GRACE_S = 1.0  # past the shutdown budget: time to journal what is still queued
+EXIT_SLOW_S = 10.0  # more, for an exporter thread doing its own bounded work that the OS runs slowly
 BACKLOG_BATCHES = 4  # past this many batches queued in memory, the hot path lets the exporter run
 PRESSURE_WAIT_S = 0.002  # at most this, once per batch of points, then it carries on regardless
+SPLIT_MIN_RECORDS = 256  # on a full disk, a batch is journaled in halves down to this many records
+BACKGROUND_NOT_PRODUCED = ("background items (a model file or training metrics each) were not produced: "
+                           "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out")
 
 
 class FlushMarker:
@@ -141,6 +145,7 @@ class Exporter:
         self._failures = 0  # times the backend was found unavailable
         self._journal_ok = True
         self._sender_in_call = False  # the sender is inside a backend call (which may hang)
+        self._in_background = False  # the exporter thread runs background work (a model file, plots)
 
     def _ensure_started(self) -> None:
         if self._thread is not None:
@@ -227,12 +232,21 @@ class Exporter:
         self._wake.set()
         self._send_wake.set()
         thread.join(max(0.0, timeout) + EXIT_GRACE_S + 1.0)
-        if thread.is_alive():  # stuck in background work: say what is not kept, and leave it
+        if thread.is_alive() and not self._in_background:
+            # Not stuck in someone's code: journaling what is left (bounded work) on a thread the
+            # OS runs rarely (a loaded machine; ours run at a lower priority). Giving up now would
+            # count as lost records it is about to journal, and count them twice once it does.
+            thread.join(EXIT_SLOW_S)
+        if thread.is_alive():  # stuck in background work (or a hung disk): say what is not kept, and leave it
             self._gave_up = True
-            left = len(self.queue) + sum(p.records for p in list(self.outbox) if p.entry is None)
+            queued = self._journal_queue_here()
+            left = sum(p.records for p in list(self.outbox) if p.entry is None)
             if left:
                 self._count_drop(left, "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out before they were journaled",
                                  say=False)
+            items = len(self._waiting) + int(self._in_background) + sum(1 for item in queued if type(item) is Deferred)
+            if items:
+                self._count_drop(items, BACKGROUND_NOT_PRODUCED, say=False)
             self._print_exit_report()
             return
         self._close_backend()
@@ -245,6 +259,31 @@ class Exporter:
         self._stopping = False
         self._deadline = float("inf")
         self.wake_at = 0
+
+    def _journal_queue_here(self) -> list[Any]:
+        """Shutdown stops waiting for an exporter thread stuck in background work: the records still
+        queued (runs ended, points logged meanwhile) are journaled on this thread, so a slow model
+        file or plot never costs them. Returns what was queued (the caller counts the rest)."""
+        queued: list[Any] = []
+        while True:
+            try:
+                queued.append(self.queue.popleft())  # atomic: the exporter thread gets none of these
+            except IndexError:
+                break
+        records = [item for item in queued if type(item) is not FlushMarker and type(item) is not Deferred]
+        if records:
+            parts = [(Batch(new_id(), self.writer, records, time.time()), None)]
+            if self.journal_first:
+                parts, _error = self._journal_parts(parts[0][0])
+            refused = sum(len(part.records) for part, entry in parts if entry is None)
+            self.stats["journaled"] += len(records) - refused
+            if refused:
+                self._count_drop(refused, "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out before they were journaled",
+                                 say=False)
+        for item in queued:
+            if type(item) is FlushMarker:
+                item.done.set()  # never stored now: release whoever waits
+        return queued
 
     def _close_backend(self) -> None:
         if self._backend is not None:
@@ -318,11 +357,14 @@ class Exporter:
         return records, markers
 
     def _produce(self, item: Deferred) -> list[Any]:
+        self._in_background = item.background
         try:
             return list(item.produce())
         except Exception as exc:  # counted: what it would have produced (a model file, metrics) is lost
             self._count_drop(1, f"background work failed ({type(exc).__name__})", f"background work failed: {exc!r}")
             return []
+        finally:
+            self._in_background = False
 
     def _run_waiting(self, force: bool) -> list[Any]:
         """Background work that may run now: all of it if forced or no fit is running, else the overdue."""
@@ -335,8 +377,7 @@ class Exporter:
         for index, item in enumerate(self._waiting):  # a fit that starts meanwhile holds back the items after it
             if self._past_deadline():
                 left = len(self._waiting) - index
-                self._count_drop(left, "background items (a model file or training metrics each) were not produced: "
-                                       "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out", say=False)
+                self._count_drop(left, BACKGROUND_NOT_PRODUCED, say=False)
                 keep = []
                 break
             if force or item.since <= overdue or not _patching_busy():
@@ -353,9 +394,11 @@ class Exporter:
             while True:
                 records, markers = self._take(self.batch_size) if self.queue else ([], [])
                 self._space.set()
-                records.extend(self._run_waiting(force=bool(markers)))  # a flush waits for it
-                if records:
+                if records:  # journaled before any background work runs: that may take long, or hang
                     self._enqueue(Batch(new_id(), self.writer, records, time.time()))
+                produced = self._run_waiting(force=bool(markers))  # a flush waits for it
+                if produced:
+                    self._enqueue(Batch(new_id(), self.writer, produced, time.time()))
                 if markers:
                     self._attach(markers)
                 if not self.queue:
@@ -365,26 +408,43 @@ class Exporter:
 
     def _enqueue(self, batch: Batch) -> None:
         """Journal a batch (first of all), then hand it to the sender."""
-        entry = None
+        parts: list[tuple[Batch, Any]] = [(batch, None)]
         if self.journal_first:
-            try:
-                entry = self._journal.append(batch)
-                self._journal_ok = True
-            except OSError as exc:
-                self._journal_ok = False
-                self._report("journal-write", f"the journal {self._journal.path} refused records ({exc.strerror or exc}); "
+            parts, error = self._journal_parts(batch)
+            self._journal_ok = error is None
+            if error is not None:
+                self._report("journal-write", f"the journal {self._journal.path} refused records ({error.strerror or error}); "
                                               "they go to the backend from memory, and a crash now would lose them")
-        pending = _Pending(batch, entry)
-        with self._lock:
-            if self._down:
-                pending.late = True
-                self.stats["journaled"] += pending.records
-            self.outbox.append(pending)
-            self._in_memory += pending.records
-            if self._in_memory > self.capacity and entry is not None and len(self.outbox) > 1:
-                pending.batch = None  # the journal has it: read back when its turn comes
-                self._in_memory -= pending.records
+        for part, entry in parts:
+            pending = _Pending(part, entry)
+            with self._lock:
+                if self._down:
+                    pending.late = True
+                    self.stats["journaled"] += pending.records
+                self.outbox.append(pending)
+                self._in_memory += pending.records
+                if self._in_memory > self.capacity and entry is not None and len(self.outbox) > 1:
+                    pending.batch = None  # the journal has it: read back when its turn comes
+                    self._in_memory -= pending.records
         self._send_wake.set()
+
+    def _journal_parts(self, batch: Batch) -> tuple[list[tuple[Batch, Any]], OSError | None]:
+        """Append a batch to the journal; on a full disk, as much of it as fits, in smaller batches
+        (halves, down to ``SPLIT_MIN_RECORDS``): what the disk holds is kept whatever the batch
+        sizes the timing made. Returns the parts in order with their entry (None: refused)."""
+        try:
+            return [(batch, self._journal.append(batch))], None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or len(batch.records) < 2 * SPLIT_MIN_RECORDS:
+                return [(batch, None)], exc
+        half = len(batch.records) // 2
+        first = Batch(new_id(), batch.writer, batch.records[:half], batch.created_at)
+        second = Batch(new_id(), batch.writer, batch.records[half:], batch.created_at)
+        parts, error = self._journal_parts(first)
+        if parts[-1][1] is None:  # not even the first half fitted whole: the second will not either
+            return [*parts, (second, None)], error
+        more, error = self._journal_parts(second)
+        return parts + more, error
 
     def _attach(self, markers: list[FlushMarker]) -> None:
         """A flush completes once the batches before it are stored, and what earlier processes
@@ -438,11 +498,16 @@ class Exporter:
                 self._count_drop(pending.records, "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out before they were stored",
                                  say=False)
                 continue
-            try:  # the journal refused them earlier: one more try
-                pending.entry = self._journal.append(pending.batch)
-            except OSError as exc:
-                cause = errno.errorcode.get(exc.errno or 0, "error") if exc.errno else "error"
-                self._count_drop(pending.records, f"neither the backend nor the journal ({cause}) could take them", say=False)
+            # The journal refused them earlier: one more try (as much as fits).
+            parts, error = self._journal_parts(pending.batch)
+            refused = sum(len(part.records) for part, entry in parts if entry is None)
+            if error is not None and refused:
+                cause = errno.errorcode.get(error.errno or 0, "error") if error.errno else "error"
+                self._count_drop(refused, f"neither the backend nor the journal ({cause}) could take them", say=False)
+            with self._lock:
+                if not pending.late:  # accounted for here: journaled (or dropped, just counted)
+                    pending.late = True
+                    self.stats["journaled"] += pending.records - refused
         with self._lock:
             for pending in self.outbox:
                 if not pending.late and pending.entry is not None:
@@ -655,6 +720,8 @@ class Exporter:
     # ------------------------------------------------------------------ reporting
     def _count_drop(self, count: int, reason: str, message: str | None = None, say: bool = True) -> None:
         """Count records lost for ``reason`` (said once per reason; at exit the exit line says it)."""
+        if self._gave_up and threading.current_thread() is self._thread:
+            return  # shutdown stopped waiting and counted everything left then: never count twice
         self.stats["dropped"] += count
         self.drop_reasons[reason] = self.drop_reasons.get(reason, 0) + count
         if say:

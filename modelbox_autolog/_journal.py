@@ -134,17 +134,30 @@ class Journal:
                     self._seal(segment)
                 segment = self._current = self._new_segment()
             offset = segment.size
-            written = os.write(segment.fd, frame)
-            if written != len(frame):  # a short write (disk full): the frame is torn; start afresh
+            try:
+                written = os.write(segment.fd, frame)
+            except OSError:
+                self._give_back(segment, offset)
+                raise
+            if written != len(frame):  # a short write (disk full): the frame is torn
                 segment.size += written
-                self._seal(segment)
-                self._current = None
+                self._give_back(segment, offset)
                 raise OSError(28, "No space left on device (short write to the journal)")
             segment.size += written
             segment.unacked += 1
             segment.records += len(batch.records)
             self.pending_records += len(batch.records)
         return Entry(segment, offset, len(frame), is_marshal, batch.id, len(batch.records))
+
+    def _give_back(self, segment: _Segment, offset: int) -> None:
+        """A write the disk refused: cut the torn frame off (its room is free again for a smaller
+        one); where that fails, close the segment there (a torn frame ends its readable part)."""
+        try:
+            os.ftruncate(segment.fd, offset)
+            segment.size = offset
+        except OSError:
+            self._seal(segment)
+            self._current = None
 
     def ack(self, entry: Entry) -> None:
         """The backend has the batch: note it (a replay skips it) and forget the segment once all are."""
