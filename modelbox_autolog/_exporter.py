@@ -244,7 +244,7 @@ class Exporter:
             if left:
                 self._count_drop(left, "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out before they were journaled",
                                  say=False)
-            items = len(self._waiting) + int(self._in_background) + sum(1 for item in queued if type(item) is Deferred)
+            items = len(self._waiting) + sum(1 for item in queued if type(item) is Deferred)  # the one running included
             if items:
                 self._count_drop(items, BACKGROUND_NOT_PRODUCED, say=False)
             self._print_exit_report()
@@ -374,16 +374,20 @@ class Exporter:
         overdue = time.monotonic() - BACKGROUND_MAX_WAIT_S
         records: list[Any] = []
         keep: list[Deferred] = []
-        for index, item in enumerate(self._waiting):  # a fit that starts meanwhile holds back the items after it
+        todo = deque(self._waiting)
+        while todo:  # a fit that starts meanwhile holds back the items after it
             if self._past_deadline():
-                left = len(self._waiting) - index
-                self._count_drop(left, BACKGROUND_NOT_PRODUCED, say=False)
+                self._count_drop(len(todo) + len(keep), BACKGROUND_NOT_PRODUCED, say=False)
+                todo.clear()
                 keep = []
                 break
+            item = todo[0]
             if force or item.since <= overdue or not _patching_busy():
+                self._waiting = [*keep, *todo]  # not produced yet, this one included (shutdown may count them)
                 records.extend(self._produce(item))
             else:
                 keep.append(item)
+            todo.popleft()
         self._waiting = keep
         return records
 
