@@ -244,7 +244,7 @@ class Exporter:
             if left:
                 self._count_drop(left, "the exit budget (MODELBOX_SHUTDOWN_TIMEOUT) ran out before they were journaled",
                                  say=False)
-            items = len(self._waiting) + sum(1 for item in queued if type(item) is Deferred)  # the one running included
+            items = len(self._waiting) + sum(1 for item in queued if type(item) is Deferred and item.background)
             if items:
                 self._count_drop(items, BACKGROUND_NOT_PRODUCED, say=False)
             self._print_exit_report()
@@ -270,7 +270,17 @@ class Exporter:
                 queued.append(self.queue.popleft())  # atomic: the exporter thread gets none of these
             except IndexError:
                 break
-        records = [item for item in queued if type(item) is not FlushMarker and type(item) is not Deferred]
+        records: list[Any] = []
+        for item in queued:
+            cls = type(item)
+            if cls is Deferred:
+                if not item.background:  # quick work (parameters, a console file): done here
+                    try:
+                        records.extend(item.produce())
+                    except Exception as exc:
+                        self._count_drop(1, f"background work failed ({type(exc).__name__})", say=False)
+            elif cls is not FlushMarker:
+                records.append(item)
         if records:
             parts = [(Batch(new_id(), self.writer, records, time.time()), None)]
             if self.journal_first:
@@ -298,7 +308,10 @@ class Exporter:
 
     # ------------------------------------------------------------------ exporter thread
     def _loop(self) -> None:
-        _lower_priority()
+        # At the process's own priority, unlike the sender: journaling is what bounds what a
+        # SIGKILL loses, and is cheap (one write per batch). At a lower priority a busy machine
+        # (other processes, a local server storing our batches) left it unscheduled for most of a
+        # second while the training thread kept logging, past the documented 0.5 s.
         if getattr(self, "_warm_env", False):
             # Read once per process (packages, git) and cached, but as background work: a
             # fresh process's first fit, started right after autolog(), must not wait for it.
@@ -383,6 +396,9 @@ class Exporter:
                 break
             item = todo[0]
             if force or item.since <= overdue or not _patching_busy():
+                if self._stopping and records:  # at exit, what is produced is journaled before the next item
+                    self._enqueue(Batch(new_id(), self.writer, records, time.time()))
+                    records = []
                 self._waiting = [*keep, *todo]  # not produced yet, this one included (shutdown may count them)
                 records.extend(self._produce(item))
             else:

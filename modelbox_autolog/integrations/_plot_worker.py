@@ -43,6 +43,8 @@ class _Worker:
         with self._lock:
             proc = self._proc
             if proc is None or self._pid != os.getpid() or proc.poll() is not None:
+                if proc is not None and self._pid == os.getpid():
+                    _discard(proc)  # exited (crashed): reap it and close our ends of its pipes
                 proc = self._start()
             payload = pickle.dumps((job, paths), protocol=pickle.HIGHEST_PROTOCOL)
             ready: list = []
@@ -55,7 +57,7 @@ class _Worker:
                 answer = f"plot worker: {exc}".encode()
             if not answer.startswith(b"ok"):
                 if not ready or not answer:
-                    proc.kill()
+                    _discard(proc)
                     self._proc = None
                 raise RuntimeError(answer.decode("utf-8", "replace").strip() or "the plot worker did not answer")
             written = answer[2:].decode("utf-8", "replace").strip()
@@ -64,11 +66,28 @@ class _Worker:
     def close(self) -> None:
         proc = self._proc
         if proc is not None and self._pid == os.getpid():
+            self._proc = None
             try:
-                proc.stdin.close()
+                proc.stdin.close()  # the child ends when its stdin closes
                 proc.wait(2)
             except Exception:
-                proc.kill()
+                pass
+            _discard(proc)
+
+
+def _discard(proc: subprocess.Popen) -> None:
+    """Stop a worker (if still running), reap it and close our ends of its pipes."""
+    try:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    except Exception:
+        pass
+    for pipe in (proc.stdin, proc.stdout):
+        try:
+            pipe.close()
+        except Exception:
+            pass
 
 
 _worker = _Worker()
