@@ -53,6 +53,7 @@ class UiProcess:
             [sys.executable, "-m", "modelbox_autolog", "--backend", backend, "ui", "--port", str(self.port), *extra],
             stdout=log, stderr=subprocess.STDOUT, env=subprocess_env(MODELBOX_JOURNAL_DIR=os.path.join(folder, "journal")))
         log.close()
+        self._terminated = False
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -69,9 +70,15 @@ class UiProcess:
                 time.sleep(0.1)
         raise RuntimeError(f"modelbox ui did not start: {open(self.log_path).read()}")
 
+    def terminate(self) -> None:
+        """Ask it to stop (SIGTERM, once): it closes open event streams within its 3 s grace."""
+        if self.proc.poll() is None and not self._terminated:
+            self._terminated = True
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
@@ -90,6 +97,8 @@ def ui_factory(tmp_path_factory):
         return server
 
     yield make
+    for server in started:  # all at once: each may take its graceful-shutdown grace (3 s) to close event streams
+        server.terminate()
     for server in started:
         server.stop()
 
