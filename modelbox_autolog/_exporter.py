@@ -146,6 +146,7 @@ class Exporter:
         self._journal_ok = True
         self._sender_in_call = False  # the sender is inside a backend call (which may hang)
         self._in_background = False  # the exporter thread runs background work (a model file, plots)
+        self._produced: list[Any] = []  # records background work produced, not yet handed to the journal
 
     def _ensure_started(self) -> None:
         if self._thread is not None:
@@ -262,15 +263,17 @@ class Exporter:
 
     def _journal_queue_here(self) -> list[Any]:
         """Shutdown stops waiting for an exporter thread stuck in background work: the records still
-        queued (runs ended, points logged meanwhile) are journaled on this thread, so a slow model
-        file or plot never costs them. Returns what was queued (the caller counts the rest)."""
+        queued (runs ended, points logged meanwhile) and what the pass's earlier items produced are
+        journaled on this thread, so a slow model file or plot never costs them. Returns what was
+        queued (the caller counts the rest)."""
         queued: list[Any] = []
+        held, self._produced = self._produced, []  # produced by earlier items of the stuck pass
         while True:
             try:
                 queued.append(self.queue.popleft())  # atomic: the exporter thread gets none of these
             except IndexError:
                 break
-        records: list[Any] = []
+        records: list[Any] = list(held)
         for item in queued:
             cls = type(item)
             if cls is Deferred:
@@ -385,7 +388,7 @@ class Exporter:
             return []
         force = force or self._stopping
         overdue = time.monotonic() - BACKGROUND_MAX_WAIT_S
-        records: list[Any] = []
+        self._produced = []  # what this pass produced: shutdown journals it if it gives up on the pass
         keep: list[Deferred] = []
         todo = deque(self._waiting)
         while todo:  # a fit that starts meanwhile holds back the items after it
@@ -396,15 +399,17 @@ class Exporter:
                 break
             item = todo[0]
             if force or item.since <= overdue or not _patching_busy():
-                if self._stopping and records:  # at exit, what is produced is journaled before the next item
+                if self._stopping and self._produced:  # at exit, what is produced is journaled before the next item
+                    records, self._produced = self._produced, []
                     self._enqueue(Batch(new_id(), self.writer, records, time.time()))
-                    records = []
                 self._waiting = [*keep, *todo]  # not produced yet, this one included (shutdown may count them)
-                records.extend(self._produce(item))
+                produced = self._produce(item)
+                self._produced.extend(produced)
             else:
                 keep.append(item)
             todo.popleft()
         self._waiting = keep
+        records, self._produced = self._produced, []
         return records
 
     def _drain(self) -> None:
