@@ -18,8 +18,11 @@ import struct
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 
 ANSWER_TIMEOUT_S = 120.0
+WAIT_SLICE_S = 0.1  # how often a wait for the worker asks whether it may go on waiting
 _HEADER = struct.Struct("<I")
 
 
@@ -39,7 +42,7 @@ class _Worker:
         self._proc, self._pid = proc, os.getpid()
         return proc
 
-    def draw(self, job: tuple, paths: list[str]) -> list[str]:
+    def draw(self, job: tuple, paths: list[str], patient: Callable[[], bool]) -> tuple[list[str], float]:
         with self._lock:
             proc = self._proc
             if proc is None or self._pid != os.getpid() or proc.poll() is not None:
@@ -49,7 +52,13 @@ class _Worker:
             try:
                 proc.stdin.write(_HEADER.pack(len(payload)) + payload)
                 proc.stdin.flush()
-                ready, _, _ = select.select([proc.stdout], [], [], ANSWER_TIMEOUT_S)
+                waited_s, abandoned = 0.0, False
+                while not ready and waited_s < ANSWER_TIMEOUT_S:
+                    ready, _, _ = select.select([proc.stdout], [], [], WAIT_SLICE_S)
+                    waited_s += WAIT_SLICE_S
+                    if not ready and not patient():
+                        abandoned = True
+                        break
                 answer = proc.stdout.readline() if ready else b""
             except OSError as exc:
                 answer = f"plot worker: {exc}".encode()
@@ -57,9 +66,11 @@ class _Worker:
                 if not ready or not answer:
                     proc.kill()
                     self._proc = None
+                if abandoned:
+                    raise RuntimeError("abandoned: the exit budget was running out")
                 raise RuntimeError(answer.decode("utf-8", "replace").strip() or "the plot worker did not answer")
-            written = answer[2:].decode("utf-8", "replace").strip()
-            return written.split("\t") if written else []
+            seconds, _, written = answer[2:].decode("utf-8", "replace").strip().partition("\t")
+            return (written.split("\t") if written else []), float(seconds)
 
     def close(self) -> None:
         proc = self._proc
@@ -75,15 +86,23 @@ _worker = _Worker()
 atexit.register(_worker.close)
 
 
-def draw(job: tuple, paths: list[str]) -> list[str]:
-    """Compute and draw one job's figures into ``paths`` (the ones written are returned): in the plot
-    worker, or here if it cannot start."""
+def draw(job: tuple, paths: list[str], patient: Callable[[], bool] = lambda: True) -> tuple[list[str], float]:
+    """Compute and draw one job's figures into ``paths``: in the plot worker, or here if it cannot
+    start. Returns the paths written and the seconds the drawing took (a worker's start and imports
+    not included: the plot budget charges a fit for its own drawing). While waiting for the worker,
+    ``patient()`` is asked every ``WAIT_SLICE_S``: False abandons the drawing (RuntimeError)."""
     if not _worker.failed:
         try:
-            return _worker.draw(job, paths)
+            return _worker.draw(job, paths, patient)
         except (OSError, ValueError):  # no interpreter to start, no pipes: draw here from now on
             _worker.failed = True
-    return _draw_here(job, paths)
+    return _timed_draw(job, paths)
+
+
+def _timed_draw(job: tuple, paths: list[str]) -> tuple[list[str], float]:
+    started = time.perf_counter()
+    written = _draw_here(job, paths)
+    return written, time.perf_counter() - started
 
 
 def _draw_here(job: tuple, paths: list[str]) -> list[str]:
@@ -101,6 +120,11 @@ def serve() -> None:
         pass
     reader, writer = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but answers on our channel
+    try:  # imported while the first job is on its way, so that its drawing time is its own
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import sklearn.metrics  # noqa: F401
+    except Exception:
+        pass
     while True:
         header = reader.read(_HEADER.size)
         if len(header) < _HEADER.size:
@@ -108,7 +132,8 @@ def serve() -> None:
         (size,) = _HEADER.unpack(header)
         try:
             job, paths = pickle.loads(reader.read(size))
-            answer = ("ok" + "\t".join(_draw_here(job, paths)) + "\n").encode("utf-8")
+            written, seconds = _timed_draw(job, paths)
+            answer = ("\t".join([f"ok{seconds:.4f}", *written]) + "\n").encode("utf-8")
         except Exception as exc:
             answer = f"{type(exc).__name__}: {exc}".replace("\n", " ").encode("utf-8", "replace")[:500] + b"\n"
         writer.write(answer)

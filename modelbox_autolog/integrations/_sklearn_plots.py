@@ -8,19 +8,26 @@ prediction). The exporter thread only predicts, from the model's snapshot, on at
 place meanwhile); the curves and the drawing (matplotlib's object API on an Agg canvas, tens of
 ms a figure) happen in a separate low-priority process (``_plot_worker``), so neither holds the
 training process's GIL between fits.
+
+Drawing costs far more than the fit of a small model (a quarter of a second against a few
+milliseconds for an SVC on iris), so a process's plots share one budget (``PlotBudget``) and
+yield when the background work falls behind; a fit whose plots were skipped says so on its run
+(tag ``plots_skipped`` and a ``plots_not_logged`` event with the reason), never silently.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .._records import Artifact, Event, new_id
+from .._exporter import background_outlook
+from .._records import Artifact, Event, RunUpdate, new_id
 from ._plot_worker import draw
 
 MAX_CLASSES_CONFUSION = 30
@@ -30,27 +37,35 @@ DPI = 100
 
 
 # ---------------------------------------------------------------------- drawing (in the plot worker)
-def _figure(width: float = 5.0, height: float = 4.0) -> tuple[Any, Any]:
+def _figure(width: float = 5.0, height: float = 4.0, right: float = 0.96, left_in: float = 0.8,
+            bottom_in: float = 0.75) -> tuple[Any, Any]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(figure)
+    # Fixed margins (in inches, so labels fit at any size) instead of tight_layout, which measures
+    # every text twice and was a third of the drawing time.
+    figure.subplots_adjust(left=left_in / width, bottom=bottom_in / height, right=right, top=1 - 0.45 / height)
     return figure, figure.add_subplot(1, 1, 1)
 
 
 def _save(figure: Any, path: str) -> None:
-    figure.tight_layout()
     figure.canvas.print_png(path)  # the canvas, not Figure.savefig: never recorded as a user's figure
 
 
 def draw_confusion(labels: list[str], matrix: np.ndarray, path: str) -> None:
     size = 3.5 + 0.3 * len(labels)
-    figure, ax = _figure(size, size * 0.85)
+    longest = min(max((len(label) for label in labels), default=1), 24)  # labels are cut at 24 characters
+    labels = [label if len(label) <= 24 else label[:23] + "…" for label in labels]
+    rotated = len(labels) > 6
+    bottom_in = 0.55 + (0.055 * longest if rotated else 0.2)
+    figure, ax = _figure(size + 0.07 * longest, size * 0.85 + bottom_in - 0.75, right=0.98,
+                         left_in=0.55 + 0.075 * longest, bottom_in=bottom_in)
     image = ax.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=ax)
     ticks = np.arange(len(labels))
-    ax.set_xticks(ticks, labels, rotation=45 if len(labels) > 6 else 0)
+    ax.set_xticks(ticks, labels, rotation=45 if rotated else 0, ha="right" if rotated else "center")
     ax.set_yticks(ticks, labels)
     threshold = matrix.max() / 2.0 if matrix.size else 0
     for i in range(len(labels)):
@@ -124,6 +139,14 @@ def _scores(model: Any, X: Any) -> np.ndarray | None:
 def classifier_figures(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None, classes: Any,
                        confusion_path: str, roc_path: str, pr_path: str) -> list[str]:
     """(In the plot worker.) The confusion matrix, and the ROC and PR curves when there are scores."""
+    import sklearn
+
+    with sklearn.config_context(skip_parameter_validation=True):  # our own well-formed inputs: a third of the time
+        return _classifier_figures(y_true, y_pred, scores, classes, confusion_path, roc_path, pr_path)
+
+
+def _classifier_figures(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None, classes: Any,
+                        confusion_path: str, roc_path: str, pr_path: str) -> list[str]:
     from sklearn.metrics import (
         auc,
         average_precision_score,
@@ -172,9 +195,88 @@ FILES = {"classifier": ["training_confusion_matrix.png", "training_roc_curve.png
 JOBS = {"classifier": classifier_figures, "regressor": regressor_figures}
 
 
+class PlotBudget:
+    """How much drawing one process's fits may ask for (see "scikit-learn diagnostic plots" in
+    docs/ARCHITECTURE.md).
+
+    A fit's plots are drawn when all of these hold, else skipped with the reason on its run:
+    - the background keeps up: at most ``MAX_BEHIND`` background items wait behind this fit's
+      (quick fits in a loop outrun drawing: their models and metrics come first);
+    - at exit, the time left in the exit budget covers drawing this fit's plots and, at the same
+      cost, those of every item still behind it, plus a reserve (models never wait for plots);
+    - the drawing credit is not spent: ``credit_s`` seconds (the option ``plot_time_budget_s``,
+      default 3 s: about a dozen fits' plots at once), refilled at ``SHARE`` of wall time, so
+      drawing takes at most a tenth of a long-running process's time. ``None`` or ``0`` for the
+      option: no credit limit (the other two rules still hold).
+    """
+
+    MAX_BEHIND = 25
+    SHARE = 0.1
+    EXIT_RESERVE_S = 1.0
+    DEFAULT_CREDIT_S = 3.0
+
+    def __init__(self, credit_s: float | None = DEFAULT_CREDIT_S) -> None:
+        self._lock = threading.Lock()
+        self.credit_s = credit_s
+        self.credit = credit_s or 0.0
+        self.at = time.monotonic()
+        self.cost = 0.3  # seconds one fit's plots take, as last measured (smoothed)
+        self.drawn = 0
+        self.skipped = 0
+
+    def configure(self, credit_s: float | None) -> None:
+        credit_s = float(credit_s) if credit_s else None
+        if credit_s != self.credit_s:
+            with self._lock:
+                self.credit_s = credit_s
+                self.credit = min(self.credit, credit_s) if credit_s else 0.0
+
+    def reason_to_skip(self) -> str | None:
+        """None when this fit's plots may be drawn now, else why not (on the exporter thread)."""
+        outlook = background_outlook()
+        behind, left = outlook if outlook is not None else (0, None)
+        with self._lock:
+            now = time.monotonic()
+            if self.credit_s:
+                self.credit = min(self.credit_s, self.credit + (now - self.at) * self.SHARE)
+            self.at = now
+            if left is not None:
+                needed = (behind + 1) * self.cost + self.EXIT_RESERVE_S
+                if left < needed:
+                    return (f"the process was exiting: {left:.1f} s left in the exit budget, drawing needs about "
+                            f"{needed:.1f} s ({behind} fit(s) still waiting)")
+            elif behind > self.MAX_BEHIND:
+                return f"background work fell behind the fits ({behind} items waiting): quick fits outrun drawing"
+            if self.credit_s and self.credit <= 0:
+                return (f"the drawing budget ({self.credit_s:g} s, refilled at {self.SHARE:.0%} of wall time) was "
+                        f"spent on earlier fits; raise it with autolog(options={{'sklearn': {{'plot_time_budget_s': S}}}})")
+            return None
+
+    def patient(self) -> bool:
+        """While drawing: False once the process is exiting and its exit budget is nearly spent
+        (the exporter must not be held past it by a plot)."""
+        outlook = background_outlook()
+        return outlook is None or outlook[1] is None or outlook[1] > self.EXIT_RESERVE_S
+
+    def spent(self, seconds: float) -> None:
+        with self._lock:
+            self.credit -= seconds
+            self.cost = 0.7 * self.cost + 0.3 * seconds
+            self.drawn += 1
+
+    def reset(self) -> None:
+        self.__init__(self.DEFAULT_CREDIT_S)
+
+
+budget = PlotBudget()
+
+
 def wanted(config: Any, estimator: Any, X: Any, y: Any) -> bool:
     """``log_plots`` is on, the fit had targets, and matplotlib is installed."""
-    return bool(config.log_plots) and X is not None and y is not None and hasattr(estimator, "predict") and _have_matplotlib()
+    if not (config.log_plots and X is not None and y is not None and hasattr(estimator, "predict") and _have_matplotlib()):
+        return False
+    budget.configure(config.option("sklearn", "plot_time_budget_s", PlotBudget.DEFAULT_CREDIT_S))
+    return True
 
 
 _matplotlib_found: list[bool] = []
@@ -188,6 +290,12 @@ def _have_matplotlib() -> bool:
     return _matplotlib_found[0]
 
 
+def _not_logged(run_id: str, reason: str) -> list[Any]:
+    """Said on the run: the tag ``plots_skipped`` (searchable) and an event with the reason."""
+    return [RunUpdate(run_id, tags={"plots_skipped": "true"}),
+            Event(new_id(), run_id, "plots_not_logged", time.time(), None, {"reason": reason})]
+
+
 def plots_producer(run_id: str, load: Callable[[], Any], X: Any, y: Any, unchanged: Callable[[], bool]) -> Callable[[], list]:
     """Work for the exporter thread: the fit's diagnostic plots, as staged artifacts."""
     def produce() -> list[Any]:
@@ -196,6 +304,11 @@ def plots_producer(run_id: str, load: Callable[[], Any], X: Any, y: Any, unchang
         try:
             if not unchanged():
                 return []
+            reason = budget.reason_to_skip()
+            if reason is not None:
+                budget.skipped += 1
+                return _not_logged(run_id, reason)
+            started = time.monotonic()
             model = load()
             y_true = np.asarray(y)
             if y_true.ndim > 1 and y_true.shape[1] > 1:
@@ -210,9 +323,11 @@ def plots_producer(run_id: str, load: Callable[[], Any], X: Any, y: Any, unchang
             else:
                 return []
             folder = tempfile.mkdtemp(prefix="modelbox-plot-")
-            written = draw(job, [os.path.join(folder, name) for name in FILES[job[0]]])
+            predicting_s = time.monotonic() - started
+            written, drawing_s = draw(job, [os.path.join(folder, name) for name in FILES[job[0]]], budget.patient)
+            budget.spent(predicting_s + drawing_s)
             return [Artifact(new_id(), run_id, os.path.basename(p), p, "plot", True) for p in written]
         except Exception as exc:  # plots are a bonus; say why there are none
-            return [Event(new_id(), run_id, "plots_not_logged", time.time(), None, {"reason": f"{type(exc).__name__}: {exc}"[:300]})]
+            return _not_logged(run_id, f"{type(exc).__name__}: {exc}"[:300])
 
     return produce

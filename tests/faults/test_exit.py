@@ -63,13 +63,17 @@ def test_a_3_million_point_backlog_with_no_server_and_a_2_second_budget_is_all_j
 
 
 def test_two_thousand_quick_fits_then_exit_keep_every_run(tmp_path, figures):
+    """Default settings, diagnostic plots on: drawing (a quarter of a second a fit) yields to the
+    fits' models and metrics, so every run and every model is kept; the fits whose plots were
+    skipped say so on their run."""
     pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
     uri = f"sqlite:///{tmp_path}/store/modelbox.db"
     env = child_env(tmp_path)
     result = run_script(f"""
         import time
         import modelbox_autolog as mbx
-        mbx.autolog(backend={uri!r}, log_plots=False)  # the diagnostic plots cost far more per fit: see below
+        mbx.autolog(backend={uri!r})
         from sklearn.datasets import load_iris
         from sklearn.svm import SVC
         X, y = load_iris(return_X_y=True)
@@ -97,8 +101,39 @@ def test_two_thousand_quick_fits_then_exit_keep_every_run(tmp_path, figures):
     models = client.models()
     assert len(models) == 2000 and all(f.bytes for m in models for f in m.files)
     assert all(len(r.metric_keys()) >= 1 for r in runs[:20])
+    with_plots = [r for r in runs if r.tags.get("plots_skipped") != "true"]
+    skipped = [r for r in runs if r.tags.get("plots_skipped") == "true"]
+    assert with_plots and skipped  # the first fits have their plots; the loop outran drawing
+    for run in with_plots[:3]:
+        assert {a.name for a in run.artifacts() if a.kind == "plot"} >= {"training_confusion_matrix.png"}
+    for run in skipped[:3]:
+        assert not [a for a in run.artifacts() if a.kind == "plot"]
+        (event,) = run.events("plots_not_logged")
+        assert event.attrs["reason"]
     figures(fits=2000, loop_s=round(loop_s, 1), time_to_exit_s=round(exited - loop_end, 1), runs_stored_at_exit=stored_at_exit,
-            records_journaled_at_exit=kept, dropped=dropped, runs_after_replay=len(runs), models_after_replay=len(models))
+            records_journaled_at_exit=kept, dropped=dropped, runs_after_replay=len(runs), models_after_replay=len(models),
+            runs_with_plots=len(with_plots), runs_with_plots_skipped=len(skipped))
+
+
+def test_one_fit_then_exit_has_its_plots(tmp_path):
+    """The plot budget never costs an ordinary script its plots: one fit, then exit at once."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    uri = f"sqlite:///{tmp_path}/store/modelbox.db"
+    result = run_script(f"""
+        import modelbox_autolog as mbx
+        mbx.autolog(backend={uri!r})
+        from sklearn.datasets import load_breast_cancer
+        from sklearn.ensemble import RandomForestClassifier
+        X, y = load_breast_cancer(return_X_y=True)
+        print(RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y).score(X, y))
+    """, child_env(tmp_path), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert not [line for line in result.stderr.splitlines() if line.startswith("modelbox-autolog:")], result.stderr
+    (run,) = mbx.Client(uri).runs()
+    assert "plots_skipped" not in run.tags and not run.events("plots_not_logged")
+    assert {a.name for a in run.artifacts() if a.kind == "plot"} == {
+        "training_confusion_matrix.png", "training_roc_curve.png", "training_precision_recall_curve.png"}
 
 
 def test_quick_fits_whose_background_work_outlasts_the_exit_budget_are_all_accounted_for(tmp_path, figures):
@@ -128,7 +163,7 @@ def test_quick_fits_whose_background_work_outlasts_the_exit_budget_are_all_accou
         assert next_run.returncode == 0, next_run.stderr
     client = mbx.Client(uri)
     runs = client.runs()
-    assert len(runs) == 200 and {r.status for r in runs} == {"finished"}
+    assert len(runs) == 200 and {r.status for r in runs} == {"finished"}, result.stderr
     models = client.models()
     without_env = sum(1 for r in runs if not r.env)
     # Each run has two background items (its environment; its model, metrics and plots): each one

@@ -76,3 +76,22 @@ def test_drawing_happens_in_the_plot_worker_process(autologged):
     assert len(plots) == 3
     worker = _plot_worker._worker._proc
     assert not _plot_worker._worker.failed and worker is not None and worker.poll() is None and worker.pid != os.getpid()
+
+
+def test_a_spent_drawing_budget_skips_plots_and_says_so_on_the_run(store_uri, client):
+    """Drawing costs far more than a small fit: once the process's drawing budget is spent, a fit
+    keeps its model and metrics, and its run carries the tag plots_skipped and the reason."""
+    from sklearn.linear_model import LogisticRegression
+
+    mbx.autolog(backend=store_uri, capture_console=False, options={"sklearn": {"plot_time_budget_s": 0.001}})
+    X = np.random.default_rng(4).normal(size=(80, 2))
+    y = (X[:, 0] > 0).astype(int)
+    for _ in range(2):
+        LogisticRegression().fit(X, y)
+        mbx.flush(30)  # one at a time: the background keeps up, only the budget decides
+    first, second = sorted(client.runs(), key=lambda r: r.start_time)
+    assert len([a for a in first.artifacts() if a.kind == "plot"]) == 3 and "plots_skipped" not in first.tags
+    assert not [a for a in second.artifacts() if a.kind == "plot"] and second.tags["plots_skipped"] == "true"
+    (event,) = second.events("plots_not_logged")
+    assert "drawing budget" in event.attrs["reason"] and "plot_time_budget_s" in event.attrs["reason"]
+    assert len(second.models()) == 1 and second.metric_keys()  # the model and metrics never wait for plots
