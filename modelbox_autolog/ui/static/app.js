@@ -223,12 +223,33 @@ function notFoundPage() { mount(h("div", { class: "error" }, "No such page.")); 
 // ------------------------------------------------------------------ experiments
 async function experimentsPage() {
   const { experiments } = await api("/experiments");
-  const rows = experiments.slice().reverse().map((e) => h("tr", {},
-    h("td", {}, h("a", { href: "#/runs?" + q({ experiment: e.id }) }, e.name)), h("td", {}, when(e.created_at)),
-    h("td", { class: "mono muted" }, short(e.id))));
+  const cells = {};  // per experiment: the cells its summary fills in (counts are a second, slower question)
+  const rows = experiments.slice().reverse().map((e) => {
+    const c = cells[e.id] = { runs: h("td", { class: "num" }, "…"), running: h("td", { class: "num" }), failed: h("td", { class: "num" }),
+      latest: h("td", {}), activity: h("td", {}) };
+    return h("tr", {}, h("td", {}, h("a", { href: "#/runs?" + q({ experiment: e.id }) }, e.name)),
+      c.runs, c.running, c.failed, c.latest, c.activity, h("td", {}, when(e.created_at)), h("td", { class: "mono muted" }, short(e.id)));
+  });
   mount(h("h1", {}, "Experiments"),
-    experiments.length ? h("table", { class: "grid" }, h("thead", {}, h("tr", {}, h("th", {}, "name"), h("th", {}, "created"), h("th", {}, "id"))),
+    experiments.length ? h("table", { class: "grid", id: "experiments" }, h("thead", {}, h("tr", {}, h("th", {}, "name"), h("th", { class: "num" }, "runs"),
+      h("th", { class: "num" }, "running"), h("th", { class: "num" }, "failed / killed"), h("th", {}, "latest run"), h("th", {}, "last activity"),
+      h("th", {}, "created"), h("th", {}, "id"))),
       h("tbody", {}, rows)) : h("p", { class: "muted" }, "Nothing logged yet. Run a script with mbx.autolog() and this page fills in."));
+  const fillSummaries = () => api("/experiments/summary").then(({ summaries }) => {
+    if (Object.keys(summaries).some((id) => !cells[id])) return route();  // a new experiment: draw the page again
+    for (const [id, s] of Object.entries(summaries)) {
+      const c = cells[id];
+      if (!c) continue;
+      fill(c.runs, String(s.runs));
+      fill(c.running, s.running ? h("span", { class: "status running" }, String(s.running)) : "");
+      fill(c.failed, s.failed ? h("a", { href: "#/runs?" + q({ experiment: id, where: "status in ('failed', 'killed')" }) }, String(s.failed)) : "");
+      fill(c.latest, s.latest ? [runLink(s.latest), " ", h("span", { class: "status " + s.latest.status }, s.latest.status)] : "");
+      fill(c.activity, s.latest ? when(s.latest.end_time || s.latest.start_time) : "");
+    }
+  }).catch(() => {});
+  await fillSummaries();
+  const refresh = debounce(() => fillSummaries(), 1500);
+  leave.push(onChange((change) => { if (!change || ["run", "experiment"].includes(change.object_type)) refresh(); }));
 }
 
 // ------------------------------------------------------------------ runs table
