@@ -550,6 +550,9 @@ class Run:
         return f"Run(id={self.id!r}, name={self.name!r}, experiment={self.experiment!r}, status={self.status!r})"
 
 
+_INTEGRATIONS = __package__ + ".integrations."
+
+
 class _LateLogging:
     """Installed on a run once it ended: the call goes through, with a warning naming the key."""
 
@@ -562,9 +565,12 @@ class _LateLogging:
         run = self._run
         from ._patching import active_groups
 
-        if active_groups() or threading.current_thread().name.startswith("modelbox-"):
-            # An integration adding to the run that did the work (a model saved after its fit), or our
-            # own threads (a system-metrics sample racing the run's end): ours to decide, not a user's slip.
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if (active_groups() or caller.startswith(_INTEGRATIONS) or threading.current_thread().name.startswith("modelbox-")):
+            # An integration adding to the run that did the work (a model saved after its fit, metrics
+            # of an evaluate after it: inside the patched call or in its hook once the call returned),
+            # or our own threads (a system-metrics sample racing the run's end): ours to decide, not a
+            # user's slip.
             return getattr(Run, self._method)(run, *args, **kwargs)
         what = args[0] if args else kwargs.get("key", kwargs.get("name", kwargs.get("path", "")))
         if isinstance(what, Mapping):
