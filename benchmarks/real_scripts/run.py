@@ -218,10 +218,16 @@ def main() -> None:
               f"finals {'same' if row['finals_same'] else 'DIFF'} warnings +{len(row['warnings_added'])}/-{len(row['warnings_gone'])} "
               f"ours {len(row['ours_on_stderr'])} runs {row['recorded'].get('runs')} models {row['recorded'].get('models')} "
               f"ratio {row['time_ratio']}", flush=True)
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as handle:
-        json.dump({"python": sys.version.split()[0], "load": os.getloadavg(), "scripts": results}, handle, indent=2)
+        row["load_average"] = [round(x, 1) for x in os.getloadavg()]
+        save(results)  # after each script: a long run that is stopped keeps what it measured
     print_table(results)
+
+
+def save(results: dict) -> None:
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    ordered = {name: results[name] for name in MANIFEST if name in results}
+    with open(RESULTS, "w") as handle:
+        json.dump({"python": sys.version.split()[0], "scripts": ordered}, handle, indent=2)
 
 
 def print_table(results: dict) -> None:

@@ -3,8 +3,8 @@
 # License: BSD-3-Clause, Copyright (c) 2017-, PyTorch contributors.
 # Edits for an offline machine:
 #  - torchvision.datasets.FashionMNIST(download=True) -> datasets.FakeData of its shape (1x28x28,
-#    10 classes): 4,000 training and 1,000 test images (so the every-1000-mini-batches scalar is
-#    written once);
+#    10 classes): 1,000 training and 200 test images, and the running loss and figure written
+#    every 100 mini-batches instead of every 1,000 (so that 250 batches write them twice);
 #  - plt.show() between cells dropped (non-interactive); the final running-loss print added so
 #    that there is a number to compare ("running_loss ...").
 import matplotlib.pyplot as plt
@@ -26,8 +26,8 @@ transform = transforms.Compose(
     transforms.Normalize((0.5,), (0.5,))])
 
 # datasets
-trainset = torchvision.datasets.FakeData(4000, (1, 28, 28), 10, transform=transform, random_offset=0)  # edit
-testset = torchvision.datasets.FakeData(1000, (1, 28, 28), 10, transform=transform, random_offset=10_000)  # edit
+trainset = torchvision.datasets.FakeData(1000, (1, 28, 28), 10, transform=transform, random_offset=0)  # edit
+testset = torchvision.datasets.FakeData(200, (1, 28, 28), 10, transform=transform, random_offset=10_000)  # edit
 
 # dataloaders
 trainloader = torch.utils.data.DataLoader(trainset, batch_size=4,
@@ -178,11 +178,11 @@ for epoch in range(1):  # loop over the dataset multiple times
         optimizer.step()
 
         running_loss += loss.item()
-        if i % 1000 == 999:    # every 1000 mini-batches...
+        if i % 100 == 99:    # every 1000 mini-batches... (edit: 100)
 
             # ...log the running loss
             writer.add_scalar('training loss',
-                            running_loss / 1000,
+                            running_loss / 100,  # edit: 1000
                             epoch * len(trainloader) + i)
 
             # ...log a Matplotlib Figure showing the model's predictions on a
@@ -190,7 +190,7 @@ for epoch in range(1):  # loop over the dataset multiple times
             writer.add_figure('predictions vs. actuals',
                             plot_classes_preds(net, inputs, labels),
                             global_step=epoch * len(trainloader) + i)
-            print('running_loss {:.6f}'.format(running_loss / 1000))  # edit: a number to compare
+            print('running_loss {:.6f}'.format(running_loss / 100))  # edit: a number to compare
             running_loss = 0.0
 print('Finished Training')
 

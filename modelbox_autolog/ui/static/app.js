@@ -262,8 +262,18 @@ async function runsPage(params) {
   };
   const selected = new Set();
   const [keys, experiments] = await Promise.all([api("/keys?" + q({ experiment: state.experiment })), api("/experiments")]);
-  if (state.params === null) state.params = keys.params.slice(0, 5);
-  if (state.metrics === null) state.metrics = keys.metrics.slice(0, 5);
+  if (state.params === null || state.metrics === null) {
+    // Default columns: the keys most of the latest runs share (not the first five in alphabetical
+    // order, which for a Trainer run are its accelerator settings); system metrics last.
+    const sample = await api("/runs?" + q({ experiment: state.experiment, limit: 50, top_level: "1" })).catch(() => ({ runs: [] }));
+    const common = (pick, all, skip) => {
+      const count = new Map(all.map((k) => [k, 0]));
+      for (const r of sample.runs) for (const k of Object.keys(pick(r) || {})) if (count.has(k)) count.set(k, count.get(k) + 1);
+      return all.slice().sort((a, b) => (skip(a) - skip(b)) || (count.get(b) - count.get(a)) || (a < b ? -1 : 1)).slice(0, 5);
+    };
+    if (state.params === null) state.params = common((r) => r.params, keys.params, (k) => (k.includes(".") ? 1 : 0));
+    if (state.metrics === null) state.metrics = common((r) => r.metrics, keys.metrics, (k) => (k.startsWith("system/") ? 1 : 0));
+  }
   const exp = experiments.experiments.find((e) => e.id === state.experiment || e.name === state.experiment);
   const push = () => setHash("/runs", { experiment: state.experiment, where: state.where, order: state.order,
     offset: state.offset || "", params: state.params.join(","), metrics: state.metrics.join(",") });
@@ -451,12 +461,25 @@ function kvTable(obj, id) {
   if (!keys.length) return h("p", { class: "muted" }, "none");
   return h("table", { class: "grid small", id }, h("tbody", {}, keys.map((k) => h("tr", {}, h("th", {}, k), h("td", { class: "value" }, fmt(obj[k]))))));
 }
+function paramsBlock(params) {
+  // A Trainer's or a boosting library's full settings run to hundreds of params: past a screenful
+  // they get a filter box and a scrolling table instead of a page of their own.
+  const table = kvTable(params, "params");
+  const count = Object.keys(params || {}).length;
+  if (count <= 25) return table;
+  const search = h("input", { type: "search", id: "params-filter", placeholder: `filter ${count} params`, spellcheck: "false" });
+  search.addEventListener("input", () => {
+    const needle = search.value.trim().toLowerCase();
+    for (const tr of table.querySelectorAll("tr")) tr.hidden = Boolean(needle) && !tr.textContent.toLowerCase().includes(needle);
+  });
+  return h("div", { class: "params-block" }, search, h("div", { class: "scroll-box" }, table));
+}
 function drawOverview(el, run) {
   const env = run.env || {};
   const git = env.git || {};
   const packages = env.packages || {};
   fill(el, h("div", { class: "columns3" },
-    h("div", {}, h("h2", {}, "Params"), kvTable(run.params, "params")),
+    h("div", {}, h("h2", {}, "Params"), paramsBlock(run.params)),
     h("div", {}, h("h2", {}, "Tags"), kvTable(run.tags, "tags")),
     h("div", {}, h("h2", {}, "Environment"), h("table", { class: "grid small", id: "env" }, h("tbody", {},
       h("tr", {}, h("th", {}, "python"), h("td", {}, env.python || "")),
