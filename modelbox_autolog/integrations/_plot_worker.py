@@ -2,8 +2,8 @@
 figure, plus matplotlib's import) never holds the training process's GIL.
 
 The exporter thread sends ``(job, paths)`` frames (pickled, length-prefixed) on the child's stdin
-and waits, without the GIL, for a one-line answer. The child is started on first use with the
-parent's ``sys.path``, at a lower OS priority; it exits when its stdin closes (the parent exited)
+and waits, without the GIL, for a one-line answer. The child is started at the first fit that wants plots (so that its start overlaps training) with
+the parent's ``sys.path``, at a lower OS priority; it exits when its stdin closes (the parent exited)
 and is restarted after a fork or a crash. Where no child can be started, plots are drawn in
 process (on the exporter thread).
 """
@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 ANSWER_TIMEOUT_S = 120.0
+NICENESS = 10  # the worker's OS priority, below training's
 WAIT_SLICE_S = 0.1  # how often a wait for the worker asks whether it may go on waiting
 _HEADER = struct.Struct("<I")
 
@@ -41,6 +42,19 @@ class _Worker:
         )
         self._proc, self._pid = proc, os.getpid()
         return proc
+
+    def prestart(self) -> None:
+        """Start the worker now (it imports matplotlib while the fits go on), unless it runs."""
+        if self.failed or not self._lock.acquire(blocking=False):
+            return
+        try:
+            proc = self._proc
+            if proc is None or self._pid != os.getpid() or proc.poll() is not None:
+                self._start()
+        except (OSError, ValueError):
+            self.failed = True
+        finally:
+            self._lock.release()
 
     def draw(self, job: tuple, paths: list[str], patient: Callable[[], bool]) -> tuple[list[str], float]:
         with self._lock:
@@ -86,6 +100,15 @@ _worker = _Worker()
 atexit.register(_worker.close)
 
 
+def prestart() -> None:
+    """Have the worker ready by the time the first plots are due: its start (an interpreter,
+    matplotlib's and scikit-learn's imports: seconds on a busy machine) overlaps training instead of
+    holding up the exporter, which at exit would leave the run's records waiting behind it."""
+    proc = _worker._proc
+    if proc is None or _worker._pid != os.getpid() or proc.poll() is not None:
+        _worker.prestart()
+
+
 def draw(job: tuple, paths: list[str], patient: Callable[[], bool] = lambda: True) -> tuple[list[str], float]:
     """Compute and draw one job's figures into ``paths``: in the plot worker, or here if it cannot
     start. Returns the paths written and the seconds the drawing took (a worker's start and imports
@@ -112,17 +135,23 @@ def _draw_here(job: tuple, paths: list[str]) -> list[str]:
     return JOBS[kind](*data, *paths)
 
 
-def serve() -> None:
-    """The child's loop: one frame in, the figures written, one line out."""
+def _lower_priority(by: int) -> None:
     try:
-        os.nice(19)  # the lowest priority: training always comes first
+        os.nice(by)
     except (AttributeError, OSError):
         pass
+
+
+def serve() -> None:
+    """The child's loop: one frame in, the figures written, one line out."""
     reader, writer = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but answers on our channel
+    # Below training, but not the lowest priority: the exporter waits for each answer, and at
+    # nice 19 a machine whose cores are busy starved the worker (three figures took 30 s, holding
+    # up the run's other background work and the exit).
+    _lower_priority(NICENESS)
     try:  # imported while the first job is on its way, so that its drawing time is its own
-        import matplotlib.backends.backend_agg  # noqa: F401
-        import sklearn.metrics  # noqa: F401
+        import matplotlib.backends.backend_agg  # noqa: F401  (only matplotlib: the curves come computed)
     except Exception:
         pass
     while True:

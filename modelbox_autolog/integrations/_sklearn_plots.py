@@ -1,13 +1,14 @@
-"""The standard diagnostic plots of a scikit-learn fit, drawn on the exporter thread.
+"""The standard diagnostic plots of a scikit-learn fit, drawn off the training thread.
 
 Classifiers: ``training_confusion_matrix.png``, and for binary (or up to 10 classes, one curve
 per class) probabilistic or scoring models ``training_roc_curve.png`` and
 ``training_precision_recall_curve.png``; regressors: ``training_residuals.png`` (residual against
-prediction). The exporter thread only predicts, from the model's snapshot, on at most
+prediction). The exporter thread predicts, from the model's snapshot, on at most
 ``MAX_PLOT_ROWS`` evenly spaced training rows (and only if the training data was not changed in
-place meanwhile); the curves and the drawing (matplotlib's object API on an Agg canvas, tens of
-ms a figure) happen in a separate low-priority process (``_plot_worker``), so neither holds the
-training process's GIL between fits.
+place meanwhile), and computes the confusion matrix and curves (a few ms with scikit-learn, which
+is loaded here anyway); the drawing (matplotlib's object API on an Agg canvas, tens of ms a
+figure) happens in a separate low-priority process (``_plot_worker``) that imports only
+matplotlib, so it never holds the training process's GIL between fits.
 
 Drawing costs far more than the fit of a small model (a quarter of a second against a few
 milliseconds for an SVC on iris), so a process's plots share one budget (``PlotBudget``) and
@@ -28,7 +29,7 @@ import numpy as np
 
 from .._exporter import background_outlook
 from .._records import Artifact, Event, RunUpdate, new_id
-from ._plot_worker import draw
+from ._plot_worker import draw, prestart
 
 MAX_CLASSES_CONFUSION = 30
 MAX_CLASSES_CURVES = 10
@@ -136,17 +137,17 @@ def _scores(model: Any, X: Any) -> np.ndarray | None:
     return None
 
 
-def classifier_figures(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None, classes: Any,
-                       confusion_path: str, roc_path: str, pr_path: str) -> list[str]:
-    """(In the plot worker.) The confusion matrix, and the ROC and PR curves when there are scores."""
+def classifier_data(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None, classes: Any) -> tuple:
+    """(On the exporter thread, where scikit-learn is loaded already: a few ms on at most
+    ``MAX_PLOT_ROWS`` rows.) The confusion matrix and the ROC and PR curves of a classifier, so that
+    the plot worker only draws (importing scikit-learn took it seconds on a busy machine)."""
     import sklearn
 
     with sklearn.config_context(skip_parameter_validation=True):  # our own well-formed inputs: a third of the time
-        return _classifier_figures(y_true, y_pred, scores, classes, confusion_path, roc_path, pr_path)
+        return _classifier_data(y_true, y_pred, scores, classes)
 
 
-def _classifier_figures(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None, classes: Any,
-                        confusion_path: str, roc_path: str, pr_path: str) -> list[str]:
+def _classifier_data(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None, classes: Any) -> tuple:
     from sklearn.metrics import (
         auc,
         average_precision_score,
@@ -155,19 +156,18 @@ def _classifier_figures(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarr
         roc_curve,
     )
 
-    written = []
     labels = np.unique(np.concatenate([y_true, y_pred]))
+    confusion = None
     if len(labels) <= MAX_CLASSES_CONFUSION:
-        draw_confusion([str(v) for v in labels], confusion_matrix(y_true, y_pred, labels=labels), confusion_path)
-        written.append(confusion_path)
+        confusion = ([str(v) for v in labels], confusion_matrix(y_true, y_pred, labels=labels))
+    curves: list[tuple] = []
     if scores is None or classes is None:
-        return written
+        return confusion, curves
     classes = np.asarray(classes)
     if scores.shape[1] != len(classes) or len(classes) < 2 or len(classes) > MAX_CLASSES_CURVES:
-        return written
+        return confusion, curves
     binary = len(classes) == 2
     pairs = [(classes[1], scores[:, 1])] if binary else [(c, scores[:, i]) for i, c in enumerate(classes)]
-    curves = []
     for label, score in pairs:
         positive = y_true == label
         if positive.all() or not positive.any():
@@ -176,6 +176,16 @@ def _classifier_figures(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarr
         precision, recall, _ = precision_recall_curve(positive, score)
         curves.append((None if binary else str(label), fpr, tpr, float(auc(fpr, tpr)), recall, precision,
                        float(average_precision_score(positive, score))))
+    return confusion, curves
+
+
+def classifier_figures(confusion: tuple | None, curves: list[tuple], confusion_path: str, roc_path: str,
+                       pr_path: str) -> list[str]:
+    """(In the plot worker.) Draws the confusion matrix, and the ROC and PR curves when there are any."""
+    written = []
+    if confusion is not None:
+        draw_confusion(*confusion, confusion_path)
+        written.append(confusion_path)
     if curves:
         draw_curves(curves, roc_path, pr_path)
         written += [roc_path, pr_path]
@@ -203,7 +213,9 @@ class PlotBudget:
     - the background keeps up: at most ``MAX_BEHIND`` background items wait behind this fit's
       (quick fits in a loop outrun drawing: their models and metrics come first);
     - at exit, the time left in the exit budget covers drawing this fit's plots and, at the same
-      cost, those of every item still behind it, plus a reserve (models never wait for plots);
+      cost, those of every item still behind it, plus a reserve of half the budget (models and
+      the delivery of every record never wait for plots); a wait for the plot worker is also
+      abandoned once only that reserve is left;
     - the drawing credit is not spent: ``credit_s`` seconds (the option ``plot_time_budget_s``,
       default 3 s: about a dozen fits' plots at once), refilled at ``SHARE`` of wall time, so
       drawing takes at most a tenth of a long-running process's time. ``None`` or ``0`` for the
@@ -223,8 +235,10 @@ class PlotBudget:
         self.cost = 0.3  # seconds one fit's plots take, as last measured (smoothed)
         self.drawn = 0
         self.skipped = 0
+        self.exit_budget_s = 10.0  # MODELBOX_SHUTDOWN_TIMEOUT: drawing may take its first half at most
 
-    def configure(self, credit_s: float | None) -> None:
+    def configure(self, credit_s: float | None, exit_budget_s: float = 10.0) -> None:
+        self.exit_budget_s = float(exit_budget_s)
         credit_s = float(credit_s) if credit_s else None
         if credit_s != self.credit_s:
             with self._lock:
@@ -241,7 +255,7 @@ class PlotBudget:
                 self.credit = min(self.credit_s, self.credit + (now - self.at) * self.SHARE)
             self.at = now
             if left is not None:
-                needed = (behind + 1) * self.cost + self.EXIT_RESERVE_S
+                needed = (behind + 1) * self.cost + self._exit_reserve()
                 if left < needed:
                     return (f"the process was exiting: {left:.1f} s left in the exit budget, drawing needs about "
                             f"{needed:.1f} s ({behind} fit(s) still waiting)")
@@ -256,7 +270,12 @@ class PlotBudget:
         """While drawing: False once the process is exiting and its exit budget is nearly spent
         (the exporter must not be held past it by a plot)."""
         outlook = background_outlook()
-        return outlook is None or outlook[1] is None or outlook[1] > self.EXIT_RESERVE_S
+        return outlook is None or outlook[1] is None or outlook[1] > self._exit_reserve()
+
+    def _exit_reserve(self) -> float:
+        """At exit, the part of the budget drawing leaves to the records (delivering them waits
+        for background work): half the budget, at least EXIT_RESERVE_S."""
+        return max(self.EXIT_RESERVE_S, self.exit_budget_s / 2)
 
     def spent(self, seconds: float) -> None:
         with self._lock:
@@ -275,7 +294,8 @@ def wanted(config: Any, estimator: Any, X: Any, y: Any) -> bool:
     """``log_plots`` is on, the fit had targets, and matplotlib is installed."""
     if not (config.log_plots and X is not None and y is not None and hasattr(estimator, "predict") and _have_matplotlib()):
         return False
-    budget.configure(config.option("sklearn", "plot_time_budget_s", PlotBudget.DEFAULT_CREDIT_S))
+    budget.configure(config.option("sklearn", "plot_time_budget_s", PlotBudget.DEFAULT_CREDIT_S), config.shutdown_timeout_s)
+    prestart()
     return True
 
 
@@ -317,7 +337,8 @@ def plots_producer(run_id: str, load: Callable[[], Any], X: Any, y: Any, unchang
             y_pred = np.asarray(model.predict(X))
             if _is_classifier(model):
                 classes = getattr(model, "classes_", None)
-                job = ("classifier", y_true, y_pred.reshape(-1), _scores(model, X), None if classes is None else np.asarray(classes))
+                job = ("classifier", *classifier_data(y_true, y_pred.reshape(-1), _scores(model, X),
+                                                      None if classes is None else np.asarray(classes)))
             elif np.issubdtype(y_true.dtype, np.number):
                 job = ("regressor", y_true, y_pred)
             else:
