@@ -15,11 +15,12 @@ if TYPE_CHECKING:
 from ._autolog import autolog, enabled_integrations
 from ._process_run import active_run, log_artifact, log_metric, log_metrics, log_param, log_params
 from ._run import LoggedModel, NullRun, Run, flush, shutdown, start_run
-from .backends import BackendError, NotFound
+from .backends import BackendError, NotFound, Refused
 
 _LAZY = {  # read-side names, imported on first use so that `import` + `autolog()` stay cheap
     "Client": "client", "RunView": "client",
     "ChangeEvent": "entities", "Experiment": "entities", "MetricPoint": "entities", "ModelInfo": "entities",
+    "DeleteReport": "entities",
     "SearchError": "search",
 }
 
@@ -46,7 +47,7 @@ def __getattr__(name: str) -> Any:  # lazy names and submodules: mbx.Client, mbx
 
 
 __all__ = [
-    "BackendError", "ChangeEvent", "Client", "Experiment", "LoggedModel", "MetricPoint", "ModelInfo", "NotFound",
-    "NullRun", "Run", "RunView", "SearchError", "active_run", "autolog", "enabled_integrations", "flush", "log_artifact",
+    "BackendError", "ChangeEvent", "Client", "DeleteReport", "Experiment", "LoggedModel", "MetricPoint", "ModelInfo", "NotFound",
+    "NullRun", "Refused", "Run", "RunView", "SearchError", "active_run", "autolog", "enabled_integrations", "flush", "log_artifact",
     "log_metric", "log_metrics", "log_param", "log_params", "shutdown", "start_run", "stats",
 ]

@@ -103,6 +103,7 @@ def autolog(
     silent: bool = False,
     log_all_ranks: bool | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    max_model_mb: float | None = None,
     log_plots: bool = True,
     system_metrics_interval: float | None = _config.DEFAULT_SYSTEM_METRICS_INTERVAL_S,
     max_figures_per_run: int = _config.DEFAULT_MAX_FIGURES_PER_RUN,
@@ -162,6 +163,7 @@ def autolog(
         silent=silent,
         log_all_ranks=log_all_ranks,
         options=options,
+        max_model_mb=max_model_mb,
         log_plots=log_plots,
         system_metrics_interval=0.0 if system_metrics_interval is None else system_metrics_interval,
         max_figures_per_run=max_figures_per_run,
@@ -186,7 +188,9 @@ def autolog(
         # see _plugins): off the caller's thread. A module imported meanwhile is still bound,
         # because registering a hook fires at once for modules already imported.
         threading.Thread(target=_watch_third_party, name="modelbox-plugins", daemon=True).start()
-    if warming is not None:
+    if warming is not None and any(instance is not None for instance in _enabled.values()):
+        # A framework is bound already: a fit may start at once, so wait (briefly) for the store.
+        # Otherwise importing the framework takes longer than opening the store: no wait.
         warming.wait(WARM_UP_WAIT_S)
 
 

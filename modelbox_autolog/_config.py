@@ -70,6 +70,7 @@ class Config:
     batch_size: int = 20_000  # most records written in one backend call
     flush_interval_s: float = 0.25
     shutdown_timeout_s: float = 10.0
+    max_model_mb: float = 1024.0  # an autologged model file above this is recorded as an event, not copied
     heartbeat_s: float = 10.0  # the exporter renews its open runs' lease this often (lease: 3x, at least 30 s)
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per-integration knobs
     log_plots: bool = True  # figures of the user's and diagnostic plots (scikit-learn)
@@ -93,6 +94,7 @@ def build_config(base: Config | None = None, **overrides: Any) -> Config:
         "shutdown_timeout_s": _env_float("MODELBOX_SHUTDOWN_TIMEOUT", 10.0),
         "heartbeat_s": _env_float("MODELBOX_HEARTBEAT_S", 10.0),
         "silent": _env_bool("MODELBOX_SILENT", False),
+        "max_model_mb": _env_float("MODELBOX_MAX_MODEL_MB", 1024.0),
     }
     config = base or Config(**env_defaults)
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -111,6 +113,8 @@ def validate(config: Config) -> None:
     n = config.log_every_n_steps
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ValueError(f"log_every_n_steps must be None or a positive int, not {n!r}")
+    if not isinstance(config.max_model_mb, (int, float)) or isinstance(config.max_model_mb, bool) or not config.max_model_mb > 0:
+        raise ValueError(f"max_model_mb must be a positive number of megabytes, not {config.max_model_mb!r}")
     interval = config.system_metrics_interval
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0 or interval != interval:
         raise ValueError(f"system_metrics_interval must be None or a positive number of seconds, not {interval!r}")

@@ -41,16 +41,30 @@ def _git(args: list[str], cwd: str) -> str | None:
 
 
 def git_info(path: str | None = None) -> dict[str, Any]:
-    """Commit, dirty flag, branch and remote of the repository at ``path`` (uncached)."""
+    """Commit, dirty flag, branch and remote of the repository at ``path`` (uncached).
+
+    Two git commands (``status --porcelain=v2 --branch`` gives commit, branch and dirtiness at
+    once): each costs a process start, which a short script's exit would wait for.
+    """
     cwd = path or os.getcwd()
-    commit = _git(["rev-parse", "HEAD"], cwd)
-    if not commit:
+    status = _git(["status", "--porcelain=v2", "--branch", "--untracked-files=no"], cwd)
+    if status is None:
         return {}
-    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
-    info: dict[str, Any] = {"commit": commit, "dirty": bool(status)}
-    branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
+    headers: dict[str, str] = {}
+    dirty = False
+    for line in status.splitlines():
+        if line.startswith("# "):
+            key, _, value = line[2:].partition(" ")
+            headers[key] = value.strip()
+        elif line.strip():
+            dirty = True
+    commit = headers.get("branch.oid", "")
+    if not commit or commit.startswith("("):  # "(initial)": a repository without commits
+        return {}
+    info: dict[str, Any] = {"commit": commit, "dirty": dirty}
+    branch = headers.get("branch.head")
     if branch:
-        info["branch"] = branch
+        info["branch"] = "HEAD" if branch == "(detached)" else branch
     remote = _git(["config", "--get", "remote.origin.url"], cwd)
     if remote:
         info["remote"] = remote
@@ -59,7 +73,7 @@ def git_info(path: str | None = None) -> dict[str, Any]:
 
 @lru_cache(maxsize=8)
 def _git_info_once(path: str) -> dict[str, Any]:
-    # Once per process: four git commands per run would cost ~10 ms of CPU each time.
+    # Once per process: git commands per run would cost a few ms of CPU each time.
     return git_info(path)
 
 

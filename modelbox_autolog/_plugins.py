@@ -20,8 +20,10 @@ import os
 import stat
 import sys
 import threading
-from importlib.metadata import EntryPoint
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # importlib.metadata costs ~50 ms to import: only when entry points are read
+    from importlib.metadata import EntryPoint
 
 GROUP = "modelbox_autolog.integrations"
 

@@ -117,6 +117,30 @@ class ModelFile:
     fingerprint: list[int] | None = None  # as Artifact.fingerprint
 
 
+def model_file_paths(source: str) -> list[tuple[str, str]]:
+    """(name, path) of the files of a model at a local path: the file itself, or every file
+    under a folder (named by their path inside it); [] when nothing is there."""
+    if os.path.isdir(source):
+        found = []
+        for folder, _dirs, names in os.walk(source):
+            for file_name in sorted(names):
+                full = os.path.join(folder, file_name)
+                found.append((os.path.relpath(full, source).replace(os.sep, "/"), full))
+        return found
+    if os.path.isfile(source):
+        return [(os.path.basename(source), source)]
+    return []
+
+
+def reference_uri(path: Any) -> str | None:
+    """The URI when ``path`` names a model elsewhere (``s3://``, ``https://``, ``hf://``...), not a local file."""
+    if isinstance(path, str) and "://" in path and not path.startswith("file://"):
+        scheme = path.split("://", 1)[0]
+        if scheme and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+            return path
+    return None
+
+
 @dataclass(slots=True)
 class ModelRecord:
     id: str
@@ -129,6 +153,7 @@ class ModelRecord:
     labels: dict[str, str] = field(default_factory=dict)
     datasets: list[str] = field(default_factory=list)
     status: str = "draft"
+    source_uri: str | None = None  # registered by reference (s3://, https://, hf://...): no files copied
 
 
 @dataclass(slots=True)

@@ -36,7 +36,9 @@ from ._records import (
     Param,
     RunStart,
     RunUpdate,
+    model_file_paths,
     new_id,
+    reference_uri,
 )
 from ._values import flatten, safe_repr, to_attrs, to_key, to_param_text, to_tags
 from .backends import canonical_uri
@@ -167,8 +169,9 @@ class Run:
         parent_run_id: str | None = None,
         auto: bool = False,
         config: _config.Config | None = None,
+        _existing_id: str | None = None,
     ) -> None:
-        self.id = new_id()
+        self.id = _existing_id or new_id()
         self.name = name
         self.experiment = experiment
         self.parent_run_id = parent_run_id
@@ -183,9 +186,17 @@ class Run:
         self._warned: set[str] = set()
         self._pid = os.getpid()  # a forked child never ends (or re-statuses) a run it did not open
         self.start_time = _time()
-        owner = process_owner()
-        owner["lease_s"] = lease_for(self.config.heartbeat_s)
-        self._submit(RunStart(self.id, experiment, name, self.start_time, parent_run_id, self._clean_tags(tags), owner))
+        if _existing_id is None:
+            owner = process_owner()
+            owner["lease_s"] = lease_for(self.config.heartbeat_s)
+            self._submit(RunStart(self.id, experiment, name, self.start_time, parent_run_id, self._clean_tags(tags),
+                                  owner))
+
+    def __reduce__(self) -> tuple[Any, tuple]:
+        """A run pickled into another process (a spawned worker holding one of our callbacks)
+        arrives there as a reference: it logs into the same run through that process's exporter,
+        and never starts or ends it. Unpickled in this process, it is the run itself."""
+        return (_attached_run, (self.id, self.experiment, self.name, self.parent_run_id, self.auto, self.config))
 
     # ------------------------------------------------------------------ plumbing
     def _submit(self, record: Any) -> None:
@@ -390,20 +401,15 @@ class Run:
         _staged: bool = False,
     ) -> LoggedModel | None:
         """Record a model file (or a folder of files) as a Model entity with lineage to this run;
-        the files are kept as they are at the call."""
-        source = os.path.abspath(os.fspath(path))
-        found: list[tuple[str, str]] = []
-        if os.path.isdir(source):
-            for folder, _dirs, names in os.walk(source):
-                for file_name in sorted(names):
-                    full = os.path.join(folder, file_name)
-                    found.append((os.path.relpath(full, source).replace(os.sep, "/"), full))
-        elif os.path.isfile(source):
-            found.append((os.path.basename(source), source))
-        else:
+        the files are kept as they are at the call; a URI (``s3://``, ``https://``, ``hf://``...) is
+        recorded as a reference, not copied."""
+        source_uri = reference_uri(path)
+        source = source_uri or os.path.abspath(os.fspath(path).removeprefix("file://"))
+        found = [] if source_uri else model_file_paths(source)
+        if not found and not source_uri:
             self._warn_once(f"model:{source}", f"log_model: {source} does not exist; nothing logged")
             return None
-        model_name = to_key(name or os.path.splitext(os.path.basename(source))[0])
+        model_name = to_key(name or os.path.splitext(os.path.basename(source.rstrip("/")))[0])
         problem = name_problem(model_name) or next((relpath_problem(n) for n, _ in found if relpath_problem(n)), None)
         if problem is not None:
             self._reject(f"model:{model_name[:200]}", "model refused", f"log_model {_shown(model_name)}: {problem}; not logged")
@@ -430,6 +436,7 @@ class Run:
             metadata=to_attrs(metadata or {}),
             labels=self._clean_tags(labels),
             datasets=[str(d) for d in (datasets or [])],
+            source_uri=source_uri,
         )
         self._submit(record)
         return LoggedModel(record, self._exporter.uri, self._exporter)
@@ -543,14 +550,23 @@ class Run:
         elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
             self.end("killed", failure=exc)
         else:
-            self.end("failed", failure=exc)
+            _end_on_error(self, exc)
         return None
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, name={self.name!r}, experiment={self.experiment!r}, status={self.status!r})"
 
 
-_INTEGRATIONS = __package__ + ".integrations."
+def _attached_run(run_id: str, experiment: str, name: str | None, parent_run_id: str | None, auto: bool,
+                  config: _config.Config) -> Run:
+    with _open_lock:
+        live = _open_runs.get(run_id)
+    if live is not None:
+        return live
+    if canonical_uri(config.backend).startswith("memory://"):
+        return NullRun(experiment, name)  # an in-process store cannot be reached from another process
+    exporter = exporter_for(canonical_uri(config.backend), config)
+    return Run(exporter, experiment, name, parent_run_id=parent_run_id, auto=auto, config=config, _existing_id=run_id)
 
 
 class _LateLogging:
@@ -563,14 +579,12 @@ class _LateLogging:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         run = self._run
-        from ._patching import active_groups
+        from ._patching import active_groups, in_own_code
 
-        caller = sys._getframe(1).f_globals.get("__name__", "")
-        if (active_groups() or caller.startswith(_INTEGRATIONS) or threading.current_thread().name.startswith("modelbox-")):
-            # An integration adding to the run that did the work (a model saved after its fit, metrics
-            # of an evaluate after it: inside the patched call or in its hook once the call returned),
-            # or our own threads (a system-metrics sample racing the run's end): ours to decide, not a
-            # user's slip.
+        if in_own_code() or active_groups() or threading.current_thread().name.startswith("modelbox-"):
+            # An integration adding to the run that did the work (a model saved after its fit: a
+            # hook's own code), or our own threads (a system-metrics sample racing the run's end):
+            # ours to decide, not a user's slip.
             return getattr(Run, self._method)(run, *args, **kwargs)
         what = args[0] if args else kwargs.get("key", kwargs.get("name", kwargs.get("path", "")))
         if isinstance(what, Mapping):
@@ -610,6 +624,9 @@ class NullRun(Run):
         self._steps = {}
         self._pid = os.getpid()
         self._exporter = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, tuple]:
+        return (NullRun, (self.experiment, self.name))
 
     def _submit(self, record: Any) -> None:
         pass
@@ -719,10 +736,22 @@ def autorun(framework: str, name: str | None = None, tags: Mapping[str, Any] | N
         run.end("killed", failure=exc)
         raise
     except BaseException as exc:
-        run.end("failed", failure=exc)
+        _end_on_error(run, exc)
         raise
     else:
         run.end("finished")
+
+
+def _end_on_error(run: Run, exc: BaseException) -> None:
+    """An exception left a run opened for a patched call: the user's (``failed``), or ours after
+    the user's call succeeded (``finished``, with the error as an event; the patch reports it)."""
+    from ._patching import failing_after_call
+
+    if failing_after_call():
+        run.log_event("autolog_error", error=f"{type(exc).__name__}: {safe_repr(exc)}"[:1000])
+        run.end("finished")
+    else:
+        run.end("failed", failure=exc)
 
 
 def open_runs() -> list[Run]:

@@ -119,6 +119,26 @@ def to_attrs(attrs: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def to_tags(tags: Mapping[Any, Any] | None) -> dict[str, str]:
+    """Tag and label values are text; booleans read ``true``/``false``, as params print."""
     if not tags:
         return {}
-    return {to_key(k): v if isinstance(v, str) else safe_repr(v) for k, v in tags.items()}
+    return {to_key(k): v if isinstance(v, str) else _tag_text(v) for k, v in tags.items()}
+
+
+def _tag_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return safe_repr(value)
+
+
+def display(value: Any) -> str:
+    """One way to print a value everywhere (CLI tables, CSV, plots): text as is, booleans as
+    ``true``/``false``, None as ``null``, numbers and containers as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return safe_repr(value)

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from . import _config
+from . import _config, cli_registry
+from ._values import display
 from .backends import BackendError, NotFound, canonical_uri, scheme_of
 
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -56,21 +58,36 @@ def _client(args: argparse.Namespace):
 
 # ---------------------------------------------------------------------- commands
 def cmd_experiments(args: argparse.Namespace) -> int:
+    archived = None if args.all else bool(args.archived)
     table = Table(title="experiments")
-    for column in ("id", "name", "created"):
+    for column in ("id", "name", "created", *(("archived",) if archived is not False else ())):
         table.add_column(column)
-    for exp in _client(args).experiments():
-        table.add_row(exp.id[:12], exp.name, _when(exp.created_at))
+    for exp in _client(args).experiments(archived=archived):
+        table.add_row(exp.id[:12], exp.name, _when(exp.created_at), *((_when(exp.archived_at),) if archived is not False else ()))
     console.print(table)
     return 0
+
+
+def _check_experiment(client: Any, name_or_id: str | None) -> None:
+    """An experiment the user named must exist: say so (with close names) rather than list nothing."""
+    if name_or_id is not None:
+        client.experiment(name_or_id)  # NotFound: "no experiment 'nope'; did you mean 'mnist'?"
+
+
+CHILDREN_SHOWN = 5  # child runs listed under their parent; the rest are counted
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from .search import SearchError
 
+    client = _client(args)
+    _check_experiment(client, args.experiment)
+    archived = None if args.all else bool(args.archived)
+    fold = not (args.flat or args.json or args.csv or args.where or args.order_by)
+    where = "parent is null" if fold else args.where
     try:
-        runs = _client(args).runs(experiment=args.experiment, status=args.status, limit=args.limit, where=args.where,
-                                  order_by=args.order_by, offset=args.offset)
+        runs = client.runs(experiment=args.experiment, status=args.status, limit=args.limit, where=where,
+                           order_by=args.order_by, offset=args.offset, archived=archived)
     except SearchError as exc:
         print(f"error: invalid {'--where' if exc.expression == (args.where or '') else '--order-by'} expression "
               f"at position {exc.position}:\n  {exc.pointer().replace(chr(10), chr(10) + '  ')}", file=sys.stderr)
@@ -81,19 +98,33 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.csv:
         _runs_csv(runs)
         return 0
-    table = Table(title=f"runs ({len(runs)})")
-    for column in ("id", "experiment", "name", "status", "progress", "started", "duration", "params"):
+    children = client.child_counts([r.id for r in runs]) if fold else {}
+    table = Table(title=f"runs ({len(runs)}{' top-level' if fold and any(children.values()) else ''})")
+    for column in ("id", "experiment", "name", "status", "progress", "started", "duration", "params",
+                   "children" if fold else "parent"):
         table.add_column(column, overflow="fold")
     for r in runs:
-        duration = f"{r.duration_s:.1f}s" if r.duration_s is not None else ""
-        progress = f"{r.progress:.0%}" if r.progress is not None else ""
-        style = {"failed": "red", "killed": "yellow", "running": "cyan"}.get(r.status, "")
-        table.add_row(
-            r.id[:12], r.experiment, r.name or "", f"[{style}]{r.status}[/]" if style else r.status, progress,
-            _when(r.start_time), duration, str(len(r.params)),
-        )
+        _run_row(table, r, str(children.get(r.id) or "") if fold else (r.parent_run_id or "")[:12])
+        count = children.get(r.id, 0)
+        if count:
+            kids = client.runs(where=f"parent = '{r.id}'", limit=CHILDREN_SHOWN, archived=archived)
+            for child in kids:
+                _run_row(table, child, "", indent="  └ ")
+            if count > len(kids):
+                table.add_row("", "", f"  … {count - len(kids)} more: runs --where \"parent = '{r.id[:12]}'\"", "", "", "", "", "", "")
     console.print(table)
     return 0
+
+
+def _run_row(table: Table, r: Any, last: str, indent: str = "") -> None:
+    duration = f"{r.duration_s:.1f}s" if r.duration_s is not None else ""
+    progress = f"{r.progress:.0%}" if r.progress is not None else ""
+    style = {"failed": "red", "killed": "yellow", "running": "cyan"}.get(r.status, "")
+    status = f"[{style}]{r.status}[/]" if style else r.status
+    if r.archived_at is not None:
+        status += " [dim](archived)[/]"
+    table.add_row(indent + r.id[:12] if not indent else f"{indent}{r.id[:8]}", r.experiment, escape(r.name or ""), status,
+                  progress, _when(r.start_time), duration, str(len(r.params)), last)
 
 
 def _runs_csv(runs: Sequence[Any]) -> None:
@@ -120,8 +151,18 @@ def _run_dict(r: Any) -> dict[str, Any]:
     return {
         "id": r.id, "experiment": r.experiment, "name": r.name, "status": r.status, "progress": r.progress,
         "start_time": r.start_time, "end_time": r.end_time, "parent_run_id": r.parent_run_id, "params": r.params,
-        "tags": r.tags, "failure": failure._asdict() if failure else None,
+        "tags": r.tags, "failure": failure._asdict() if failure else None, "note": r.note, "archived_at": r.archived_at,
     }
+
+
+MAX_SHOWN_CHARS = 200  # a param value longer than this is cut in the table (whole in --json)
+
+
+def _shown(value: Any) -> str:
+    text = display(value)
+    if len(text) > MAX_SHOWN_CHARS:
+        return f"{text[:MAX_SHOWN_CHARS]}… ({len(text):,} characters; --json shows all)"
+    return text
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -134,15 +175,17 @@ def cmd_show(args: argparse.Namespace) -> int:
         doc["artifacts"] = [a._asdict() for a in r.artifacts()]
         print(json.dumps(doc, indent=2, default=str))
         return 0
-    console.print(f"[bold]run[/] {r.id}  [bold]{r.name or ''}[/]  experiment {r.experiment}  status [bold]{r.status}[/]")
+    archived = "  [dim](archived)[/]" if r.archived_at is not None else ""
+    console.print(f"[bold]run[/] {r.id}  [bold]{escape(r.name or '')}[/]  experiment {escape(r.experiment)}  "
+                  f"status [bold]{r.status}[/]{archived}")
     duration = f"  duration {r.duration_s:.2f}s" if r.duration_s is not None else ""
     console.print(f"started {_when(r.start_time)}{duration}" + (f"  parent {r.parent_run_id}" if r.parent_run_id else ""))
     if r.tags:
-        console.print("tags: " + ", ".join(f"{k}={v}" for k, v in sorted(r.tags.items())))
+        console.print("tags: " + ", ".join(f"{k}={_shown(v)}" for k, v in sorted(r.tags.items())), markup=False)
+    if r.note:
+        console.print("note: " + r.note, markup=False, highlight=False)
     failure = getattr(r, "failure", None)
     if failure is not None:
-        from rich.markup import escape
-
         console.print(f"[bold red]{r.status}[/]: {escape(failure.type)}: {escape(failure.message)}", highlight=False)
         if failure.traceback:
             console.print(failure.traceback.rstrip(), markup=False, highlight=False)
@@ -156,7 +199,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         table.add_column("param")
         table.add_column("value", overflow="fold")
         for key, value in sorted(r.params.items()):
-            table.add_row(key, json.dumps(value) if not isinstance(value, str) else value)
+            table.add_row(escape(key), escape(_shown(value)))
         console.print(table)
     keys = r.metric_keys()
     if keys:
@@ -206,18 +249,23 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _models_table(models: Sequence[Any], title: str) -> None:
     table = Table(title=title)
-    for column in ("id", "name", "version", "framework", "status", "files", "size", "run", "labels"):
+    for column in ("id", "name", "version", "aliases", "framework", "status", "files", "size", "run", "labels"):
         table.add_column(column, overflow="fold")
     for m in models:
         size = sum(f.bytes or 0 for f in m.files)
         labels = ", ".join(f"{k}={v}" for k, v in sorted(m.labels.items()))
-        table.add_row(m.id[:12], m.name, str(m.version), m.framework, m.status, str(len(m.files)), _size(size), (m.run_id or "")[:12], labels)
+        files = "reference" if m.source_uri else str(len(m.files))
+        table.add_row(m.id[:12], escape(m.name), str(m.version), ", ".join(m.aliases), m.framework, m.status, files,
+                      "" if m.source_uri else _size(size), (m.run_id or "")[:12], escape(labels))
     console.print(table)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    labels = dict(item.split("=", 1) for item in args.label) if args.label else None
-    models = _client(args).models(name=args.name, labels=labels)
+    labels: dict[str, str | None] = {}
+    for item in args.label or []:  # KEY=VALUE matches the value; KEY alone: models that have the label
+        key, sep, value = item.partition("=")
+        labels[key] = value if sep else None
+    models = _client(args).models(name=args.name, labels=labels or None)
     if args.json:
         print(json.dumps([_model_dict(m) for m in models], indent=2, default=str))
         return 0
@@ -228,20 +276,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 def _model_dict(m: Any) -> dict[str, Any]:
     return {
         "id": m.id, "name": m.name, "version": m.version, "framework": m.framework, "run_id": m.run_id, "status": m.status,
-        "metadata": m.metadata, "labels": m.labels, "datasets": m.datasets, "url": m.url,
-        "files": [f._asdict() for f in m.files],
+        "metadata": m.metadata, "labels": m.labels, "datasets": m.datasets, "url": m.url, "aliases": m.aliases,
+        "source_uri": m.source_uri, "files": [f._asdict() for f in m.files],
     }
 
 
 def cmd_model(args: argparse.Namespace) -> int:
     m = _client(args).model(args.model_id)
     print(json.dumps(_model_dict(m), indent=2, default=str))
-    return 0
-
-
-def cmd_download(args: argparse.Namespace) -> int:
-    path = _client(args).download_model(args.model, args.dest)
-    console.print(f"downloaded to {path}")
     return 0
 
 
@@ -262,7 +304,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from .plots import plot_run
 
     run = _client(args).run(args.run_id)
-    out = plot_run(run, args.metrics or None, args.output)
+    out = plot_run(run, args.metrics or None, args.output, together=bool(args.metrics) and not args.separate)
     console.print(f"wrote {out}")
     return 0
 
@@ -375,8 +417,13 @@ def _sync_journal(folder: str, target_uri: str) -> int:
         _remove_staged(batch)
         return new
 
+    segments = segment_files(folder)
+    bar = _batches_bar(len(segments))
     try:
-        for path in segment_files(folder):
+        bar.start()
+        task = bar.add_task("replay", total=len(segments))
+        for path in segments:
+            bar.advance(task)
             try:
                 if replay_segment(path, send, result) is None:
                     busy += 1
@@ -387,6 +434,7 @@ def _sync_journal(folder: str, target_uri: str) -> int:
                 _sync_summary(folder, target_uri, result, refused, busy)
                 return 3
     finally:
+        bar.stop()
         target.close()
     _sync_summary(folder, target_uri, result, refused, busy)
     return 0
@@ -428,24 +476,36 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     raise BackendError(f"{args.uri}: only sqlite:// and postgresql:// stores have a schema to upgrade")
 
 
+def _batches_bar(total: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("batches"), TimeElapsedColumn(),
+                    console=cli_registry.err_console, transient=True, disable=total <= 3)
+
+
 def _sync_spool(folder: str, target_uri: str) -> int:
     from ._journal import Replayed
     from .backends import BackendUnavailable, open_backend
     from .backends.delivery import deliver
-    from .backends.spool import read_spool
+    from .backends.spool import count_batches, read_spool
 
     target = open_backend(target_uri)
     result, refused = Replayed(), {}
     on_refused = _refusal_printer(refused)
+    total = count_batches(folder)
+    bar = _batches_bar(total)  # a bar on stderr once there are more than a few batches
     try:
-        for batch in read_spool(folder):
-            new = deliver(target, batch, on_refused)
-            result.batches += 1
-            result.records += len(batch.records)
-            if new is False:
-                result.present += 1
-            else:
-                result.new += 1
+        with bar:
+            task = bar.add_task("replay", total=total or None)
+            for batch in read_spool(folder):
+                new = deliver(target, batch, on_refused)
+                result.batches += 1
+                result.records += len(batch.records)
+                if new is False:
+                    result.present += 1
+                else:
+                    result.new += 1
+                bar.update(task, completed=result.batches)
     except BackendUnavailable as exc:
         console.print(f"{target_uri} is unavailable ({exc}); run the same command again later", markup=False, highlight=False)
         _sync_summary(folder, target_uri, result, refused, 0)
@@ -518,8 +578,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    add("experiments", cmd_experiments, "list experiments")
-    p = add("runs", cmd_runs, "list runs, newest first")
+    p = add("experiments", cmd_experiments, "list experiments")
+    p.add_argument("--archived", action="store_true", help="only archived experiments")
+    p.add_argument("--all", action="store_true", help="archived experiments too")
+    p = add("runs", cmd_runs, "list runs, newest first (child runs folded under their parent)")
     p.add_argument("--experiment", "-e")
     p.add_argument("--status", choices=["running", "finished", "failed", "killed"])
     p.add_argument("--limit", "-n", type=int)
@@ -529,24 +591,29 @@ def build_parser() -> argparse.ArgumentParser:
     output = p.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true")
     output.add_argument("--csv", action="store_true", help="CSV with params.* and metrics.* (latest) columns")
+    p.add_argument("--flat", action="store_true", help="child runs as rows of their own, not folded under the parent")
+    p.add_argument("--archived", action="store_true", help="only archived runs")
+    p.add_argument("--all", action="store_true", help="archived runs too")
     p = add("show", cmd_show, "one run: params, metrics, events, artifacts, models")
     p.add_argument("run_id", help="run id (or a unique prefix of at least 4 characters)")
     p.add_argument("--json", action="store_true")
     p = add("models", cmd_models, "list models")
     p.add_argument("--name")
-    p.add_argument("--label", action="append", help="KEY=VALUE (repeatable)")
+    p.add_argument("--label", action="append", help="KEY=VALUE, or KEY: models that have the label (repeatable)")
     p.add_argument("--json", action="store_true")
     p = add("model", cmd_model, "one model, as JSON")
-    p.add_argument("model_id", help="model id, id prefix, or model URL")
-    p = add("download", cmd_download, "download a model's files")
-    p.add_argument("model", help="model id or model URL")
+    p.add_argument("model_id", help="model id, id prefix, model URL, NAME@VERSION, NAME@latest, NAME@ALIAS or models:/NAME/VERSION")
+    p = add("download", cli_registry.cmd_download, "download a model's files, or a run's artifacts")
+    p.add_argument("ref", help="a model (id, URL, NAME@VERSION, NAME@ALIAS...) or a run id")
     p.add_argument("dest", help="destination folder")
+    p.add_argument("--artifact", "-a", action="append", help="a run's artifact by name (repeatable; default: all of them)")
     p = add("events", cmd_events, "a run's events")
     p.add_argument("run_id")
     p.add_argument("--name")
     p = add("plot", cmd_plot, "plot a run's metrics to PNG, SVG or a self-contained HTML page")
     p.add_argument("run_id")
-    p.add_argument("metrics", nargs="*", help="metric keys (default: all)")
+    p.add_argument("metrics", nargs="*", help="metric keys, drawn together on one chart (default: all, related ones together)")
+    p.add_argument("--separate", action="store_true", help="one chart per given metric")
     p.add_argument("-o", "--output", required=True, help="out.png | out.svg | out.html")
     p = add("watch", cmd_watch, "follow changes (runs, metrics, models) as they happen")
     p.add_argument("--since", type=int, default=None, help="sequence number to resume from (default: now)")
@@ -565,6 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Migrate a store's schema to this version (back it up first).")
     p.add_argument("uri", help="store URI: postgresql://USER@HOST:PORT/DB or sqlite:///PATH")
     p.set_defaults(handler=cmd_db_upgrade)
+
+    cli_registry.add_commands(add)
 
     p = add("ui", cmd_ui, "serve the web UI and the HTTP API (/api/v1/) over a store")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -592,7 +661,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except (BackendError, NotFound, KeyError, ValueError, FileNotFoundError) as exc:
+    except BrokenPipeError:
+        # the reader went away (`modelbox runs --json | head -1`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except (BackendError, NotFound, KeyError, ValueError, FileNotFoundError, ImportError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
         return 2

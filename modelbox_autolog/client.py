@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import _config
@@ -13,6 +13,7 @@ from .backends import NotFound, Store, canonical_uri, open_store
 from .entities import (
     Artifact,
     ChangeEvent,
+    DeleteReport,
     Event,
     Experiment,
     Input,
@@ -50,6 +51,12 @@ class RunView:
         # process died without ending it (SIGKILL, the OOM killer) reads as "killed", with type
         # "ProcessLost", once the store notices (at once on the same machine, else when its lease runs out).
         self.failure = info.failure
+        self.archived_at = info.archived_at
+        self.note = info.note
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
 
     @property
     def duration_s(self) -> float | None:
@@ -122,25 +129,34 @@ class Client:
         self.close()
 
     # ------------------------------------------------------------------ runs
-    def experiments(self) -> list[Experiment]:
-        return self.store.experiments()
+    def experiments(self, archived: bool | None = False) -> list[Experiment]:
+        """Experiments, oldest first; archived ones only with ``archived=True`` (only them) or None (all)."""
+        return self.store.experiments(archived=archived)
+
+    def experiment(self, name_or_id: str) -> Experiment:
+        """One experiment (archived ones too); NotFound naming the closest names."""
+        return self.store.experiment(name_or_id)
 
     def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None, *,
-             where: str | None = None, order_by: str | None = None, offset: int = 0) -> list[RunView]:
+             where: str | None = None, order_by: str | None = None, offset: int = 0,
+             archived: bool | None = False) -> list[RunView]:
         """Runs, newest first; ``where`` filters and ``order_by`` sorts them inside the store
         (the language is described in ``modelbox_autolog.search``; a bad expression raises
-        ``SearchError`` with its position); ``limit``/``offset`` page through them."""
+        ``SearchError`` with its position); ``limit``/``offset`` page through them. Archived
+        runs (and runs of archived experiments not named by ``experiment``) are left out;
+        ``archived=True`` lists only them, ``archived=None`` everything."""
         store = self.store
         if where or order_by or offset:
             infos = store.search_runs(experiment=experiment, status=status, where=where, order_by=order_by,
-                                      limit=limit, offset=offset)
+                                      limit=limit, offset=offset, archived=archived)
         else:
-            infos = store.runs(experiment=experiment, status=status, limit=limit)
+            infos = store.runs(experiment=experiment, status=status, limit=limit, archived=archived)
         return [RunView(store, info, self) for info in infos]
 
-    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None) -> int:
+    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None,
+                   archived: bool | None = False) -> int:
         """How many runs ``runs(...)`` finds without a limit."""
-        return self.store.count_runs(experiment=experiment, status=status, where=where)
+        return self.store.count_runs(experiment=experiment, status=status, where=where, archived=archived)
 
     def metric_summaries(self, run_ids: list[str], keys: list[str] | None = None) -> dict[str, dict[str, MetricSummary]]:
         """Per run id and metric key: latest value, min, max and point count, from the store's index."""
@@ -158,21 +174,75 @@ class Client:
         store = self.store
         return RunView(store, store.run(run_id), self)
 
+    # ------------------------------------------------------------------ editing runs and experiments
+    def update_run(self, run_id: str, *, name: str | None = None, tags: dict[str, Any] | None = None,
+                   note: str | None = None) -> RunView:
+        """Rename, set or remove (None) tags and set the note of a run in one change."""
+        return self._view(self.store.update_run(run_id, name=name, tags=dict(tags) if tags else None, note=note))
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> RunView:
+        """Set tags on a run in any state (finished runs too); a tag set to None is removed."""
+        return self._view(self.store.update_run(run_id, tags=dict(tags)))
+
+    def rename_run(self, run_id: str, name: str) -> RunView:
+        return self._view(self.store.update_run(run_id, name=str(name)))
+
+    def set_note(self, run_id: str, note: str) -> RunView:
+        """A free-text note on the run (what it was for, what came out of it); "" clears it."""
+        return self._view(self.store.update_run(run_id, note=str(note)))
+
+    def archive_run(self, run_id: str) -> RunView:
+        """Hide a run (and its child runs) from default listings; ``restore_run`` brings it back."""
+        return self._view(self.store.archive_run(run_id, archived=True))
+
+    def restore_run(self, run_id: str) -> RunView:
+        return self._view(self.store.archive_run(run_id, archived=False))
+
+    unarchive_run = restore_run
+
+    def archive_experiment(self, name_or_id: str) -> Experiment:
+        """Hide an experiment and its runs from default listings; ``restore_experiment`` brings it back
+        (so does a new run logged into it)."""
+        return self.store.archive_experiment(name_or_id, archived=True)
+
+    def restore_experiment(self, name_or_id: str) -> Experiment:
+        return self.store.archive_experiment(name_or_id, archived=False)
+
+    unarchive_experiment = restore_experiment
+
+    def delete_run(self, run_id: str) -> DeleteReport:
+        """Delete a run, its child runs and everything they logged (artifacts and model files too),
+        for good. Refused (``Refused``, with the reason) when one of its models is final or aliased."""
+        return self.store.delete_run(run_id)
+
+    def delete_experiment(self, name_or_id: str) -> DeleteReport:
+        """Delete an experiment and all its runs (as ``delete_run``); refused as a whole when any
+        run's model is final or aliased."""
+        return self.store.delete_experiment(name_or_id)
+
+    def _view(self, info: RunInfo) -> RunView:
+        return RunView(self.store, info, self)
+
     # ------------------------------------------------------------------ models
-    def models(self, name: str | None = None, labels: dict[str, str] | None = None) -> list[ModelInfo]:
+    def models(self, name: str | None = None, labels: dict[str, str | None] | None = None) -> list[ModelInfo]:
+        """Models, newest first; ``labels={"stage": "prod"}`` must match, ``{"stage": None}``: has the label."""
         return self.store.models(name=name, labels=labels)
 
     def _store_for(self, model_id: str) -> tuple[Store, str]:
         uri, ident = _split_model_url(model_id)
-        if uri is None or canonical_uri(uri) == self.uri:
+        if uri is None or canonical_uri(uri) == self.uri or uri == self.store.uri:  # a URL shows no password
             return self.store, ident
         return Client(uri).store, ident
 
     def model(self, model_id: str) -> ModelInfo:
+        """A model by id (or unique prefix), URL, ``NAME@VERSION``, ``NAME@latest``, ``NAME@ALIAS``,
+        ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS``; NotFound names what exists."""
         store, ident = self._store_for(model_id)
         return store.model(ident)
 
-    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str] | None = None) -> ModelInfo:
+    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None,
+                     labels: dict[str, Any] | None = None) -> ModelInfo:
+        """Merge metadata and labels into a draft model; ``labels={"stage": None}`` removes a label."""
         store, ident = self._store_for(model_id)
         return store.update_model(ident, metadata=metadata, labels=labels)
 
@@ -180,31 +250,65 @@ class Client:
         store, ident = self._store_for(model_id)
         return store.finalize_model(ident)
 
-    def download_model(self, model_id: str, dest_dir: str | os.PathLike[str]) -> str:
-        """Copy a model's files into ``dest_dir``/<name>-v<version>/; returns that folder."""
+    def delete_model(self, model_id: str) -> DeleteReport:
+        """Delete one model version and its files; refused when it is final or an alias points at it."""
         store, ident = self._store_for(model_id)
-        info = store.model(ident)
-        target = os.path.join(os.fspath(dest_dir), f"{info.name}-v{info.version}")
-        os.makedirs(target, exist_ok=True)
-        from .backends.files import inside, write_stream
+        return store.delete_model(ident)
 
-        for file in info.files:
-            if file.bytes is None:
-                raise NotFound(f"model {info.id} file {file.name!r} was never stored (its source was missing when logged)")
-            write_stream(store.read_file(file.path_or_uri), inside(target, file.name))
-        return target
+    def set_alias(self, name: str, alias: str, version: int | str) -> ModelInfo:
+        """Point ``NAME@ALIAS`` (e.g. ``churn-clf@production``) at ``version`` (a number or "latest"),
+        moving it atomically from the version it pointed at; recorded in the change feed."""
+        return self.store.set_alias(name, alias, version)
 
-    def download_artifact(self, run_id: str, name: str, dest_dir: str | os.PathLike[str]) -> str:
-        from .backends.files import inside, write_stream
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.store.delete_alias(name, alias)
+
+    def register_model(self, path_or_uri: str | os.PathLike[str], name: str, framework: str | None = None,
+                       metadata: dict[str, Any] | None = None, labels: dict[str, Any] | None = None,
+                       datasets: list[str] | None = None, *, progress: Callable[[int, int], None] | None = None) -> ModelInfo:
+        """Register a model no run produced: a local file or folder (its files copied into the
+        store, streamed) or a URI kept as a reference (``s3://``, ``https://``, ``hf://``, ``gs://``...).
+        It gets the next version of ``name``. ``progress(done_bytes, total_bytes)`` follows the upload."""
+        from .registry import register_model
+
+        return register_model(self, path_or_uri, name, framework, metadata, labels, datasets, progress)
+
+    def download_model(self, model_id: str, dest_dir: str | os.PathLike[str],
+                       progress: Callable[[int, int], None] | None = None) -> str:
+        """Copy a model's files into ``dest_dir``/<name>-v<version>/; returns that folder. A model
+        registered by reference is fetched when its scheme allows it (``http(s)://``, ``file://``,
+        ``s3://`` with boto3); otherwise (``hf://``, ``gs://``...) its URI is returned as it is.
+        ``progress(done_bytes, total_bytes)`` is called as bytes arrive."""
+        from .registry import download_model
+
+        store, ident = self._store_for(model_id)
+        return download_model(store, store.model(ident), os.fspath(dest_dir), progress)
+
+    def download_artifact(self, run_id: str, name: str, dest_dir: str | os.PathLike[str],
+                          progress: Callable[[int, int], None] | None = None) -> str:
+        """Copy a run's artifact (the latest of that name) into ``dest_dir``; returns its path."""
+        from .backends.files import inside
+        from .registry import copy_stream
 
         store = self.store
-        matches = [a for a in store.artifacts(run_id) if a.name == name]
+        artifacts = store.artifacts(run_id)
+        matches = [a for a in artifacts if a.name == name]
         if not matches:
-            raise NotFound(f"run {run_id} has no artifact named {name!r}")
+            names = ", ".join(sorted({a.name for a in artifacts})) or "none"
+            raise NotFound(f"run {run_id} has no artifact named {name!r}; it has: {names}")
         artifact = matches[-1]
+        if artifact.bytes is None:
+            raise NotFound(f"artifact {name!r} of run {run_id} was never stored (its source was missing when logged)")
         target = inside(os.fspath(dest_dir), name)
-        write_stream(store.read_file(artifact.path_or_uri), target)
+        copy_stream(store.read_file(artifact.path_or_uri), target, artifact.bytes, progress)
         return target
+
+    def gc(self, delete: bool = False, older_than_s: float = 3600.0) -> Any:
+        """Files in the artifact store that no record points at any more (left by interrupted
+        deletes or writes), older than ``older_than_s``; removed when ``delete``. A ``GcReport``."""
+        from .gc import collect_garbage
+
+        return collect_garbage(self.store, delete=delete, older_than_s=older_than_s)
 
     def download_url(self, path_or_uri: str, expires_s: int = 3600) -> str | None:
         """A presigned URL for a stored file (``Artifact.path_or_uri``, ``ModelFileInfo.path_or_uri``)
@@ -266,6 +370,9 @@ class Client:
         folder = tempfile.mkdtemp(prefix="modelbox-model-")
         try:
             path = self.download_model(info.url or info.id, folder)
+            if not os.path.isdir(path):
+                raise NotFound(f"model {info.name} v{info.version} is a reference to {path}, which cannot be fetched here; "
+                               "load it with its own framework's tools")
             loader = model_loader(info.framework)
             if loader is not None:
                 return loader(path, info)

@@ -10,6 +10,7 @@ class Experiment(NamedTuple):
     id: str
     name: str
     created_at: float
+    archived_at: float | None = None  # archived: hidden from default listings, restorable
 
 
 class MetricPoint(NamedTuple):
@@ -51,8 +52,8 @@ class ModelFileInfo(NamedTuple):
 
 class ChangeEvent(NamedTuple):
     seq: int
-    kind: str  # created | updated | appended
-    object_type: str  # experiment | run | model | artifact | metrics | event
+    kind: str  # created | updated | appended | deleted
+    object_type: str  # experiment | run | model | alias | artifact | metrics | event
     object_id: str
     payload: dict[str, Any]
 
@@ -86,6 +87,8 @@ class RunInfo:
     tags: dict[str, str] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)
     failure: Failure | None = None  # set for failed and killed runs
+    archived_at: float | None = None  # archived: hidden from default listings, restorable
+    note: str | None = None  # free text a person added (a finished run's description)
 
 
 @dataclass(slots=True)
@@ -103,6 +106,18 @@ class ModelInfo:
     status: str
     created_at: float
     url: str = ""
+    aliases: list[str] = field(default_factory=list)  # names pointing at this version (production, staging...)
+    source_uri: str | None = None  # a model registered by reference (s3://, https://, hf://...): no stored files
+
+
+class DeleteReport(NamedTuple):
+    """What a deletion removed: runs (with their children), models, and stored files."""
+
+    runs: int = 0
+    models: int = 0
+    experiments: int = 0
+    files: int = 0
+    bytes: int = 0
 
 
 class MetricSummary(NamedTuple):

@@ -57,13 +57,18 @@ class StoreCopier:
 
     def run(self) -> CopyReport:
         try:
-            runs = sorted(self.source.runs(), key=lambda r: (r.parent_run_id is not None, r.start_time))
+            runs = sorted(self.source.runs(archived=None), key=lambda r: (r.parent_run_id is not None, r.start_time))
             for info in runs:
                 self._copy_run(info, len(runs))
             copied_runs = {r.id for r in runs}
-            for model in self.source.models():
+            models = self.source.models()
+            for model in models:
                 if model.run_id is None or model.run_id in copied_runs:
                     self._copy_model(model)
+            for info in runs:
+                self._copy_lifecycle(info)
+            for model in models:
+                self._copy_aliases(model)
             self.on_progress(self.report, len(runs), "done")
             return self.report
         finally:
@@ -112,6 +117,28 @@ class StoreCopier:
         self._send([update], "update", run_id, info.status, info.end_time, info.progress)
         self.report.runs += 1
 
+    def _copy_lifecycle(self, info) -> None:
+        """A run's note and archived state: no batch carries them, so they are set on the target
+        store, and only where it differs (a second copy changes nothing)."""
+        try:
+            current = self.target_store.run(info.id)
+        except NotFound:
+            return
+        if (info.note or None) != (current.note or None):
+            self.target_store.update_run(info.id, note=info.note or "")
+        if (info.archived_at is None) != (current.archived_at is None):
+            self.target_store.archive_run(info.id, archived=info.archived_at is not None)
+
+    def _copy_aliases(self, model) -> None:
+        """Aliases point at the same model ids (whose version numbers may differ in the target)."""
+        for alias in model.aliases:
+            try:
+                copied = self.target_store.model(model.id)
+                if alias not in copied.aliases:
+                    self.target_store.set_alias(copied.name, alias, copied.version)
+            except NotFound:
+                continue
+
     def _target_artifacts(self, run_id: str) -> list:
         try:
             return self.target_store.artifacts(run_id)
@@ -138,7 +165,7 @@ class StoreCopier:
             pass
         files = [ModelFile(f.name, self._fetch(f.path_or_uri, f.name) if f.bytes is not None else "") for f in model.files]
         record = ModelRecord(model.id, model.run_id, model.name, model.framework, files, model.created_at,
-                             dict(model.metadata), dict(model.labels), list(model.datasets), model.status)
+                             dict(model.metadata), dict(model.labels), list(model.datasets), model.status, model.source_uri)
         self._send([record], "model", model.id)
         self.report.models += 1
 

@@ -48,3 +48,29 @@ def autologged(store_uri, client):
     mbx.autolog(backend=store_uri, experiment="test", capture_console=False)
     yield client
     mbx.flush(10)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One real PostgreSQL cluster for the session (team-server and registry tests); each test
+    takes a database of its own."""
+    from ._components import missing
+    from .teamserver.components import PostgresCluster, postgres_bin, started
+
+    bindir = postgres_bin()
+    if bindir is None:
+        missing("PostgreSQL (initdb, pg_ctl)", "apt-get install postgresql; `make test` installs it as root")
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        missing("psycopg 3 and psycopg_pool", "pip install 'modelbox-autolog[postgres]'")
+    cluster = started(lambda: PostgresCluster(bindir), lambda c: (c.init(), c.start()))
+    yield cluster
+    cluster.cleanup()
+
+
+@pytest.fixture
+def pg_uri(pg_cluster) -> str:
+    """A fresh, empty database of the session's cluster."""
+    return pg_cluster.uri(pg_cluster.new_database())

@@ -181,3 +181,157 @@ def test_post_import_hook_fires_on_later_import_and_can_be_cancelled():
     import tests.toylib_late  # noqa: F401,F811
 
     assert fired == [name]
+
+
+# ---------------------------------------------------------------------- the user's results, unchanged
+def _raise_chained(how: str):
+    try:
+        {}["root cause"]
+    except KeyError as exc:
+        if how == "cause":
+            raise TrainingError("explicit") from exc
+        if how == "suppressed":
+            raise TrainingError("suppressed") from None
+        raise TrainingError("implicit")  # noqa: B904 - the chain under test
+
+
+class ChainedTrainer(Trainer):
+    def fit(self, data, callbacks=None, *, fail_at=None):
+        _raise_chained(self.how)
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+
+
+def _caught(fn, *args):
+    try:
+        fn(*args)
+    except BaseException as exc:  # noqa: BLE001 - compared attribute by attribute
+        return exc
+    raise AssertionError("no exception")
+
+
+def _fit_chained(how):
+    return ChainedTrainer(how).fit([1.0])
+
+
+@pytest.mark.parametrize("how", ["cause", "implicit", "suppressed"])
+def test_exception_chain_and_traceback_text_are_the_users(store_uri, client, how):
+    import traceback
+
+    plain = _caught(_fit_chained, how)
+    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False)
+    _patching.patch_call("toy", ChainedTrainer, "fit", fit_hook, group="toy.fit")
+    ours = _caught(_fit_chained, how)
+    for attr in ("__cause__", "__context__"):
+        assert type(getattr(ours, attr)) is type(getattr(plain, attr))
+        assert str(getattr(ours, attr)) == str(getattr(plain, attr))
+    assert ours.__suppress_context__ is plain.__suppress_context__
+    text, plain_text = "".join(traceback.format_exception(ours)), "".join(traceback.format_exception(plain))
+    assert text == plain_text  # frame by frame: no frame of ours
+    assert ("KeyError: 'root cause'" in text) == (how != "suppressed")
+    mbx.flush(10)
+    assert client.runs()[0].status == "failed"
+
+
+def test_our_failure_before_a_call_that_fails_too_leaves_only_the_users_error(store_uri, client, capfd):
+    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False)
+
+    def needs_valid_input(call):
+        with autorun("toy", name="Trainer"):
+            len(call.args[0])  # our reading of the input fails first (testing mode would re-raise it)
+            yield None
+
+    _patching.patch_call("toy", Trainer, "fit", needs_valid_input)
+    with pytest.raises(TypeError, match="not iterable"):  # the framework's own error, not ours
+        Trainer(epochs=1).fit(3)
+    assert "modelbox" not in capfd.readouterr().err
+
+
+def test_our_failure_after_a_successful_call_keeps_the_run_finished_and_prints_one_line(
+        monkeypatch, store_uri, client, caplog):
+    monkeypatch.setenv("MODELBOX_AUTOLOG_TESTING", "0")
+    monkeypatch.setattr(_patching, "_reported_sites", set())
+    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False)
+
+    def broken_after(call):
+        with autorun("toy", name="Trainer") as run:
+            yield None
+            run.log_metric("before_the_bug", 1.0)
+            {}["feature importance"]  # a bug in our post-processing
+
+    _patching.patch_call("toy", Trainer, "fit", broken_after)
+    trainer = Trainer(epochs=1)
+    assert trainer.fit([1.0]) is trainer
+    assert trainer.fit([1.0]) is trainer  # the same cause again: said once
+    mbx.flush(10)
+    (warning,) = [r for r in caplog.records if r.name == "modelbox_autolog" and r.levelname == "WARNING"]
+    assert "KeyError: 'feature importance'" in warning.getMessage() and "\n" not in warning.getMessage()
+    assert warning.exc_info is None  # the traceback goes to the debug log only
+    runs = client.runs()
+    assert [r.status for r in runs] == ["finished", "finished"]
+    assert runs[0].metrics("before_the_bug") and runs[0].events("autolog_error")
+
+
+def test_nothing_instrumented_inside_our_own_code_makes_a_run(store_uri, client):
+    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False)
+
+    def hook_that_trains(call):
+        Trainer(epochs=1).fit([2.0])  # e.g. a helper our hook uses: never a run of its own
+        with autorun("toy", name="Outer"):
+            yield None
+            Trainer(epochs=1).fit([3.0])
+        with _patching.own_code():
+            Trainer(epochs=1).fit([4.0])
+
+    _patching.patch_call("toy", Trainer, "fit", fit_hook, group="toy.fit")
+    _patching.patch_call("toy", BoostedTrainer, "from_config", hook_that_trains)
+    BoostedTrainer.from_config({"epochs": 1})
+    mbx.flush(10)
+    assert [r.name for r in client.runs()] == ["Outer"]
+
+
+def test_arguments_are_bound_by_the_real_signature_however_passed():
+    """Keyword-only parameters that a deprecate-positional-args decorator still takes by position."""
+    import functools
+
+    def accepts_positional_keyword_only(fn):
+        names = [p.name for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY]
+
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            positional = 3
+            kwargs.update(zip(names, args[positional:], strict=False))
+            return fn(*args[:positional], **kwargs)
+
+        return inner
+
+    @accepts_positional_keyword_only
+    def train(params, data, rounds=10, *, evals=(), callbacks=None):
+        return params, rounds, evals, callbacks
+
+    seen = {}
+
+    def hook(call):
+        seen.update(params=call.argument("params"), rounds=call.argument("rounds"), evals=call.argument("evals"),
+                    callbacks=call.argument("callbacks"))
+        yield call.replace(callbacks=["ours"])
+
+    namespace = type("ns", (), {"train": staticmethod(train)})
+    _patching.patch_call("toy", namespace, "train", hook)
+    assert namespace.train({"eta": 1}, "d", 3, ["e"], ["mine"]) == ({"eta": 1}, 3, ["e"], ["ours"])
+    assert seen == {"params": {"eta": 1}, "rounds": 3, "evals": ["e"], "callbacks": ["mine"]}
+
+
+def test_instrumented_calls_on_our_threads_make_no_runs(store_uri, client):
+    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False)
+    _patching.patch_call("toy", Trainer, "fit", fit_hook, group="toy.fit")
+    ours = threading.Thread(target=lambda: Trainer(epochs=1).fit([1.0]), name="modelbox-exporter-like")
+    ours.start()
+    ours.join()
+    theirs = threading.Thread(target=lambda: Trainer(epochs=1).fit([1.0]), name="user-thread")
+    theirs.start()
+    theirs.join()
+    mbx.flush(10)
+    assert [r.name for r in client.runs()] == ["Trainer"]  # the user's thread only

@@ -153,7 +153,10 @@ def test_an_existing_version_1_store_is_upgraded(grid, store_uri):
     grid.close()
     conn = sqlite3.connect(path)
     conn.executescript(
-        "DROP TRIGGER params_kept_queryable; DROP TABLE param_values; DROP INDEX metric_series_by_last;"
+        "DROP TABLE model_aliases; DROP INDEX runs_by_parent; DROP INDEX models_by_run;"
+        " ALTER TABLE runs DROP COLUMN archived_at; ALTER TABLE runs DROP COLUMN note;"
+        " ALTER TABLE experiments DROP COLUMN archived_at; ALTER TABLE models DROP COLUMN source_uri;"
+        " DROP TRIGGER params_kept_queryable; DROP TABLE param_values; DROP INDEX metric_series_by_last;"
         " DROP INDEX metric_series_by_min; DROP INDEX metric_series_by_max;"
         + "".join(f"ALTER TABLE metric_series DROP COLUMN {c};" for c in
                   ("count", "last_step", "last_value", "last_time", "min_value", "max_value"))

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import NamedTuple
 
 from ..backends.base import BackendError, BackendUnavailable, NotFound
-from ..backends.files import CHUNK, SourceChanged, check_unchanged, open_source
+from ..backends.files import CHUNK, SourceChanged, check_unchanged, counted, open_source
 
 # Called after every request to the store: (operation, seconds, error kind or None).
 Observer = Callable[[str, float, "str | None"], None]
@@ -73,7 +73,7 @@ class ArtifactStore(abc.ABC):
             def unchanged(size: int, _sha: str) -> None:
                 check_unchanged(reader, path, fingerprint, size)
 
-            return self.put(key, chunks(), verify=unchanged, size_hint=os.fstat(reader.fileno()).st_size)
+            return self.put(key, counted(chunks()), verify=unchanged, size_hint=os.fstat(reader.fileno()).st_size)
 
     @abc.abstractmethod
     def get(self, key: str) -> Iterator[bytes]:

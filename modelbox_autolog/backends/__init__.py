@@ -11,6 +11,7 @@ from .base import (
     ImmutableModel,
     NotFound,
     RecordRefused,
+    Refused,
     Store,
     StoreUnwritable,
 )
@@ -68,7 +69,7 @@ def open_store(uri: str) -> Store:
 
 
 __all__ = [
-    "AuthRefused", "Backend", "BackendError", "BackendUnavailable", "ImmutableModel", "NotFound", "RecordRefused", "Store",
+    "AuthRefused", "Backend", "BackendError", "BackendUnavailable", "ImmutableModel", "NotFound", "RecordRefused", "Refused", "Store",
     "StoreUnwritable", "open_backend", "open_store", "scheme_of",
 ]
 

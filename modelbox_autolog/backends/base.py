@@ -15,6 +15,7 @@ from .._records import Batch
 from ..entities import (
     Artifact,
     ChangeEvent,
+    DeleteReport,
     Event,
     Experiment,
     Input,
@@ -63,7 +64,11 @@ class NotFound(KeyError):
         return str(self.args[0]) if self.args else "not found"
 
 
-class ImmutableModel(BackendError):
+class Refused(BackendError):
+    """A change the store refuses for a reason it names (a final or aliased model, a bad alias)."""
+
+
+class ImmutableModel(Refused):
     """A finalized model cannot be changed."""
 
 
@@ -109,10 +114,12 @@ class Store(abc.ABC):
     uri: str
 
     @abc.abstractmethod
-    def experiments(self) -> list[Experiment]: ...
+    def experiments(self, archived: bool | None = False) -> list[Experiment]:
+        """Experiments, oldest first; ``archived`` False: without the archived ones, True: only them, None: all."""
 
     @abc.abstractmethod
-    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None) -> list[RunInfo]: ...
+    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None,
+             archived: bool | None = False) -> list[RunInfo]: ...
 
     @abc.abstractmethod
     def run(self, run_id: str) -> RunInfo: ...
@@ -133,16 +140,19 @@ class Store(abc.ABC):
     def inputs(self, run_id: str) -> list[Input]: ...
 
     @abc.abstractmethod
-    def models(self, name: str | None = None, labels: dict[str, str] | None = None, run_id: str | None = None) -> list[ModelInfo]: ...
+    def models(self, name: str | None = None, labels: dict[str, str | None] | None = None,
+               run_id: str | None = None) -> list[ModelInfo]: ...
 
     @abc.abstractmethod
     def model(self, model_id: str) -> ModelInfo: ...
 
     @abc.abstractmethod
-    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str] | None = None) -> ModelInfo: ...
+    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str | None] | None = None,
+                     actor: str | None = None) -> ModelInfo:
+        """Merge metadata and labels into a draft model; a label set to None is removed."""
 
     @abc.abstractmethod
-    def finalize_model(self, model_id: str) -> ModelInfo: ...
+    def finalize_model(self, model_id: str, actor: str | None = None) -> ModelInfo: ...
 
     @abc.abstractmethod
     def read_file(self, path_or_uri: str) -> Iterable[bytes]:
@@ -161,17 +171,21 @@ class Store(abc.ABC):
     # The run search (``where``/``order_by``, see modelbox_autolog.search) runs inside the store;
     # a store that cannot compile it says so rather than loading every run.
     def search_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None,
-                    order_by: str | None = None, limit: int | None = None, offset: int = 0) -> list[RunInfo]:
-        """Runs matching ``where``, sorted by ``order_by`` (then newest first), one page."""
+                    order_by: str | None = None, limit: int | None = None, offset: int = 0,
+                    archived: bool | None = False) -> list[RunInfo]:
+        """Runs matching ``where``, sorted by ``order_by`` (then newest first), one page; archived
+        runs (and runs of archived experiments) are left out unless ``archived`` is True (only
+        them) or None (all)."""
         if where or order_by or offset:
             raise BackendError(f"{type(self).__name__} cannot search runs (where/order_by/offset)")
-        return self.runs(experiment=experiment, status=status, limit=limit)
+        return self.runs(experiment=experiment, status=status, limit=limit, archived=archived)
 
-    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None) -> int:
+    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None,
+                   archived: bool | None = False) -> int:
         """How many runs ``search_runs`` would find without a limit."""
         if where:
             raise BackendError(f"{type(self).__name__} cannot search runs (where)")
-        return len(self.runs(experiment=experiment, status=status))
+        return len(self.runs(experiment=experiment, status=status, archived=archived))
 
     def metric_summaries(self, run_ids: list[str], keys: list[str] | None = None) -> dict[str, dict[str, MetricSummary]]:
         """Per run id, per metric key: the latest value, min, max and count (``keys=None``: all)."""
@@ -207,3 +221,43 @@ class Store(abc.ABC):
     def input_consumers(self, refs: list[str]) -> list[tuple[str, str]]:
         """(run id, ref) of every run that logged one of ``refs`` as an input (lineage: who loaded a model)."""
         return []
+
+    # ------------------------------------------------------------------ registry and lifecycle
+    # One method per write, each taking the ``actor`` recorded in its change event, so that an
+    # access check can wrap any of them. A store that cannot make a change says so.
+    def _unsupported(self, what: str) -> BackendError:
+        return BackendError(f"{type(self).__name__} ({self.uri}) cannot {what}")
+
+    def experiment(self, name_or_id: str) -> Experiment:
+        """One experiment by name or id (archived ones too); NotFound naming close names."""
+        found = [e for e in self.experiments() if name_or_id in (e.name, e.id)]
+        if not found:
+            raise NotFound(f"no experiment {name_or_id!r} in {self.uri}")
+        return found[0]
+
+    def set_alias(self, name: str, alias: str, version: int | str, actor: str | None = None) -> ModelInfo:
+        """Point ``NAME@ALIAS`` at a version (moved atomically if it pointed elsewhere)."""
+        raise self._unsupported("set model aliases")
+
+    def delete_alias(self, name: str, alias: str, actor: str | None = None) -> None:
+        raise self._unsupported("delete model aliases")
+
+    def delete_model(self, model_id: str, actor: str | None = None) -> DeleteReport:
+        raise self._unsupported("delete models")
+
+    def update_run(self, run_id: str, *, name: str | None = None, tags: dict[str, str | None] | None = None,
+                   note: str | None = None, actor: str | None = None) -> RunInfo:
+        """Rename a run, set or remove (None) tags, set its note ("" clears it)."""
+        raise self._unsupported("edit runs")
+
+    def archive_run(self, run_id: str, archived: bool = True, actor: str | None = None) -> RunInfo:
+        raise self._unsupported("archive runs")
+
+    def archive_experiment(self, name_or_id: str, archived: bool = True, actor: str | None = None) -> Experiment:
+        raise self._unsupported("archive experiments")
+
+    def delete_run(self, run_id: str, actor: str | None = None) -> DeleteReport:
+        raise self._unsupported("delete runs")
+
+    def delete_experiment(self, name_or_id: str, actor: str | None = None) -> DeleteReport:
+        raise self._unsupported("delete experiments")

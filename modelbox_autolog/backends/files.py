@@ -5,15 +5,16 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 
 from .._names import UnsafeName, safe_relpath
 
 CHUNK = 1 << 20
 
 __all__ = [
-    "CHUNK", "SourceChanged", "UnsafeName", "copy_file", "inside", "open_source", "os_error_is_per_record", "read_chunks",
-    "safe_relpath", "sha256_of", "write_stream",
+    "CHUNK", "SourceChanged", "UnsafeName", "copy_file", "counted", "inside", "open_source", "os_error_is_per_record",
+    "read_chunks", "safe_relpath", "sha256_of", "transfer_progress", "write_stream",
 ]
 
 # Errors that no retry fixes and that concern one file name or one source, not the store:
@@ -59,6 +60,20 @@ def check_unchanged(handle, path: str, fingerprint: list[int] | tuple[int, ...] 
 
 def _matches(st: os.stat_result, fingerprint: list[int] | tuple[int, ...]) -> bool:
     return st.st_size == fingerprint[0] and st.st_mtime_ns == fingerprint[1]
+# Set around a copy or upload the caller wants to watch (a CLI progress bar): called with the
+# size of each chunk read from a local file on its way into a store or to a server.
+transfer_progress: ContextVar[Callable[[int], None] | None] = ContextVar("modelbox_transfer_progress", default=None)
+
+
+def counted(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``chunks``, reporting each one to ``transfer_progress`` when someone watches."""
+    advance = transfer_progress.get()
+    if advance is None:
+        yield from chunks
+        return
+    for chunk in chunks:
+        advance(len(chunk))
+        yield chunk
 
 
 def inside(root: str, relpath: str) -> str:

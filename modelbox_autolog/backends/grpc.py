@@ -32,6 +32,7 @@ from .._records import Batch, new_id
 from ..entities import (
     Artifact,
     ChangeEvent,
+    DeleteReport,
     Event,
     Experiment,
     Input,
@@ -53,9 +54,10 @@ from .base import (
     ImmutableModel,
     NotFound,
     RecordRefused,
+    Refused,
     Store,
 )
-from .files import SourceChanged, check_unchanged, open_source
+from .files import SourceChanged, check_unchanged, open_source, transfer_progress
 from .uris import server_addresses
 
 DEFAULT_PORT = 50051
@@ -131,16 +133,23 @@ def _is_ip(host: str) -> bool:
         return False
 
 
-def _error(exc: grpc.RpcError, target: str) -> Exception:
+# What a plaintext client sees when the server speaks TLS: the handshake bytes close the socket.
+_PLAINTEXT_TO_TLS = ("socket closed", "connection reset", "end of tcp stream", "ssl", "handshake", "http2 frame")
+
+
+def _error(exc: grpc.RpcError, target: str, tls: bool = True) -> Exception:
     """The library's exception for a failed call."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     detail = (exc.details() if hasattr(exc, "details") else None) or str(code)
     if code in RETRYABLE:
-        return BackendUnavailable(f"modelbox server {target} unavailable: {detail}")
+        hint = ""
+        if not tls and any(word in detail.lower() for word in _PLAINTEXT_TO_TLS):
+            hint = f" (if the server was started with --tls-cert, connect with grpcs://{target})"
+        return BackendUnavailable(f"modelbox server {target} unavailable: {detail}{hint}")
     if code == grpc.StatusCode.NOT_FOUND:
         return NotFound(detail)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
-        return ImmutableModel(detail)
+        return ImmutableModel(detail) if "is final and cannot be changed" in detail else Refused(detail)
     if code in AUTH:
         given = "no token was given" if not os.environ.get("MODELBOX_TOKEN") else "the token in MODELBOX_TOKEN was refused"
         return AuthRefused(f"modelbox server {target} refused the request ({given}: {detail}); "
@@ -148,13 +157,13 @@ def _error(exc: grpc.RpcError, target: str) -> Exception:
     return BackendError(f"modelbox server {target}: {code.name}: {detail}")
 
 
-def _write_error(exc: grpc.RpcError, target: str) -> Exception:
+def _write_error(exc: grpc.RpcError, target: str, tls: bool = True) -> Exception:
     """As ``_error``, but for writes: a server fault keeps the batch (transient), never drops it."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     if code in SERVER_FAULTS:
         detail = (exc.details() if hasattr(exc, "details") else None) or str(code)
         return BackendUnavailable(f"modelbox server {target} failed: {code.name}: {detail}")
-    return _error(exc, target)
+    return _error(exc, target, tls)
 
 
 class Connection:
@@ -163,6 +172,7 @@ class Connection:
     def __init__(self, uri: str) -> None:
         self.target, _ = parse_target(uri)  # how messages name the server(s)
         channel_address, tls, extra = channel_target(uri)
+        self.tls = tls
         options = _CHANNEL_OPTIONS + extra
         token = os.environ.get("MODELBOX_TOKEN")
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
@@ -190,14 +200,14 @@ class Connection:
                 if exc.code() in RETRYABLE and attempt < retries:
                     _pause(attempt)
                     continue
-                raise _error(exc, self.target) from None
+                raise _error(exc, self.target, self.tls) from None
         raise AssertionError("unreachable")
 
     def stream(self, method: str, request: Any, timeout: float | None = READ_TIMEOUT_S) -> Iterator[Any]:
         try:
             yield from getattr(self.stub, method)(request, timeout=timeout, metadata=self.metadata)
         except grpc.RpcError as exc:
-            raise _error(exc, self.target) from None
+            raise _error(exc, self.target, self.tls) from None
 
     def close(self) -> None:
         if not self._closed:
@@ -235,7 +245,7 @@ class GrpcBackend(Backend):
                 if retry and attempt < RETRIES:
                     _pause(attempt)
                     continue
-                raise _write_error(exc, self.target) from None
+                raise _write_error(exc, self.target, self._conn.tls) from None
         raise AssertionError("unreachable")
 
     def _upload_files(self, batch: Batch, uploads: dict[str, str]) -> list[tuple[Any, str, str]]:
@@ -260,7 +270,9 @@ class GrpcBackend(Backend):
         with handle:
             size = os.fstat(handle.fileno()).st_size
             timeout = 120.0 + size / (5 << 20)  # generous: a slow disk or link, never a hung call
-            self._conn.stub.Upload(_upload_messages(handle, upload_id, size), timeout=timeout, metadata=self._conn.metadata)
+            advance = transfer_progress.get()  # read here: gRPC pulls the messages on another thread
+            self._conn.stub.Upload(_upload_messages(handle, upload_id, size, advance), timeout=timeout,
+                                   metadata=self._conn.metadata)
             check_unchanged(handle, path, fingerprint)
         return upload_id
 
@@ -271,7 +283,8 @@ class GrpcBackend(Backend):
         return GrpcStore(self.uri, self._conn)
 
 
-def _upload_messages(handle: Any, upload_id: str, size: int) -> Iterator[rpb.UploadRequest]:
+def _upload_messages(handle: Any, upload_id: str, size: int,
+                     advance: Callable[[int], None] | None = None) -> Iterator[rpb.UploadRequest]:
     """Header, then at most ``size`` bytes in chunks (a file growing meanwhile is cut), then the sha256."""
     yield rpb.UploadRequest(header=rpb.UploadHeader(upload_id=upload_id, size=size))
     digest = hashlib.sha256()
@@ -282,6 +295,8 @@ def _upload_messages(handle: Any, upload_id: str, size: int) -> Iterator[rpb.Upl
             break
         digest.update(chunk)
         left -= len(chunk)
+        if advance is not None:
+            advance(len(chunk))
         yield rpb.UploadRequest(chunk=chunk)
     yield rpb.UploadRequest(sha256=digest.hexdigest())
 
@@ -301,11 +316,17 @@ class GrpcStore(Store):
     def _model(self, msg: spb.ModelInfo) -> ModelInfo:
         return convert.model_info(msg, self._location, f"{self.uri}#model={msg.id}")
 
-    def experiments(self) -> list[Experiment]:
-        return [convert.experiment(e) for e in self._conn.call("ListExperiments", spb.ListExperimentsRequest()).experiments]
+    def experiments(self, archived: bool | None = False) -> list[Experiment]:
+        request = spb.ListExperimentsRequest(archived=convert.archived_filter(archived))
+        return [convert.experiment(e) for e in self._conn.call("ListExperiments", request).experiments]
 
-    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None) -> list[RunInfo]:
-        request = spb.ListRunsRequest(experiment=experiment, status=status, limit=int(limit or 0))
+    def experiment(self, name_or_id: str) -> Experiment:
+        return convert.experiment(self._conn.call("GetExperiment", spb.ExperimentRequest(experiment=name_or_id)))
+
+    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None,
+             archived: bool | None = False) -> list[RunInfo]:
+        request = spb.ListRunsRequest(experiment=experiment, status=status, limit=int(limit or 0),
+                                      archived=convert.archived_filter(archived))
         return [convert.run_info(r) for r in self._conn.call("ListRuns", request).runs]
 
     def run(self, run_id: str) -> RunInfo:
@@ -329,13 +350,17 @@ class GrpcStore(Store):
             raise SearchError(found.group(2), where or order_by or "", int(found.group(1))) from None
 
     def search_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None,
-                    order_by: str | None = None, limit: int | None = None, offset: int = 0) -> list[RunInfo]:
+                    order_by: str | None = None, limit: int | None = None, offset: int = 0,
+                    archived: bool | None = False) -> list[RunInfo]:
         request = spb.ListRunsRequest(experiment=experiment, status=status, limit=int(limit or 0), where=where or None,
-                                      order_by=order_by or None, offset=int(offset or 0))
+                                      order_by=order_by or None, offset=int(offset or 0),
+                                      archived=convert.archived_filter(archived))
         return [convert.run_info(r) for r in self._searching("ListRuns", request, where, order_by).runs]
 
-    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None) -> int:
-        request = spb.ListRunsRequest(experiment=experiment, status=status, where=where or None)
+    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None,
+                   archived: bool | None = False) -> int:
+        request = spb.ListRunsRequest(experiment=experiment, status=status, where=where or None,
+                                      archived=convert.archived_filter(archived))
         return self._searching("CountRuns", request, where, None).count
 
     def metric_summaries(self, run_ids: list[str], keys: list[str] | None = None) -> dict[str, dict[str, MetricSummary]]:
@@ -376,24 +401,66 @@ class GrpcStore(Store):
     def inputs(self, run_id: str) -> list[Input]:
         return [convert.input_info(i) for i in self._conn.call("ListInputs", spb.RunRequest(run_id=run_id)).inputs]
 
-    def models(self, name: str | None = None, labels: dict[str, str] | None = None, run_id: str | None = None) -> list[ModelInfo]:
-        request = spb.ListModelsRequest(name=name, labels=labels or {}, run_id=run_id)
+    def models(self, name: str | None = None, labels: dict[str, str | None] | None = None,
+               run_id: str | None = None) -> list[ModelInfo]:
+        labels = labels or {}
+        request = spb.ListModelsRequest(name=name, labels={k: v for k, v in labels.items() if v is not None}, run_id=run_id,
+                                        label_keys=[k for k, v in labels.items() if v is None])
         return [self._model(m) for m in self._conn.call("ListModels", request).models]
 
     def model(self, model_id: str) -> ModelInfo:
         return self._model(self._conn.call("GetModel", spb.GetModelRequest(model_id=_model_id(model_id))))
 
-    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str] | None = None) -> ModelInfo:
+    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str | None] | None = None,
+                     actor: str | None = None) -> ModelInfo:
         from .._values import to_attrs, to_tags
 
+        labels = labels or {}
         request = spb.UpdateModelRequest(
             model_id=_model_id(model_id), metadata_json=convert.dumps(to_attrs(metadata)) if metadata else "",
-            labels=to_tags(labels),
+            labels=to_tags({k: v for k, v in labels.items() if v is not None}),
+            remove_labels=[str(k) for k, v in labels.items() if v is None],
         )
         return self._model(self._conn.call("UpdateModel", request, retries=0))
 
-    def finalize_model(self, model_id: str) -> ModelInfo:
+    def finalize_model(self, model_id: str, actor: str | None = None) -> ModelInfo:
         return self._model(self._conn.call("FinalizeModel", spb.GetModelRequest(model_id=_model_id(model_id))))
+
+    # ------------------------------------------------------------------ registry and lifecycle (the server's actor is the token's)
+    def set_alias(self, name: str, alias: str, version: int | str, actor: str | None = None) -> ModelInfo:
+        request = spb.SetAliasRequest(name=name, alias=alias, version=str(version))
+        return self._model(self._conn.call("SetAlias", request))
+
+    def delete_alias(self, name: str, alias: str, actor: str | None = None) -> None:
+        self._conn.call("DeleteAlias", spb.DeleteAliasRequest(name=name, alias=alias), retries=0)
+
+    def delete_model(self, model_id: str, actor: str | None = None) -> DeleteReport:
+        reply = self._conn.call("DeleteModel", spb.GetModelRequest(model_id=_model_id(model_id)), retries=0)
+        return convert.delete_report(reply)
+
+    def update_run(self, run_id: str, *, name: str | None = None, tags: dict[str, str | None] | None = None,
+                   note: str | None = None, actor: str | None = None) -> RunInfo:
+        from .._values import to_tags
+
+        tags = tags or {}
+        request = spb.UpdateRunRequest(run_id=run_id, name=name, note=note,
+                                       tags=to_tags({k: v for k, v in tags.items() if v is not None}),
+                                       remove_tags=[str(k) for k, v in tags.items() if v is None])
+        return convert.run_info(self._conn.call("UpdateRun", request))
+
+    def archive_run(self, run_id: str, archived: bool = True, actor: str | None = None) -> RunInfo:
+        return convert.run_info(self._conn.call("ArchiveRun", spb.ArchiveRunRequest(run_id=run_id, restore=not archived)))
+
+    def archive_experiment(self, name_or_id: str, archived: bool = True, actor: str | None = None) -> Experiment:
+        request = spb.ArchiveExperimentRequest(experiment=name_or_id, restore=not archived)
+        return convert.experiment(self._conn.call("ArchiveExperiment", request))
+
+    def delete_run(self, run_id: str, actor: str | None = None) -> DeleteReport:
+        return convert.delete_report(self._conn.call("DeleteRun", spb.RunRequest(run_id=run_id), retries=0))
+
+    def delete_experiment(self, name_or_id: str, actor: str | None = None) -> DeleteReport:
+        reply = self._conn.call("DeleteExperiment", spb.ExperimentRequest(experiment=name_or_id), retries=0)
+        return convert.delete_report(reply)
 
     def read_file(self, path_or_uri: str) -> Iterable[bytes]:
         relpath = path_or_uri[len(self._files_prefix):] if path_or_uri.startswith(self._files_prefix) else path_or_uri

@@ -61,9 +61,13 @@ LATEST = len(migrations())
 
 def current_version(conn: Any) -> int:
     """The schema version of a database: 0 when it has no ModelBox schema at all."""
-    row = conn.execute("SELECT to_regclass(%s), to_regclass('runs')", (VERSION_TABLE,)).fetchone()
-    if row[0] is None:
-        return -1 if row[1] is not None else 0  # -1: a "runs" table that is not ours
+    # pg_tables, not to_regclass: a lookup through the catalog cache may not yet see a table that
+    # another opener created while this one waited for the upgrade lock (an advisory lock does
+    # not refresh that cache); a query reads the committed catalog.
+    row = conn.execute("SELECT bool_or(tablename = %s), bool_or(tablename = 'runs') FROM pg_catalog.pg_tables"
+                       " WHERE schemaname = current_schema() AND tablename IN (%s, 'runs')", (VERSION_TABLE, VERSION_TABLE)).fetchone()
+    if not row[0]:
+        return -1 if row[1] else 0  # -1: a "runs" table that is not ours
     return conn.execute(f"SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}").fetchone()[0]
 
 

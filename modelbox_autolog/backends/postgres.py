@@ -15,11 +15,11 @@ Artifact bytes live in an artifact store named by ``?artifacts=`` or by the stor
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -43,34 +43,28 @@ from .._records import Event as EventRecord
 from .._records import Input as InputRecord
 from ..artifacts import ArtifactStore, ArtifactStoreError, open_artifacts, place_files
 from ..artifacts.layout import Placed
-from ..entities import (
-    Artifact,
-    ChangeEvent,
-    Event,
-    Experiment,
-    Failure,
-    Input,
-    MetricPoint,
-    MetricSummary,
-    ModelFileInfo,
-    ModelInfo,
-    RunInfo,
-    SeriesSample,
-)
 from . import pg_migrations
 from .base import (
     Backend,
     BackendError,
     BackendUnavailable,
-    ImmutableModel,
-    NotFound,
     RecordRefused,
     Store,
     StoreUnwritable,
 )
+from .search_sql import POSTGRESQL
+from .sql_store import SqlStore, Tx
 
 # One rule for both SQL stores: chunk packing, summaries, and when a run counts as lost.
-from .sqlite import REAP_EVERY_S, _lost, _only_heartbeats, pack_points, series_summary, unpack_points
+from .sqlite import (
+    MODEL_INSERT_COLUMNS,
+    REAP_EVERY_S,
+    _lost,
+    _only_heartbeats,
+    model_created,
+    pack_points,
+    series_summary,
+)
 
 CHANGES_LOCK = 0x6D6F64656C626F78  # "modelbox": orders change sequence numbers by commit
 NOTIFY_CHANNEL = "modelbox_changes"
@@ -202,10 +196,11 @@ class _UnconfiguredArtifacts(ArtifactStore):
         return location if "://" not in location and not location.startswith("/") else None
 
 
-class PostgresStore(Backend, Store):
+class PostgresStore(SqlStore, Backend, Store):
     """Both sides of a PostgreSQL store; thread-safe (a connection pool)."""
 
     scheme = "postgresql"
+    dialect = POSTGRESQL
 
     def __init__(self, uri: str, *, artifacts: ArtifactStore | None = None, pool_size: int | None = None,
                  upgrade: bool = False, observer: QueryObserver | None = None) -> None:
@@ -365,11 +360,16 @@ class PostgresStore(Backend, Store):
             cur.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
 
     def _experiment_id(self, conn: psycopg.Connection, name: str, now: float, changes: list) -> str:
-        row = conn.execute("SELECT id FROM experiments WHERE name=%s", (name,)).fetchone()
+        row = conn.execute("SELECT id, archived_at FROM experiments WHERE name=%s", (name,)).fetchone()
         if row:
+            if row[1] is not None:  # a new run in an archived experiment brings it back
+                cur = conn.execute("UPDATE experiments SET archived_at=NULL WHERE id=%s AND archived_at IS NOT NULL", (row[0],))
+                if cur.rowcount:
+                    changes.append(("updated", "experiment", row[0], _dumps({"name": name, "archived": False}), now))
             return row[0]
         exp_id = new_id()
-        cur = conn.execute("INSERT INTO experiments VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING", (exp_id, name, now))
+        cur = conn.execute("INSERT INTO experiments (id, name, created_at) VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING",
+                           (exp_id, name, now))
         if cur.rowcount:
             changes.append(("created", "experiment", exp_id, _dumps({"name": name}), now))
             return exp_id
@@ -477,9 +477,9 @@ class PostgresStore(Backend, Store):
             version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM models WHERE name=%s", (m.name,)).fetchone()[0]
             exp = conn.execute("SELECT experiment_id FROM runs WHERE id=%s", (m.run_id,)).fetchone() if m.run_id else None
             conn.execute(
-                "INSERT INTO models VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO models ({MODEL_INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (m.id, m.name, version, m.framework, m.run_id, exp[0] if exp else None, _dumps(m.metadata),
-                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now),
+                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now, m.source_uri),
             )
             with conn.cursor() as cur:
                 cur.executemany(
@@ -487,8 +487,7 @@ class PostgresStore(Backend, Store):
                     " SET path = EXCLUDED.path, bytes = EXCLUDED.bytes, sha256 = EXCLUDED.sha256",
                     [(m.id, f.name, *files[f"{m.id}/{f.name}"]) for f in m.files],
                 )
-            payload = {"name": m.name, "version": version, "framework": m.framework, "run_id": m.run_id}
-            changes.append(("created", "model", m.id, _dumps(payload), now))
+            changes.append(("created", "model", m.id, _dumps(model_created(m, version)), now))
 
         for u in groups.get(RunUpdate, ()):
             self._apply_run_update(conn, u, now, changes)
@@ -601,271 +600,22 @@ class PostgresStore(Backend, Store):
         except (psycopg.Error, PoolTimeout) as exc:
             raise classify(exc, f"reading {self.uri}") from exc
 
-    def _resolve(self, table: str, ident: str, what: str) -> str:
-        """Full ids, or a unique prefix of at least 4 characters (as shown by the CLI)."""
-        if not isinstance(ident, str) or not ident:
-            raise NotFound(f"{what} id {ident!r} is not valid")
-        if self._query(f"SELECT 1 FROM {table} WHERE id=%s", (ident,), "resolve"):
-            return ident
-        if len(ident) >= 4:
-            prefix = ident.replace("\\", "").replace("%", "").replace("_", "\\_")
-            rows = self._query(f"SELECT id FROM {table} WHERE id LIKE %s LIMIT 2", (prefix + "%",), "resolve")
-            if len(rows) == 1:
-                return rows[0][0]
-            if len(rows) > 1 and table == "runs":
-                raise NotFound(f"run id prefix {ident!r} is ambiguous; give more characters")
-        raise NotFound(f"no {what} with id {ident!r} in {self.uri}")
+    def _read(self, sql: str, args: Iterable[Any] = (), operation: str = "query") -> list[tuple]:
+        return self._query(sql, args, operation)
 
-    def _resolve_run_id(self, run_id: str) -> str:
-        return self._resolve("runs", run_id, "run")
-
-    def _resolve_model_id(self, model_id: str) -> str:
-        if isinstance(model_id, str) and "#model=" in model_id:
-            model_id = model_id.rsplit("#model=", 1)[1]
-        return self._resolve("models", model_id, "model")
-
-    def experiments(self) -> list[Experiment]:
-        return [Experiment(*row) for row in self._query("SELECT id, name, created_at FROM experiments ORDER BY created_at")]
-
-    _RUN_COLUMNS = (
-        "r.id, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, r.progress, r.parent_run_id, r.tags, r.env,"
-        " r.failure"
-    )
-
-    @staticmethod
-    def _run_info(row: tuple, params: dict[str, Any]) -> RunInfo:
-        from .._values import from_param_text
-
-        try:
-            failure = Failure.from_dict(json.loads(row[11])) if row[11] else None
-        except ValueError:
-            failure = Failure("unknown", row[11])
-        return RunInfo(
-            id=row[0], experiment_id=row[1], experiment=row[2], name=row[3], status=row[4], start_time=row[5],
-            end_time=row[6], progress=row[7], parent_run_id=row[8],
-            params={k: from_param_text(v) for k, v in params.items()}, tags=json.loads(row[9]), env=json.loads(row[10]),
-            failure=failure,
-        )
-
-    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None) -> list[RunInfo]:
-        return self.search_runs(experiment=experiment, status=status, limit=limit)
-
-    # ---------------------------------------------------------------- search (compiled to SQL)
-    # The same compiler and plans as the SQLite store (backends/search_sql.py), PostgreSQL dialect.
     def _execute(self, sql: str, args: list[Any]) -> list[tuple]:
         return self._query(sql, args, "search")
 
-    def search_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None,
-                    order_by: str | None = None, limit: int | None = None, offset: int = 0) -> list[RunInfo]:
-        from ..search import parse_order_by, parse_where
-        from .search_sql import POSTGRESQL, RunSearch, search_page
-
-        self._reap_now_and_then()  # runs of dead processes read as killed, in results and in filters
-        search = RunSearch(POSTGRESQL, self._RUN_COLUMNS, experiment, status, parse_where(where), parse_order_by(order_by))
-        rows = search_page(search, self._execute, limit or None, offset)
-        params: dict[str, dict[str, str]] = {}
-        if rows:
-            for run_id, key, value in self._query("SELECT run_id, key, value FROM params WHERE run_id = ANY(%s)",
-                                                  ([r[0] for r in rows],)):
-                params.setdefault(run_id, {})[key] = value
-        return [self._run_info(row, params.get(row[0], {})) for row in rows]
-
-    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None) -> int:
-        from ..search import parse_where
-        from .search_sql import POSTGRESQL, select_runs
-
-        self._reap_now_and_then()
-        sql, args = select_runs(POSTGRESQL, "", experiment=experiment, status=status, where=parse_where(where), count=True)
-        return self._execute(sql, args)[0][0]
-
-    def metric_summaries(self, run_ids: list[str], keys: list[str] | None = None) -> dict[str, dict[str, MetricSummary]]:
-        out: dict[str, dict[str, MetricSummary]] = {run_id: {} for run_id in run_ids}
-        if not run_ids or (keys is not None and not keys):
-            return out
-        sql = ("SELECT run_id, key, last_value, last_step, last_time, min_value, max_value, count FROM metric_series"
-               " WHERE run_id = ANY(%s)")
-        args: list[Any] = [list(run_ids)]
-        if keys is not None:
-            sql += " AND key = ANY(%s)"
-            args.append(list(keys))
-        for run_id, key, last, step, when, low, high, count in self._query(sql, args, "summaries"):
-            if last is None and count:
-                last = math.nan  # kept as NULL, as in SQLite
-            out.setdefault(run_id, {})[key] = MetricSummary(key, last, step, when, low, high, count)
-        return out
-
-    def search_keys(self, experiment: str | None = None, sample: int = 1000) -> dict[str, list[str]]:
-        scope, args = "SELECT r.id FROM runs r", []
-        if experiment is not None:
-            scope += " JOIN experiments e ON e.id = r.experiment_id WHERE (e.name = %s OR e.id = %s)"
-            args = [experiment, experiment]
-        scope += " ORDER BY r.start_time DESC LIMIT %s"
-        args.append(sample)
-        params = [r[0] for r in self._query(f"SELECT DISTINCT key FROM params WHERE run_id IN ({scope}) ORDER BY key", args)]
-        metrics = [r[0] for r in self._query(f"SELECT DISTINCT key FROM metric_series WHERE run_id IN ({scope}) ORDER BY key",
-                                             args)]
-        tags: set[str] = set()
-        for (text,) in self._query(f"SELECT DISTINCT tags FROM runs WHERE id IN ({scope})", args):
-            tags.update(json.loads(text))
-        return {"params": params, "metrics": metrics, "tags": sorted(tags)}
-
-    def child_counts(self, run_ids: list[str]) -> dict[str, int]:
-        if not run_ids:
-            return {}
-        rows = self._query("SELECT parent_run_id, count(*) FROM runs WHERE parent_run_id = ANY(%s) GROUP BY parent_run_id",
-                           (list(run_ids),))
-        return {run_id: 0 for run_id in run_ids} | dict(rows)
-
-    def input_consumers(self, refs: list[str]) -> list[tuple[str, str]]:
-        if not refs:
-            return []
-        rows = self._query("SELECT run_id, ref, min(timestamp) AS first FROM inputs WHERE ref = ANY(%s)"
-                           " GROUP BY run_id, ref ORDER BY first", (list(refs),))
-        return [(run_id, ref) for run_id, ref, _first in rows]
-
-    def metric_sample(self, run_id: str, key: str, max_points: int = 2000) -> SeriesSample:
-        """Downsampled from the packed chunks directly (no point objects for the whole series)."""
-        from ..series import sample_columns
-
-        run_id = self._resolve_run_id(run_id)
-        chunks = self._query(
-            "SELECT c.steps, c.vals, c.times, c.epochs FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id"
-            " WHERE s.run_id=%s AND s.key=%s ORDER BY c.id",
-            (run_id, key), "metrics",
-        )
-        columns = [b"".join(bytes(chunk[i]) for chunk in chunks) for i in range(4)]  # little-endian, as sample_columns reads
-        return sample_columns(key, *columns, max_points=max_points)
-
-    def run(self, run_id: str) -> RunInfo:
-        run_id = self._resolve_run_id(run_id)
-        self._reap_now_and_then()
-        row = self._query(f"SELECT {self._RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.id=%s",
-                          (run_id,))[0]
-        params = dict(self._query("SELECT key, value FROM params WHERE run_id=%s", (run_id,)))
-        return self._run_info(row, params)
-
-    def metric_keys(self, run_id: str) -> list[str]:
-        run_id = self._resolve_run_id(run_id)
-        return [r[0] for r in self._query("SELECT key FROM metric_series WHERE run_id=%s ORDER BY key", (run_id,))]
-
-    def metrics(self, run_id: str, key: str) -> list[MetricPoint]:
-        run_id = self._resolve_run_id(run_id)
-        chunks = self._query(
-            "SELECT c.steps, c.vals, c.times, c.epochs FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id"
-            " WHERE s.run_id=%s AND s.key=%s ORDER BY c.id",
-            (run_id, key), "metrics",
-        )
-        points = [point for chunk in chunks for point in unpack_points(*(bytes(c) for c in chunk))]
-        points.sort(key=lambda p: p.step)  # stable: equal steps keep their logging order
-        return points
-
-    def events(self, run_id: str, name: str | None = None) -> list[Event]:
-        run_id = self._resolve_run_id(run_id)
-        sql, args = "SELECT name, timestamp, duration_s, attrs FROM events WHERE run_id=%s", [run_id]
-        if name is not None:
-            sql += " AND name=%s"
-            args.append(name)
-        rows = self._query(sql + " ORDER BY timestamp, ordinal", args)
-        return [Event(n, ts, d, json.loads(a)) for n, ts, d, a in rows]
-
-    def artifacts(self, run_id: str) -> list[Artifact]:
-        run_id = self._resolve_run_id(run_id)
-        rows = self._query("SELECT id, name, path, bytes, sha256, kind FROM artifacts WHERE run_id=%s ORDER BY created_at, ordinal",
-                           (run_id,))
-        return [Artifact(i, n, self.artifact_store.location(p), b, s, k) for i, n, p, b, s, k in rows]
-
-    def inputs(self, run_id: str) -> list[Input]:
-        run_id = self._resolve_run_id(run_id)
-        rows = self._query("SELECT kind, ref, timestamp, attrs FROM inputs WHERE run_id=%s ORDER BY timestamp, ordinal", (run_id,))
-        return [Input(k, r, t, json.loads(a)) for k, r, t, a in rows]
-
-    _MODEL_COLUMNS = "id, name, version, framework, run_id, experiment_id, metadata, labels, datasets, status, created_at"
-
-    def _model_infos(self, rows: list[tuple]) -> list[ModelInfo]:
-        files: dict[str, list[ModelFileInfo]] = {}
-        if rows:
-            for model_id, n, p, b, s in self._query(
-                "SELECT model_id, name, path, bytes, sha256 FROM model_files WHERE model_id = ANY(%s) ORDER BY name",
-                ([r[0] for r in rows],),
-            ):
-                files.setdefault(model_id, []).append(ModelFileInfo(n, self.artifact_store.location(p), b, s))
-        return [
-            ModelInfo(
-                id=row[0], name=row[1], version=row[2], framework=row[3], run_id=row[4], experiment_id=row[5],
-                files=files.get(row[0], []), metadata=json.loads(row[6]), labels=json.loads(row[7]),
-                datasets=json.loads(row[8]), status=row[9], created_at=row[10], url=f"{self.uri}#model={row[0]}",
-            )
-            for row in rows
-        ]
-
-    def models(self, name: str | None = None, labels: dict[str, str] | None = None, run_id: str | None = None) -> list[ModelInfo]:
-        sql, where, args = f"SELECT {self._MODEL_COLUMNS} FROM models", [], []
-        if name is not None:
-            where.append("name=%s")
-            args.append(name)
-        if run_id is not None:
-            where.append("run_id=%s")
-            args.append(self._resolve_run_id(run_id))
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        infos = self._model_infos(self._query(sql + " ORDER BY created_at DESC, version DESC", args))
-        if labels:
-            infos = [m for m in infos if all(m.labels.get(k) == v for k, v in labels.items())]
-        return infos
-
-    def model(self, model_id: str) -> ModelInfo:
-        model_id = self._resolve_model_id(model_id)
-        return self._model_infos(self._query(f"SELECT {self._MODEL_COLUMNS} FROM models WHERE id=%s", (model_id,)))[0]
-
-    def _change_model(self, model_id: str, change: Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]) -> ModelInfo:
-        """Lock the model's row, refuse a final model, apply ``change(current) -> (sets, payload)``."""
-        model_id = self._resolve_model_id(model_id)
+    @contextmanager
+    def _transaction(self, operation: str) -> Iterator[Tx]:
+        """One write transaction on a pooled connection; change rows (ordered by the advisory lock) last."""
         try:
-            with self._observed("update_model"), self._pool.connection() as conn, conn.transaction():
-                row = conn.execute("SELECT status, metadata, labels FROM models WHERE id=%s FOR UPDATE", (model_id,)).fetchone()
-                if row[0] == "final":
-                    raise ImmutableModel(f"model {model_id} is final and cannot be changed; log a new version instead")
-                sets, payload = change({"status": row[0], "metadata": json.loads(row[1]), "labels": json.loads(row[2])})
-                if sets:
-                    now = time.time()
-                    assignments = ", ".join(f"{k}=%s" for k in sets)
-                    conn.execute(f"UPDATE models SET {assignments}, updated_at=%s WHERE id=%s", [*sets.values(), now, model_id])
-                    self._append_changes(conn, [("updated", "model", model_id, _dumps(payload), now)])
+            with self._observed(operation), self._pool.connection() as conn, conn.transaction():
+                tx = Tx(conn, POSTGRESQL, time.time())
+                yield tx
+                self._append_changes(conn, tx.changes)
         except (psycopg.Error, PoolTimeout) as exc:
-            raise classify(exc, f"updating model {model_id} in {self.uri}") from exc
-        return self.model(model_id)
-
-    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str] | None = None) -> ModelInfo:
-        from .._values import to_attrs, to_tags
-
-        def change(current: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-            sets: dict[str, Any] = {}
-            if metadata:
-                sets["metadata"] = _dumps({**current["metadata"], **to_attrs(metadata)})
-            if labels:
-                sets["labels"] = _dumps({**current["labels"], **to_tags(labels)})
-            return sets, {"metadata": metadata or {}, "labels": labels or {}}
-
-        return self._change_model(model_id, change)
-
-    def finalize_model(self, model_id: str) -> ModelInfo:
-        current = self.model(model_id)
-        if current.status == "final":
-            return current
-        return self._change_model(current.id, lambda _current: ({"status": "final"}, {"status": "final"}))
-
-    def read_file(self, path_or_uri: str) -> Iterable[bytes]:
-        return self.artifact_store.read_file(path_or_uri)
-
-    def changes(self, since: int = 0, limit: int = 1000) -> list[ChangeEvent]:
-        rows = self._query(
-            "SELECT seq, kind, object_type, object_id, payload FROM changes WHERE seq > %s ORDER BY seq LIMIT %s",
-            (since, limit), "changes",
-        )
-        return [ChangeEvent(seq, kind, otype, oid, json.loads(payload)) for seq, kind, otype, oid, payload in rows]
-
-    def last_change_seq(self) -> int:
-        return self._query("SELECT coalesce(max(seq), 0) FROM changes", (), "changes")[0][0]
+            raise classify(exc, f"{operation} in {self.uri}") from exc
 
     def wait_for_change(self, timeout: float) -> bool:
         """Block until a NOTIFY from any writer (any replica) or ``timeout``; False on timeout or

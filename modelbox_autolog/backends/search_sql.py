@@ -22,6 +22,8 @@ from typing import Any
 
 from ..search import And, Compare, Field, Node, Not, Or, OrderKey, SearchError
 
+Sql = tuple[str, list[Any]]  # a fragment and its parameters, in order
+
 
 @dataclass(frozen=True)
 class Dialect:
@@ -32,13 +34,27 @@ class Dialect:
     like: str  # a case-insensitive LIKE
     tag_template: str  # SQL of one tag's text; {column} and {p} (the key placeholder)
     tiebreak: str  # the last ORDER BY terms: newest first, then insertion order
+    insertion: str = "rowid"  # the column that keeps insertion order (SQLite's rowid, PostgreSQL's ordinal)
+    for_update: str = ""  # row lock in a transaction (SQLite locks the whole database at BEGIN IMMEDIATE)
+    arrays: bool = False  # ``= ANY(%s)`` with one list parameter instead of ``IN (?, ?, ...)``
 
     def tag(self, column: str) -> str:
         return self.tag_template.format(column=column, p=self.placeholder)
 
+    def sql(self, text: str) -> str:
+        """Shared statements are written with ``?``; this dialect's placeholder replaces it."""
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    def in_list(self, column: str, values: Sequence[Any]) -> Sql:
+        """``column IN (...)`` for a list of values (written with ``?``)."""
+        if self.arrays:
+            return f"{column} = ANY(?)", [list(values)]
+        return f"{column} IN ({','.join('?' * len(values))})", list(values)
+
 
 SQLITE = Dialect("sqlite", "?", "LIKE", "json_extract({column}, '$.\"' || {p} || '\"')", "r.start_time DESC, r.rowid DESC")
-POSTGRESQL = Dialect("postgresql", "%s", "ILIKE", "(({column})::jsonb ->> {p})", "r.start_time DESC, r.ordinal DESC")
+POSTGRESQL = Dialect("postgresql", "%s", "ILIKE", "(({column})::jsonb ->> {p})", "r.start_time DESC, r.ordinal DESC",
+                     insertion="ordinal", for_update=" FOR UPDATE", arrays=True)
 
 _COMPARISONS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _METRIC_COLUMNS = {"last": "last_value", "min": "min_value", "max": "max_value"}
@@ -47,8 +63,6 @@ _ATTRIBUTE_COLUMNS = {
     "started": "r.start_time", "ended": "r.end_time",
 }
 
-
-Sql = tuple[str, list[Any]]  # a fragment and its parameters, in order
 
 
 @dataclass
@@ -212,6 +226,7 @@ class RunSearch:
     where: Node | None = None
     order_by: Sequence[OrderKey] = ()
     now: float = field(default_factory=time.time)
+    archived: bool | None = False  # False: hide archived runs (and runs of archived experiments); True: only those; None: all
 
     DRIVE_BELOW = 5000
 
@@ -227,6 +242,8 @@ class RunSearch:
         if self.status is not None:
             parts.append(f"r.status = {p}")
             args.append(self.status)
+        if self.archived is not None:
+            parts.append(archived_condition(self.archived, self.experiment is not None))
         for item in conjuncts(self.where):
             if item is skip:
                 continue
@@ -301,6 +318,16 @@ class RunSearch:
         return self._page(sql, [*join_args, *args, key, *order_args], limit, offset)
 
 
+def archived_condition(archived: bool, experiment_named: bool) -> str:
+    """Archived runs: archived themselves, or in an archived experiment (unless that experiment
+    is the one asked for by name: its runs are what the user wants to see)."""
+    if experiment_named:
+        return "r.archived_at IS NOT NULL" if archived else "r.archived_at IS NULL"
+    if archived:
+        return "(r.archived_at IS NOT NULL OR e.archived_at IS NOT NULL)"
+    return "r.archived_at IS NULL AND e.archived_at IS NULL"
+
+
 def search_page(search: RunSearch, execute: Callable[[str, list[Any]], list[tuple]], limit: int | None,
                 offset: int = 0) -> list[tuple]:
     """One page of a search, choosing the statement as ``RunSearch`` describes; ``execute`` runs SQL."""
@@ -329,7 +356,7 @@ def _count_with_value(search: RunSearch) -> Sql:
 
 def select_runs(dialect: Dialect, columns: str, *, experiment: str | None = None, status: str | None = None,
                 where: Node | None = None, order_by: Sequence[OrderKey] = (), limit: int | None = None,
-                offset: int = 0, count: bool = False, now: float | None = None) -> Sql:
+                offset: int = 0, count: bool = False, now: float | None = None, archived: bool | None = False) -> Sql:
     """One statement for a search (the general form; ``search_page`` picks faster ones)."""
-    search = RunSearch(dialect, columns, experiment, status, where, order_by, now if now is not None else time.time())
+    search = RunSearch(dialect, columns, experiment, status, where, order_by, now if now is not None else time.time(), archived)
     return search.count() if count else search.general(limit, offset)

@@ -107,6 +107,8 @@ class SpoolBackend(Backend):
 
         view = MemoryStore(f"memory://spool-view-{id(self)}")
         replay(self.directory, view)
+        view.read_only = (f"{self.uri} is a spool: it can be read, not changed (aliases, tags, archive, delete); "
+                          f"modelbox sync {self.directory} --to STORE_URI, then change it there")
         return view
 
 
@@ -125,6 +127,15 @@ def read_spool(directory: str) -> Iterator[Batch]:
                     yield decode_batch(line, files_root=directory)
                 except ValueError as exc:
                     raise BackendError(f"{path}:{number} is not a spool batch: {exc}") from exc
+
+
+def count_batches(directory: str) -> int:
+    """How many batches a spool folder holds (its complete lines), without decoding them."""
+    total = 0
+    for path in spool_files(directory):
+        with open(path, "rb") as handle:
+            total += sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    return total
 
 
 def replay(directory: str, target: Backend, progress: Callable[[int], None] | None = None,

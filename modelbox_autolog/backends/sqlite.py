@@ -13,7 +13,6 @@ liveness"): a final status is set once; runs whose process died read as ``killed
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 import sys
@@ -21,7 +20,8 @@ import threading
 import time
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .. import _liveness
@@ -42,32 +42,23 @@ from .._records import Input as InputRecord
 from ..artifacts import ArtifactStore, open_artifacts, place_files
 from ..artifacts.layout import Placed
 from ..entities import (
-    Artifact,
-    ChangeEvent,
-    Event,
-    Experiment,
-    Failure,
-    Input,
     MetricPoint,
-    MetricSummary,
-    ModelFileInfo,
-    ModelInfo,
-    RunInfo,
-    SeriesSample,
 )
 from .base import (
     Backend,
     BackendError,
     BackendUnavailable,
-    ImmutableModel,
-    NotFound,
     RecordRefused,
     Store,
     StoreUnwritable,
 )
+from .search_sql import SQLITE
+from .sql_store import SqlStore, Tx
 from .uris import artifacts_param, sqlite_path
 
-SCHEMA_VERSION = 3  # 2: the queryable side (SEARCH_STATEMENTS); 3: run liveness and failure (LIVENESS_COLUMNS)
+# 2: the queryable side (SEARCH_STATEMENTS); 3: run liveness and failure (LIVENESS_COLUMNS);
+# 4: the registry and the run lifecycle (REGISTRY_STATEMENTS)
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -139,6 +130,20 @@ SEARCH_STATEMENTS = (
     + _PARAM_NUM_SQL.replace("value", "NEW.value") + ", " + _PARAM_TEXT_SQL.replace("value", "NEW.value") + "); END",
 )
 
+# Version 4: the registry and the run lifecycle: aliases, archived runs and experiments, a run's
+# note, models registered by reference (source_uri), and the indexes deletes walk by.
+REGISTRY_STATEMENTS = (
+    "ALTER TABLE runs ADD COLUMN archived_at REAL",
+    "ALTER TABLE runs ADD COLUMN note TEXT",
+    "ALTER TABLE experiments ADD COLUMN archived_at REAL",
+    "ALTER TABLE models ADD COLUMN source_uri TEXT",
+    "CREATE TABLE IF NOT EXISTS model_aliases (name TEXT NOT NULL, alias TEXT NOT NULL, model_id TEXT NOT NULL,"
+    " version INTEGER NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (name, alias)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS model_aliases_by_model ON model_aliases(model_id)",
+    "CREATE INDEX IF NOT EXISTS runs_by_parent ON runs(parent_run_id)",
+    "CREATE INDEX IF NOT EXISTS models_by_run ON models(run_id)",
+)
+
 SUMMARY_UPDATE = """UPDATE metric_series SET count = count + ?1,
     last_value = CASE WHEN last_step IS NULL OR ?2 >= last_step THEN ?3 ELSE last_value END,
     last_time = CASE WHEN last_step IS NULL OR ?2 >= last_step THEN ?4 ELSE last_time END,
@@ -146,6 +151,18 @@ SUMMARY_UPDATE = """UPDATE metric_series SET count = count + ?1,
     min_value = min(coalesce(min_value, ?5), coalesce(?5, min_value)),
     max_value = max(coalesce(max_value, ?6), coalesce(?6, max_value))
     WHERE id = ?7"""
+
+
+MODEL_INSERT_COLUMNS = ("id, name, version, framework, run_id, experiment_id, metadata, labels, datasets, status, created_at,"
+                        " updated_at, source_uri")
+
+
+def model_created(m: ModelRecord, version: int) -> dict[str, Any]:
+    """The payload of a model's "created" change event (both SQL stores)."""
+    payload = {"name": m.name, "version": version, "framework": m.framework, "run_id": m.run_id}
+    if m.source_uri:
+        payload["source_uri"] = m.source_uri
+    return payload
 
 
 def series_summary(series_id: int, points: list[tuple]) -> tuple:
@@ -270,10 +287,12 @@ def _lost(owner: dict[str, Any] | None, heartbeat_at: float | None, lease_s: flo
     return {"type": "ProcessLost", "message": message, "traceback": None}
 
 
-class SQLiteStore(Backend, Store):
+class SQLiteStore(SqlStore, Backend, Store):
     """Both sides of a SQLite store; safe to share between threads (one connection, one lock)."""
 
     scheme = "sqlite"
+    dialect = SQLITE
+    read_only: str | None = None  # why registry writes are refused (a spool's private view)
 
     def __init__(self, uri: str, *, database: str | None = None, artifacts_dir: str | None = None,
                  artifacts: ArtifactStore | None = None) -> None:
@@ -347,7 +366,7 @@ class SQLiteStore(Backend, Store):
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 if conn.execute("PRAGMA user_version").fetchone()[0] == 0:  # not created meanwhile by another connection
-                    for statement in [*SCHEMA.split(";"), *SEARCH_STATEMENTS, LIVENESS_INDEX]:
+                    for statement in [*SCHEMA.split(";"), *SEARCH_STATEMENTS, LIVENESS_INDEX, *REGISTRY_STATEMENTS]:
                         if statement.strip():
                             conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -362,7 +381,7 @@ class SQLiteStore(Backend, Store):
     def _upgrade(self, conn: sqlite3.Connection) -> None:
         """An older store, upgraded in place in one transaction (another connection may race us):
         version 1 -> 2 adds the queryable side and fills it from what is stored; -> 3 adds the
-        liveness and failure columns of runs."""
+        liveness and failure columns of runs; -> 4 the registry (aliases, archive, notes, references)."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -381,6 +400,9 @@ class SQLiteStore(Backend, Store):
             for statement in _liveness_statements(conn):
                 conn.execute(statement)
             conn.execute(LIVENESS_INDEX)
+            if version < 4:
+                for statement in REGISTRY_STATEMENTS:
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -482,11 +504,14 @@ class SQLiteStore(Backend, Store):
         return self._applied(batch_id)
 
     def _experiment_id(self, conn: sqlite3.Connection, name: str, now: float, changes: list) -> str:
-        row = conn.execute("SELECT id FROM experiments WHERE name=?", (name,)).fetchone()
+        row = conn.execute("SELECT id, archived_at FROM experiments WHERE name=?", (name,)).fetchone()
         if row:
+            if row[1] is not None:  # a new run in an archived experiment brings it back
+                conn.execute("UPDATE experiments SET archived_at=NULL WHERE id=?", (row[0],))
+                changes.append(("updated", "experiment", row[0], _dumps({"name": name, "archived": False}), now))
             return row[0]
         exp_id = new_id()
-        conn.execute("INSERT INTO experiments VALUES (?,?,?)", (exp_id, name, now))
+        conn.execute("INSERT INTO experiments (id, name, created_at) VALUES (?,?,?)", (exp_id, name, now))
         changes.append(("created", "experiment", exp_id, _dumps({"name": name}), now))
         return exp_id
 
@@ -574,15 +599,14 @@ class SQLiteStore(Backend, Store):
             version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM models WHERE name=?", (m.name,)).fetchone()[0]
             exp = conn.execute("SELECT experiment_id FROM runs WHERE id=?", (m.run_id,)).fetchone() if m.run_id else None
             conn.execute(
-                "INSERT INTO models VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO models ({MODEL_INSERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (m.id, m.name, version, m.framework, m.run_id, exp[0] if exp else None, _dumps(m.metadata),
-                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now),
+                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now, m.source_uri),
             )
             for f in m.files:
                 rel, size, sha = files[f"{m.id}/{f.name}"]
                 conn.execute("INSERT OR REPLACE INTO model_files VALUES (?,?,?,?,?)", (m.id, f.name, rel, size, sha))
-            payload = {"name": m.name, "version": version, "framework": m.framework, "run_id": m.run_id}
-            changes.append(("created", "model", m.id, _dumps(payload), now))
+            changes.append(("created", "model", m.id, _dumps(model_created(m, version)), now))
 
         for u in groups.get(RunUpdate, ()):
             self._apply_run_update(conn, u, now, changes)
@@ -703,268 +727,32 @@ class SQLiteStore(Backend, Store):
             except sqlite3.Error as exc:
                 raise _classify(exc, f"reading {self.path}") from exc
 
-    def _resolve_run_id(self, run_id: str) -> str:
-        """Full ids, or a unique prefix of at least 4 characters (as shown by the CLI)."""
-        if not isinstance(run_id, str) or not run_id:
-            raise NotFound(f"run id {run_id!r} is not valid")
-        if self._query("SELECT 1 FROM runs WHERE id=?", (run_id,)):
-            return run_id
-        if len(run_id) >= 4:
-            rows = self._query("SELECT id FROM runs WHERE id LIKE ? LIMIT 2", (run_id.replace("%", "") + "%",))
-            if len(rows) == 1:
-                return rows[0][0]
-            if len(rows) > 1:
-                raise NotFound(f"run id prefix {run_id!r} is ambiguous; give more characters")
-        raise NotFound(f"no run with id {run_id!r} in {self.uri}")
+    def _read(self, sql: str, args: Iterable[Any] = (), operation: str = "query") -> list[tuple]:
+        return self._query(sql, args)
 
-    def _resolve_model_id(self, model_id: str) -> str:
-        if not isinstance(model_id, str) or not model_id:
-            raise NotFound(f"model id {model_id!r} is not valid")
-        if "#model=" in model_id:
-            model_id = model_id.rsplit("#model=", 1)[1]
-        if self._query("SELECT 1 FROM models WHERE id=?", (model_id,)):
-            return model_id
-        if len(model_id) >= 4:
-            rows = self._query("SELECT id FROM models WHERE id LIKE ? LIMIT 2", (model_id.replace("%", "") + "%",))
-            if len(rows) == 1:
-                return rows[0][0]
-        raise NotFound(f"no model with id {model_id!r} in {self.uri}")
-
-    def experiments(self) -> list[Experiment]:
-        return [Experiment(*row) for row in self._query("SELECT id, name, created_at FROM experiments ORDER BY created_at")]
-
-    _RUN_COLUMNS = (
-        "r.id, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, r.progress, r.parent_run_id, r.tags, r.env,"
-        " r.failure"
-    )
-
-    def _run_info(self, row: tuple, params: dict[str, Any]) -> RunInfo:
-        from .._values import from_param_text
-
-        status, failure_text = row[4], row[11]
-        if status == "running" and row[0] in self._dead_seen:  # dead, but the store could not be updated
-            status, failure_text = "killed", self._dead_seen[row[0]]
-        try:
-            failure = Failure.from_dict(json.loads(failure_text)) if failure_text else None
-        except ValueError:
-            failure = Failure("unknown", failure_text)
-        return RunInfo(
-            id=row[0], experiment_id=row[1], experiment=row[2], name=row[3], status=status, start_time=row[5],
-            end_time=row[6], progress=row[7], parent_run_id=row[8],
-            params={k: from_param_text(v) for k, v in params.items()}, tags=json.loads(row[9]), env=json.loads(row[10]),
-            failure=failure,
-        )
-
-    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = None) -> list[RunInfo]:
-        return self.search_runs(experiment=experiment, status=status, limit=limit)
-
-    # ---------------------------------------------------------------- search (compiled to SQL)
-    def search_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None,
-                    order_by: str | None = None, limit: int | None = None, offset: int = 0) -> list[RunInfo]:
-        from ..search import parse_order_by, parse_where
-        from .search_sql import SQLITE, RunSearch, search_page
-
-        self._reap_now_and_then()  # runs of dead processes read as killed, in results and in filters
-
-        search = RunSearch(SQLITE, self._RUN_COLUMNS, experiment, status, parse_where(where), parse_order_by(order_by))
-        rows = search_page(search, self._query, limit or None, offset)
-        params: dict[str, dict[str, str]] = {}
-        if rows:
-            marks = ",".join("?" * len(rows))
-            for run_id, key, value in self._query(f"SELECT run_id, key, value FROM params WHERE run_id IN ({marks})", [r[0] for r in rows]):
-                params.setdefault(run_id, {})[key] = value
-        return [self._run_info(row, params.get(row[0], {})) for row in rows]
-
-    def count_runs(self, experiment: str | None = None, status: str | None = None, where: str | None = None) -> int:
-        from ..search import parse_where
-        from .search_sql import SQLITE, select_runs
-
-        self._reap_now_and_then()
-        sql, args = select_runs(SQLITE, "", experiment=experiment, status=status, where=parse_where(where), count=True)
-        return self._query(sql, args)[0][0]
-
-    def metric_summaries(self, run_ids: list[str], keys: list[str] | None = None) -> dict[str, dict[str, MetricSummary]]:
-        out: dict[str, dict[str, MetricSummary]] = {run_id: {} for run_id in run_ids}
-        if not run_ids:
-            return out
-        sql = ("SELECT run_id, key, last_value, last_step, last_time, min_value, max_value, count FROM metric_series"
-               f" WHERE run_id IN ({','.join('?' * len(run_ids))})")
-        args = list(run_ids)
-        if keys is not None:
-            if not keys:
-                return out
-            sql += f" AND key IN ({','.join('?' * len(keys))})"
-            args += list(keys)
-        for run_id, key, last, step, when, low, high, count in self._query(sql, args):
-            if last is None and count:
-                last = math.nan  # SQL keeps NaN as NULL
-            out.setdefault(run_id, {})[key] = MetricSummary(key, last, step, when, low, high, count)
-        return out
-
-    def search_keys(self, experiment: str | None = None, sample: int = 1000) -> dict[str, list[str]]:
-        scope, args = "SELECT r.id FROM runs r", []
-        if experiment is not None:
-            scope += " JOIN experiments e ON e.id = r.experiment_id WHERE (e.name = ? OR e.id = ?)"
-            args = [experiment, experiment]
-        scope += " ORDER BY r.start_time DESC LIMIT ?"
-        args.append(sample)
-        params = [r[0] for r in self._query(f"SELECT DISTINCT key FROM params WHERE run_id IN ({scope}) ORDER BY key", args)]
-        metrics = [r[0] for r in self._query(f"SELECT DISTINCT key FROM metric_series WHERE run_id IN ({scope}) ORDER BY key", args)]
-        tags: set[str] = set()
-        for (text,) in self._query(f"SELECT DISTINCT tags FROM runs WHERE id IN ({scope})", args):
-            tags.update(json.loads(text))
-        return {"params": params, "metrics": metrics, "tags": sorted(tags)}
-
-    def child_counts(self, run_ids: list[str]) -> dict[str, int]:
-        if not run_ids:
-            return {}
-        rows = self._query(f"SELECT parent_run_id, count(*) FROM runs WHERE parent_run_id IN ({','.join('?' * len(run_ids))})"
-                           " GROUP BY parent_run_id", run_ids)
-        return {run_id: 0 for run_id in run_ids} | dict(rows)
-
-    def input_consumers(self, refs: list[str]) -> list[tuple[str, str]]:
-        if not refs:
-            return []
-        return [tuple(row) for row in self._query(
-            f"SELECT DISTINCT run_id, ref FROM inputs WHERE ref IN ({','.join('?' * len(refs))}) ORDER BY timestamp", refs)]
-
-    def metric_sample(self, run_id: str, key: str, max_points: int = 2000) -> SeriesSample:
-        """Downsampled from the packed chunks directly (no point objects for the whole series)."""
-        from ..series import sample_columns
-
-        run_id = self._resolve_run_id(run_id)
-        chunks = self._query(
-            "SELECT c.steps, c.vals, c.times, c.epochs FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id"
-            " WHERE s.run_id=? AND s.key=? ORDER BY c.id",
-            (run_id, key),
-        )
-        columns = [b"".join(chunk[i] for chunk in chunks) for i in range(4)]  # little-endian, as sample_columns reads
-        return sample_columns(key, *columns, max_points=max_points)
-
-    def run(self, run_id: str) -> RunInfo:
-        run_id = self._resolve_run_id(run_id)
-        self._reap_now_and_then()
-        row = self._query(f"SELECT {self._RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.id=?", (run_id,))[0]
-        params = dict(self._query("SELECT key, value FROM params WHERE run_id=?", (run_id,)))
-        return self._run_info(row, params)
-
-    def metric_keys(self, run_id: str) -> list[str]:
-        run_id = self._resolve_run_id(run_id)
-        return [r[0] for r in self._query("SELECT key FROM metric_series WHERE run_id=? ORDER BY key", (run_id,))]
-
-    def metrics(self, run_id: str, key: str) -> list[MetricPoint]:
-        run_id = self._resolve_run_id(run_id)
-        chunks = self._query(
-            "SELECT c.steps, c.vals, c.times, c.epochs FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id"
-            " WHERE s.run_id=? AND s.key=? ORDER BY c.id",
-            (run_id, key),
-        )
-        points = [point for chunk in chunks for point in unpack_points(*chunk)]
-        points.sort(key=lambda p: p.step)  # stable: equal steps keep their logging order
-        return points
-
-    def events(self, run_id: str, name: str | None = None) -> list[Event]:
-        run_id = self._resolve_run_id(run_id)
-        sql, args = "SELECT name, timestamp, duration_s, attrs FROM events WHERE run_id=?", [run_id]
-        if name is not None:
-            sql += " AND name=?"
-            args.append(name)
-        rows = self._query(sql + " ORDER BY timestamp, rowid", args)
-        return [Event(n, ts, d, json.loads(a)) for n, ts, d, a in rows]
-
-    def artifacts(self, run_id: str) -> list[Artifact]:
-        run_id = self._resolve_run_id(run_id)
-        rows = self._query("SELECT id, name, path, bytes, sha256, kind FROM artifacts WHERE run_id=? ORDER BY created_at, rowid", (run_id,))
-        return [Artifact(i, n, self.artifact_store.location(p), b, s, k) for i, n, p, b, s, k in rows]
-
-    def inputs(self, run_id: str) -> list[Input]:
-        run_id = self._resolve_run_id(run_id)
-        rows = self._query("SELECT kind, ref, timestamp, attrs FROM inputs WHERE run_id=? ORDER BY timestamp, rowid", (run_id,))
-        return [Input(k, r, t, json.loads(a)) for k, r, t, a in rows]
-
-    _MODEL_COLUMNS = "id, name, version, framework, run_id, experiment_id, metadata, labels, datasets, status, created_at"
-
-    def _model_info(self, row: tuple) -> ModelInfo:
-        files = [
-            ModelFileInfo(n, self.artifact_store.location(p), b, s)
-            for n, p, b, s in self._query("SELECT name, path, bytes, sha256 FROM model_files WHERE model_id=? ORDER BY name", (row[0],))
-        ]
-        return ModelInfo(
-            id=row[0], name=row[1], version=row[2], framework=row[3], run_id=row[4], experiment_id=row[5], files=files,
-            metadata=json.loads(row[6]), labels=json.loads(row[7]), datasets=json.loads(row[8]), status=row[9],
-            created_at=row[10], url=f"{self.uri}#model={row[0]}",
-        )
-
-    def models(self, name: str | None = None, labels: dict[str, str] | None = None, run_id: str | None = None) -> list[ModelInfo]:
-        sql, where, args = f"SELECT {self._MODEL_COLUMNS} FROM models", [], []
-        if name is not None:
-            where.append("name=?")
-            args.append(name)
-        if run_id is not None:
-            where.append("run_id=?")
-            args.append(self._resolve_run_id(run_id))
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        infos = [self._model_info(row) for row in self._query(sql + " ORDER BY created_at DESC, version DESC", args)]
-        if labels:
-            infos = [m for m in infos if all(m.labels.get(k) == v for k, v in labels.items())]
-        return infos
-
-    def model(self, model_id: str) -> ModelInfo:
-        model_id = self._resolve_model_id(model_id)
-        return self._model_info(self._query(f"SELECT {self._MODEL_COLUMNS} FROM models WHERE id=?", (model_id,))[0])
-
-    def _change_model(self, model_id: str, sets: dict[str, Any], payload: dict[str, Any]) -> ModelInfo:
-        model_id = self._resolve_model_id(model_id)
+    @contextmanager
+    def _transaction(self, operation: str) -> Iterator[Tx]:
+        """One write transaction (BEGIN IMMEDIATE: the database's write lock), change rows last."""
+        if self.read_only:
+            raise BackendError(self.read_only)
         with self._lock:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                status = conn.execute("SELECT status FROM models WHERE id=?", (model_id,)).fetchone()[0]
-                if status == "final":
-                    raise ImmutableModel(f"model {model_id} is final and cannot be changed; log a new version instead")
-                now = time.time()
-                assignments = ", ".join(f"{k}=?" for k in sets)
-                conn.execute(f"UPDATE models SET {assignments}, updated_at=? WHERE id=?", [*sets.values(), now, model_id])
-                conn.execute(
-                    "INSERT INTO changes(kind, object_type, object_id, payload, timestamp) VALUES ('updated','model',?,?,?)",
-                    (model_id, _dumps(payload), now),
-                )
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _classify(exc, f"cannot write to {self.path}") from exc
+            tx = Tx(conn, SQLITE, time.time())
+            try:
+                yield tx
+                if tx.changes:
+                    conn.executemany("INSERT INTO changes(kind, object_type, object_id, payload, timestamp) VALUES (?,?,?,?,?)",
+                                     tx.changes)
                 conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
+            except BaseException as exc:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                if isinstance(exc, sqlite3.Error):
+                    raise _classify(exc, f"{operation} in {self.path}") from exc
                 raise
-        return self.model(model_id)
-
-    def update_model(self, model_id: str, metadata: dict[str, Any] | None = None, labels: dict[str, str] | None = None) -> ModelInfo:
-        from .._values import to_attrs, to_tags
-
-        current = self.model(model_id)
-        sets: dict[str, Any] = {}
-        if metadata:
-            sets["metadata"] = _dumps({**current.metadata, **to_attrs(metadata)})
-        if labels:
-            sets["labels"] = _dumps({**current.labels, **to_tags(labels)})
-        if current.status == "final":
-            raise ImmutableModel(f"model {current.id} is final and cannot be changed; log a new version instead")
-        if not sets:
-            return current
-        return self._change_model(current.id, sets, {"metadata": metadata or {}, "labels": labels or {}})
-
-    def finalize_model(self, model_id: str) -> ModelInfo:
-        current = self.model(model_id)
-        if current.status == "final":
-            return current
-        return self._change_model(current.id, {"status": "final"}, {"status": "final"})
-
-    def read_file(self, path_or_uri: str) -> Iterable[bytes]:
-        return self.artifact_store.read_file(path_or_uri)
-
-    def changes(self, since: int = 0, limit: int = 1000) -> list[ChangeEvent]:
-        rows = self._query(
-            "SELECT seq, kind, object_type, object_id, payload FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (since, limit)
-        )
-        return [ChangeEvent(seq, kind, otype, oid, json.loads(payload)) for seq, kind, otype, oid, payload in rows]
-
-    def last_change_seq(self) -> int:
-        return self._query("SELECT coalesce(max(seq), 0) FROM changes")[0][0]

@@ -8,15 +8,23 @@ import csv
 import importlib
 import inspect
 import os
+import shutil
 import sys
 import tempfile
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import _config
-from .._patching import Call, entered, in_group
-from .._run import LoggedModel, Run, active_run, autorun, start_run
+from .._exporter import Deferred
+from .._patching import Call, entered, in_group, own_code
+from .._records import Event, ModelFile, ModelRecord, new_id
+from .._run import LoggedModel, NullRun, Run, active_run, autorun, start_run
+from .._values import to_attrs, to_key
+from ._callers import called_by_library
+from ._checkpoint_files import model_limit_bytes
 from ._identity import WeakIdentityMap
 
 # ---------------------------------------------------------------------- arguments and params
@@ -92,14 +100,28 @@ CHILD = "child"  # inside a scikit-learn meta-estimator's fit (Pipeline, GridSea
 SKIP = "skip"  # inside one on a worker thread that has no run: not logged at all
 
 
-def placement(own_fit_group: str) -> str:
+_children: weakref.WeakKeyDictionary[Run, int] = weakref.WeakKeyDictionary()  # child trainings per run
+
+
+def placement(own_fit_group: str, framework: str | None = None) -> str:
     """Where a training starting now logs. Nested in a scikit-learn fit it gets a child run and
-    no Model (the outer fit logs the whole estimator), never an unrelated run of its own."""
+    no Model (the outer fit logs the whole estimator), never an unrelated run of its own; a
+    search or cross-validation gets at most ``max_tuning_runs`` such child runs. A training a
+    library's code starts on its own (not the user's call) is not logged."""
     if in_group(own_fit_group):
         return INNER if active_run() is not None else SKIP
     group = _sklearn_fit_group()
     if group is not None and in_group(group):
-        return CHILD if active_run() is not None else SKIP
+        parent = active_run()
+        if parent is None:
+            return SKIP
+        made = _children.get(parent, 0)
+        if made >= int(_config.current().option("sklearn", "max_tuning_runs", 5) or 0):
+            return SKIP
+        _children[parent] = made + 1
+        return CHILD
+    if called_by_library(framework):
+        return SKIP
     return TOP
 
 
@@ -190,19 +212,102 @@ def log_importance_table(run: Run, features: Iterable[str], columns: Mapping[str
     return run.log_artifact(path, name=name, kind="table", _staged=True)
 
 
+class DeferredModel:
+    """What ``log_final_model`` returns at once: the Model's id and url, known before it is saved."""
+
+    __slots__ = ("id", "url")
+
+    def __init__(self, model_id: str, url: str) -> None:
+        self.id, self.url = model_id, url
+
+
+class _PendingSave:
+    """A trained model to be saved by the exporter thread once no training runs, or by the
+    training thread just before something we see would change it (``take_pending``)."""
+
+    __slots__ = ("_lock", "_writers", "_folder", "failure")
+
+    def __init__(self, writers: dict[str, Callable[[str], Any]]) -> None:
+        self._lock = threading.Lock()
+        self._writers = writers  # they hold the model until saved: the user may drop it right after training
+        self._folder: str | None = None
+        self.failure: str | None = None
+
+    def take(self) -> str | None:
+        """Save now unless done already; the staged folder with the files, or None (``failure`` says why)."""
+        with self._lock:
+            if self._writers:
+                folder = stage_dir()
+                try:
+                    with own_code():
+                        for file_name, write in self._writers.items():
+                            write(os.path.join(folder, file_name))
+                    self._folder = folder
+                except Exception as exc:  # a model the framework cannot save: recorded, not raised
+                    self.failure = f"{type(exc).__name__}: {exc}"[:500]
+                    shutil.rmtree(folder, ignore_errors=True)
+                self._writers = {}
+            return self._folder
+
+
+_pending_saves = WeakIdentityMap()  # a trained model (booster or wrapper) -> its save not made yet
+
+
+def take_pending_hook(call: Call) -> Iterator[Any]:
+    """Call hook of a method that changes a trained model: its pending save is made first."""
+    take_pending(call.instance)
+    return
+    yield  # a generator that never wraps the call
+
+
+def take_pending(*models: Any) -> None:
+    """Something is about to change these models (a new fit, ``update``, ``set_params``...):
+    the saves logged for them are made first, so each run keeps the model it trained."""
+    for model in models:
+        if model is not None:
+            pending = _pending_saves.pop(model)
+            if pending is not None:
+                pending.take()
+
+
 def log_final_model(run: Run, save: Callable[[str], Any], filename: str, *, name: str, framework: str,
                     metadata: Mapping[str, Any] | None = None, extra: Mapping[str, Callable[[str], Any]] | None = None,
-                    ) -> LoggedModel | None:
-    """Save the trained model into a staging folder and log it as a Model entity.
+                    sources: Sequence[Any] = ()) -> DeferredModel | None:
+    """Log the trained model as a Model entity, saved off the training thread.
 
-    ``save(path)`` writes the main file; ``extra`` maps more file names to their writers.
+    ``save(path)`` writes the main file; ``extra`` maps more file names to their writers. The
+    files are written by the exporter thread (as background work: once no training runs), or by
+    the training thread just before one of ``sources`` (the objects the writers read) is changed
+    through a method we instrument; above ``max_model_mb`` the model is an event, not a copy.
     """
-    folder = stage_dir()
-    save(os.path.join(folder, filename))
-    for extra_name, write in (extra or {}).items():
-        write(os.path.join(folder, extra_name))
-    path = folder if extra else os.path.join(folder, filename)
-    return run.log_model(path, name=name, framework=framework, metadata=metadata, _staged=True)
+    if isinstance(run, NullRun):
+        return None
+    pending = _PendingSave({filename: save, **(extra or {})})
+    for source in sources:
+        _pending_saves.set(source, pending)
+    model_id, run_id, stamp = new_id(), run.id, time.time()
+    clean_metadata, single = to_attrs(metadata or {}), not extra
+
+    def produce() -> list[Any]:
+        folder = pending.take()
+        if folder is None:
+            return [Event(new_id(), run_id, "model_not_logged", time.time(), None,
+                          to_attrs({"reason": pending.failure or "not saved", "model": name}))]
+        files = sorted(os.listdir(folder))
+        sizes = {f: os.path.getsize(os.path.join(folder, f)) for f in files}
+        limit = model_limit_bytes()
+        if sum(sizes.values()) > limit:
+            shutil.rmtree(folder, ignore_errors=True)
+            return [Event(new_id(), run_id, "model_not_logged", time.time(), None, to_attrs({
+                "reason": f"{sum(sizes.values()) / 2**20:.4g} MB is above max_model_mb ({limit / 2**20:.4g} MB)",
+                "bytes": sum(sizes.values()), "model": name, "framework": framework}))]
+        chosen = [filename] if single else files
+        return [ModelRecord(model_id, run_id, to_key(name), framework,
+                            [ModelFile(f, os.path.join(folder, f), True) for f in chosen], stamp, clean_metadata,
+                            {}, [])]
+
+    run._submit(Deferred(produce, background=True))
+    return DeferredModel(model_id, f"{run._exporter.uri}#model={model_id}")
 
 
 # ---------------------------------------------------------------------- lineage of live models
@@ -295,7 +400,8 @@ def wrapper_fit(call: Call, framework: str, group: str, log_models: bool,
                 log_wrapper: Any, booster_of: Any) -> Any:
     """The call hook of a scikit-learn wrapper's ``fit``: one run (or a child run inside a
     meta-estimator), the estimator's params, and the fitted wrapper as the Model."""
-    where = placement(group)
+    take_pending(call.instance)  # a refit: the previous fit's model is saved first
+    where = placement(group, framework)
     if where == SKIP:
         return
     estimator = call.instance

@@ -16,6 +16,13 @@ FINGERPRINT_ROWS = 16  # rows hashed for a data fingerprint: enough to tell data
 
 
 # ---------------------------------------------------------------------- data
+def rereadable(data: Any) -> bool:
+    """Data we may look into without changing it: arrays, sparse matrices, data frames, lists and
+    tuples. An iterator or generator (``MultiLabelBinarizer().fit(iter(...))``) is read once, by
+    the user's fit: we never iterate over it."""
+    return data is not None and (getattr(data, "shape", None) is not None or isinstance(data, (list, tuple, range)))
+
+
 def n_rows(data: Any) -> int | None:
     shape = getattr(data, "shape", None)
     if shape is not None and len(shape) > 0:
@@ -30,6 +37,8 @@ def shape_of(data: Any) -> list[int] | None:
     shape = getattr(data, "shape", None)
     if shape is not None:
         return [int(s) for s in shape]
+    if not rereadable(data):
+        return None
     rows = n_rows(data)
     if rows is None:
         return None
@@ -53,7 +62,11 @@ def rows_every(data: Any, step: int) -> Any:
 
 
 def fingerprint(data: Any) -> str:
-    """Shape, dtype and a few evenly spaced rows, hashed: no copy of the data."""
+    """Shape, dtype and a few evenly spaced rows, hashed: no copy of the data. Data that can be
+    read only once is described by its type alone."""
+    if not rereadable(data):
+        return hashlib.blake2b(repr(("once", type(data).__module__, type(data).__qualname__)).encode(),
+                               digest_size=10).hexdigest()
     if type(data) is np.ndarray and data.ndim and not data.dtype.hasobject:  # the common case, without probing
         rows = data.shape[0]
         digest = hashlib.blake2b(repr(("ndarray", list(data.shape), str(data.dtype))).encode(), digest_size=10)

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from .._patching import Call, entered
+from .._patching import Call, entered, safe
 from .._run import Run
 from . import _boosting as boosting
 from .base import Integration
@@ -23,6 +23,7 @@ FRAMEWORK = "catboost"
 FIT_GROUP = "catboost.fit"
 SAVE_GROUP = "catboost.save"
 LOAD_GROUP = "catboost.load"
+MODEL_MUTATORS = ("set_params", "shrink", "set_feature_names", "set_scale_and_bias", "set_leaf_values")
 
 
 class CatBoostIntegration(Integration):
@@ -38,10 +39,14 @@ class CatBoostIntegration(Integration):
         self.patch(base, "_fit", self._fit_hook, group=FIT_GROUP)
         self.patch(base, "save_model", self._save_hook, group=SAVE_GROUP)
         self.patch(base, "load_model", self._load_hook, group=LOAD_GROUP)
+        for method in MODEL_MUTATORS:  # inside a fit they pass straight through (its group)
+            if hasattr(base, method):
+                self.patch(base, method, boosting.take_pending_hook, group=FIT_GROUP)
 
     # ------------------------------------------------------------------ training
     def _fit_hook(self, call: Call):
-        where = boosting.placement(FIT_GROUP)
+        boosting.take_pending(call.instance)  # a refit: the previous fit's model is saved first
+        where = boosting.placement(FIT_GROUP, FRAMEWORK)
         if where == boosting.SKIP:
             return
         model = call.instance
@@ -53,7 +58,7 @@ class CatBoostIntegration(Integration):
             with boosting.sklearn_internals_quiet():
                 yield None
             boosting.training_done(run)
-            self._log_outcome(run, model, call)
+            safe("catboost:fit.outcome", self._log_outcome, run, model, call)  # the model is logged regardless
             logged = self._log_model(run, model) if where == boosting.TOP and self.config.log_models else None
             boosting.remember_trained(run, logged, model)
 
@@ -81,6 +86,7 @@ class CatBoostIntegration(Integration):
             run, save, "model.cbm", name=type(model).__name__, framework=FRAMEWORK,
             metadata={"format": "cbm", "class": boosting.class_path(model), "catboost_version": _version(),
                       "tree_count": model.tree_count_},
+            sources=(model,),
         )
 
     # ------------------------------------------------------------------ save / load
@@ -90,6 +96,7 @@ class CatBoostIntegration(Integration):
                              format=boosting.argument(call, "format"))
 
     def _load_hook(self, call: Call):
+        boosting.take_pending(call.instance)  # the loaded model replaces the trained one
         yield None
         boosting.record_load(call.instance, call.argument("fname"), FRAMEWORK)
 

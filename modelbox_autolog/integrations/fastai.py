@@ -22,7 +22,7 @@ from typing import Any
 from .. import _patching
 from .._patching import Call, in_group, safe_method
 from .._run import Run, active_run, autorun
-from ._checkpoint_files import file_bytes, snapshot
+from ._checkpoint_files import file_bytes, log_model_within_limit, snapshot
 from ._torch_common import (
     FASTAI_IO,
     FASTAI_LR_FIND,
@@ -52,7 +52,25 @@ def _as_list(cbs: Any) -> list[Any]:
     return [cbs]
 
 
+_callback_classes: list[type] = []
+
+
+def __getattr__(name: str) -> Any:
+    """``ModelboxFastaiCallback`` is a module attribute (built on first use), so a Learner holding
+    it pickles by reference."""
+    if name == "ModelboxFastaiCallback":
+        if not _callback_classes:
+            import fastai.learner as learner
+
+            _make_callback_class(learner.Callback, learner.Recorder.order)
+        return _callback_classes[0]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _make_callback_class(base: type, recorder_order: int) -> type:
+    if _callback_classes:
+        return _callback_classes[0]
+
     class ModelboxFastaiCallback(base):  # type: ignore[misc, valid-type]
         order = recorder_order + 1  # after the Recorder has stored the epoch's values
         run_valid = True
@@ -125,6 +143,8 @@ def _make_callback_class(base: type, recorder_order: int) -> type:
         def _epoch(self) -> int:
             return self.mbx_epoch_offset + int(getattr(self.learn, "epoch", 0))
 
+    ModelboxFastaiCallback.__qualname__ = "ModelboxFastaiCallback"
+    _callback_classes.append(ModelboxFastaiCallback)
     return ModelboxFastaiCallback
 
 
@@ -214,14 +234,16 @@ class FastaiIntegration(Integration):
         epochs = self._epochs.get(run, 0)
         reason = self._export_copy(learn, os.path.join(folder, "export.pkl"))
         if reason is None:
-            run.log_model(os.path.join(folder, "export.pkl"), name=type(learn.model).__name__, framework="fastai",
-                          metadata={"kind": "fastai_export", "epochs": epochs, "saved_by": "autolog"}, _staged=True)
+            log_model_within_limit(run, os.path.join(folder, "export.pkl"), name=type(learn.model).__name__,
+                                   framework="fastai",
+                                   metadata={"kind": "fastai_export", "epochs": epochs, "saved_by": "autolog"},
+                                   _staged=True)
             return
         run.log_event("learner_export_failed", reason=reason)
         path = os.path.join(folder, "model.pth")
         torch.serialization.save(learn.model.state_dict(), path)  # unpatched: our own file
-        run.log_model(path, name=type(learn.model).__name__, framework="fastai",
-                      metadata={"kind": "state_dict", "epochs": epochs, "export_failed": reason}, _staged=True)
+        log_model_within_limit(run, path, name=type(learn.model).__name__, framework="fastai",
+                               metadata={"kind": "state_dict", "epochs": epochs, "export_failed": reason}, _staged=True)
 
     @staticmethod
     def _export_copy(learn: Any, path: str) -> str | None:
@@ -300,7 +322,7 @@ class FastaiIntegration(Integration):
                           kind=kind, api=api, epoch=getattr(learn, "epoch", None), **attrs)
         if exported and config.log_models:
             file, staged = snapshot(path, size)
-            run.log_model(file, name=os.path.splitext(os.path.basename(path))[0], framework="fastai",
+            log_model_within_limit(run, file, name=os.path.splitext(os.path.basename(path))[0], framework="fastai",
                           metadata={"kind": kind, "source_path": os.path.abspath(path), "bytes": size}, _staged=staged)
         elif not exported and config.log_checkpoints:
             file, staged = snapshot(path, size)

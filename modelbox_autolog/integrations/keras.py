@@ -34,7 +34,7 @@ from typing import Any
 
 from .._patching import Call, entered, in_group, safe, safe_method
 from .._run import Run, active_run, autorun, start_run
-from ._checkpoint_files import file_bytes, snapshot
+from ._checkpoint_files import file_bytes, log_model_within_limit, snapshot
 from .base import Integration
 
 KERAS_FIT = "keras-fit"
@@ -220,7 +220,7 @@ def log_final_model(run: Run, model: Any, metadata: Mapping[str, Any] | None = N
         return None
     info = {"format": "keras", "keras_version": keras.__version__, "backend": keras.backend.backend(),
             **(metadata or {})}
-    return run.log_model(path, name=model.name, framework="keras", metadata=info, _staged=True)
+    return log_model_within_limit(run, path, name=model.name, framework="keras", metadata=info, _staged=True)
 
 
 def early_stopping_info(callbacks: Iterable[Any]) -> list[dict[str, Any]]:
@@ -392,6 +392,7 @@ def _build_callback_class() -> type:
             self.run, self._owned = None, False
 
     ModelBoxCallback.__module__ = __name__
+    ModelBoxCallback.__qualname__ = "ModelBoxCallback"  # pickles by reference (the module's __getattr__)
     return ModelBoxCallback
 
 
@@ -608,7 +609,7 @@ class KerasIntegration(Integration):
             return  # a directory format: the event says where it is
         if not is_checkpoint and config.log_models:
             file, staged = snapshot(path, size)
-            run.log_model(file, name=_model_stem(path), framework="keras", _staged=staged,
+            log_model_within_limit(run, file, name=_model_stem(path), framework="keras", _staged=staged,
                           metadata={"format": "keras" if path.endswith(".keras") else "h5", "saved_by": api,
                                     "path": path})
         elif config.log_checkpoints:

@@ -13,7 +13,7 @@ import pickle
 import sys
 from typing import Any
 
-from .._patching import Call, entered, safe_method
+from .._patching import Call, entered, safe, safe_method
 from .._run import Run
 from . import _boosting as boosting
 from .base import Integration
@@ -25,6 +25,8 @@ SAVE_GROUP = "lightgbm.save"
 LOAD_GROUP = "lightgbm.load"
 CALLBACK_ORDER = 25  # after LightGBM's record_evaluation (20), before early_stopping (30), which raises
 PROGRESS_STEPS = 20
+BOOSTER_MUTATORS = ("update", "rollback_one_iter", "model_from_string", "reset_parameter", "set_leaf_output",
+                    "shuffle_models")  # change what a save writes
 
 
 class _MetricsCallback:
@@ -80,11 +82,14 @@ class LightGBMIntegration(Integration):
         booster = lightgbm.basic.Booster
         self.patch(booster, "save_model", self._save_hook, group=SAVE_GROUP)
         self.patch(booster, "__init__", self._init_hook, group=LOAD_GROUP)
+        for method in BOOSTER_MUTATORS:  # inside train they pass straight through (its group)
+            self.patch(booster, method, boosting.take_pending_hook, group=TRAIN_GROUP)
         if sklearn_module is not None:
             base = sklearn_module.LGBMModel
             for cls in list(vars(sklearn_module).values()):
                 if isinstance(cls, type) and issubclass(cls, base) and "fit" in cls.__dict__:
                     self.patch(cls, "fit", self._fit_hook, group=FIT_GROUP)  # subclasses call super().fit
+            self.patch(base, "set_params", boosting.take_pending_hook, group=FIT_GROUP)
 
     # ------------------------------------------------------------------ training
     def _start(self, run: Run, call: Call) -> tuple[tuple, dict]:
@@ -101,19 +106,19 @@ class LightGBMIntegration(Integration):
         return call.replace(callbacks=callbacks)
 
     def _train_hook(self, call: Call):
-        where = boosting.placement(FIT_GROUP)
+        where = boosting.placement(FIT_GROUP, FRAMEWORK)
         if where == boosting.SKIP:
             return
         with boosting.training_run(FRAMEWORK, "lightgbm.train", where) as run:
             booster = yield self._start(run, call)
             boosting.training_done(run)
-            self._log_outcome(run, booster)
+            safe("lightgbm:train.outcome", self._log_outcome, run, booster)  # the model is logged regardless
             if where != boosting.INNER:  # inside a wrapper's fit, the fit logs the model
                 logged = self._log_booster(run, booster) if where == boosting.TOP and self.config.log_models else None
                 boosting.remember_trained(run, logged, booster)
 
     def _cv_hook(self, call: Call):
-        where = boosting.placement(FIT_GROUP)
+        where = boosting.placement(FIT_GROUP, FRAMEWORK)
         if where == boosting.SKIP:
             return
         with boosting.training_run(FRAMEWORK, "lightgbm.cv", where) as run:
@@ -146,6 +151,7 @@ class LightGBMIntegration(Integration):
         return boosting.log_final_model(
             run, save, "model.txt", name="lightgbm-booster", framework=FRAMEWORK,
             metadata={"format": "text", "lightgbm_version": _version(), "num_trees": booster.num_trees()},
+            sources=(booster,),
         )
 
     def _log_wrapper(self, run: Run, estimator: Any):
@@ -162,7 +168,7 @@ class LightGBMIntegration(Integration):
         return boosting.log_final_model(
             run, save, "model.txt", name=type(estimator).__name__, framework=FRAMEWORK,
             metadata={"format": "text+pickle", "class": boosting.class_path(estimator), "lightgbm_version": _version()},
-            extra={"model.pkl": dump},
+            extra={"model.pkl": dump}, sources=(estimator, estimator.booster_),
         )
 
     # ------------------------------------------------------------------ save / load

@@ -22,8 +22,8 @@ from time import perf_counter
 from typing import Any
 
 from .._patching import Call, in_group, safe_method
-from .._run import Run, active_run, autorun
-from ._checkpoint_files import file_bytes
+from .._run import NullRun, Run, _current_run, active_run, autorun
+from ._checkpoint_files import file_bytes, log_model_within_limit
 from ._torch_common import LIGHTNING_IO, scalar, single_file
 from .base import Integration
 
@@ -63,94 +63,158 @@ def _checkpoint_info(trainer: Any, path: str | None = None) -> dict[str, Any]:
     return {k: v for k, v in info.items() if v is not None}
 
 
-def _make_callback_class(base: type) -> type:
-    """Our Callback, subclassing the Callback of the package in use (lightning or pytorch_lightning)."""
+# Our Callback subclasses the Callback of the package in use. It is a module attribute (built on
+# first use, through the module's ``__getattr__``), so it pickles by reference: spawn-launched
+# strategies (``ddp_spawn``...) pickle the trainer, callbacks included, into their workers.
+CALLBACK_CLASSES = {"lightning.pytorch": "ModelboxLightningCallback", "pytorch_lightning": "ModelboxPytorchLightningCallback"}
+_built: dict[str, type] = {}
 
-    class ModelboxLightningCallback(base):  # type: ignore[misc, valid-type]
-        def __init__(self, run: Run, every_n_steps: int | None) -> None:
-            super().__init__()
-            self.run = run
-            self.every_n_steps = every_n_steps
-            self._epoch_t0 = 0.0
-            self._epoch_started = 0.0
-            self._pending_epoch: int | None = None
 
-        @safe_method("lightning:on_fit_start")
-        def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
-            params: dict[str, Any] = {}
-            hparams = getattr(pl_module, "hparams", None)
-            if hparams:
-                params.update(dict(hparams))
-            datamodule = getattr(trainer, "datamodule", None)
-            if datamodule is not None and getattr(datamodule, "hparams", None):
-                params["datamodule"] = dict(datamodule.hparams)
-            params["model"] = {
-                "class": type(pl_module).__name__,
-                "parameters": sum(p.numel() for p in pl_module.parameters()),
-                "trainable_parameters": sum(p.numel() for p in pl_module.parameters() if p.requires_grad),
-            }
-            params["trainer"] = {
-                "max_epochs": trainer.max_epochs,
-                "max_steps": trainer.max_steps,
-                "precision": getattr(trainer, "precision", None),
-                "accumulate_grad_batches": trainer.accumulate_grad_batches,
-                "gradient_clip_val": trainer.gradient_clip_val,
-                "check_val_every_n_epoch": trainer.check_val_every_n_epoch,
-                "log_every_n_steps": trainer.log_every_n_steps,
-                "world_size": trainer.world_size,
-                "num_devices": trainer.num_devices,
-                "strategy": type(trainer.strategy).__name__,
-                "accelerator": type(trainer.accelerator).__name__,
-            }
-            info = _checkpoint_info(trainer)
-            if info.get("monitor"):
-                params["checkpoint"] = {"monitor": info["monitor"], "save_top_k": info.get("save_top_k")}
-            self.run.log_params(params)
+def __getattr__(name: str) -> Any:
+    for package, class_name in CALLBACK_CLASSES.items():
+        if name == class_name:
+            return callback_class(package)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-        @safe_method("lightning:on_train_epoch_start")
-        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-            self._flush_epoch(trainer)
-            self._epoch_t0 = perf_counter()
-            self._epoch_started = time.time()
 
-        @safe_method("lightning:on_train_batch_end")
-        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-            every = self.every_n_steps
-            if not every or trainer.global_step % every:
-                return
-            try:  # the step values alone (logged_metrics also holds older epoch values)
-                raw = trainer._logger_connector.metrics["log"]
-            except Exception:
-                raw = trainer.logged_metrics
-            step_metrics = {k if k.endswith("_step") else f"{k}_step": v for k, v in _metrics(raw).items()}
-            self.run.log_metrics(step_metrics, step=trainer.global_step, epoch=trainer.current_epoch)
+def callback_class(package: str) -> type:
+    """Our Callback class for ``lightning.pytorch`` or ``pytorch_lightning`` (importing it only then)."""
+    cls = _built.get(package)
+    if cls is None:
+        import importlib
 
-        @safe_method("lightning:on_train_epoch_end")
-        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-            epoch = trainer.current_epoch
-            duration = perf_counter() - self._epoch_t0
-            self.run.log_event("epoch", duration_s=duration, timestamp=self._epoch_started,
-                               epoch=epoch, global_step=trainer.global_step)
-            self.run.log_metric("epoch_time_s", duration, step=epoch, epoch=epoch)
-            # Lightning reduces epoch metrics after this hook: read them at the next epoch/train end
-            self._pending_epoch = epoch
-            if trainer.max_epochs:
-                self.run.set_progress((epoch + 1) / trainer.max_epochs)
+        base = importlib.import_module(package).Callback
+        name = CALLBACK_CLASSES[package]
+        cls = type(name, (_CallbackMethods, base), {"__module__": __name__, "__qualname__": name})
+        _built[package] = cls
+    return cls
 
-        @safe_method("lightning:on_train_end")
-        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-            self._flush_epoch(trainer)
 
-        def _flush_epoch(self, trainer: Any) -> None:
-            epoch, self._pending_epoch = self._pending_epoch, None
-            if epoch is None:
-                return
-            metrics = _metrics(trainer.logged_metrics)
-            if self.every_n_steps:  # "<key>_step" series belong to the step-level logging
-                metrics = {k: v for k, v in metrics.items() if not k.endswith("_step")}
-            self.run.log_metrics(metrics, step=epoch, epoch=epoch)
+class _CallbackMethods:
+    """The body of our Lightning Callback (mixed into a subclass of the package's ``Callback``).
 
-    return ModelboxLightningCallback
+    In a spawned worker (``ddp_spawn``), the run arrives as a reference and logs into the same
+    run; only global rank 0 logs; the worker's records are stored before it exits."""
+
+    def __init__(self, run: Run, every_n_steps: int | None, all_ranks: bool = False) -> None:
+        super().__init__()
+        self.run = run
+        self.every_n_steps = every_n_steps
+        self.all_ranks = all_ranks
+        self._pid = os.getpid()
+        self._token: Any = None
+        self._epoch_t0 = 0.0
+        self._epoch_started = 0.0
+        self._pending_epoch: int | None = None
+
+    def _here(self, trainer: Any) -> bool:
+        return self.all_ranks or getattr(trainer, "global_rank", 0) == 0
+
+    @safe_method("lightning:setup")
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if os.getpid() == self._pid:
+            return  # the process whose fit opened the run: it is already the active one
+        # A worker process: the fit's run (or nothing, on other ranks) is the active run here, so
+        # what other integrations record in the worker (optimizers, data loading) goes into it.
+        if not self._here(trainer):
+            self.run = NullRun()
+        self._token = _current_run.set(self.run)
+
+    @safe_method("lightning:teardown")
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if getattr(self, "_token", None) is None:
+            return
+        # What Lightning does in the worker after the fit (sending results to the main process) is
+        # not the user's: nothing more is recorded in this process.
+        self._token = None
+        _current_run.set(NullRun())
+        if not isinstance(self.run, NullRun):  # store the worker's records before it exits
+            self.run._exporter.flush(timeout=self.run.config.shutdown_timeout_s)
+
+    @safe_method("lightning:on_fit_start")
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        params: dict[str, Any] = {}
+        hparams = getattr(pl_module, "hparams", None)
+        if hparams:
+            params.update(dict(hparams))
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is not None and getattr(datamodule, "hparams", None):
+            params["datamodule"] = dict(datamodule.hparams)
+        params["model"] = {
+            "class": type(pl_module).__name__,
+            "parameters": sum(p.numel() for p in pl_module.parameters()),
+            "trainable_parameters": sum(p.numel() for p in pl_module.parameters() if p.requires_grad),
+        }
+        params["trainer"] = {
+            "max_epochs": trainer.max_epochs,
+            "max_steps": trainer.max_steps,
+            "precision": getattr(trainer, "precision", None),
+            "accumulate_grad_batches": trainer.accumulate_grad_batches,
+            "gradient_clip_val": trainer.gradient_clip_val,
+            "check_val_every_n_epoch": trainer.check_val_every_n_epoch,
+            "log_every_n_steps": trainer.log_every_n_steps,
+            "world_size": trainer.world_size,
+            "num_devices": trainer.num_devices,
+            "strategy": type(trainer.strategy).__name__,
+            "accelerator": type(trainer.accelerator).__name__,
+        }
+        info = _checkpoint_info(trainer)
+        if info.get("monitor"):
+            params["checkpoint"] = {"monitor": info["monitor"], "save_top_k": info.get("save_top_k")}
+        self.run.log_params(params)
+
+    @safe_method("lightning:on_train_epoch_start")
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._flush_epoch(trainer)
+        self._epoch_t0 = perf_counter()
+        self._epoch_started = time.time()
+
+    @safe_method("lightning:on_train_batch_end")
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        every = self.every_n_steps
+        if not every or trainer.global_step % every:
+            return
+        try:  # the step values alone (logged_metrics also holds older epoch values)
+            raw = trainer._logger_connector.metrics["log"]
+        except Exception:
+            raw = trainer.logged_metrics
+        step_metrics = {k if k.endswith("_step") else f"{k}_step": v for k, v in _metrics(raw).items()}
+        self.run.log_metrics(step_metrics, step=trainer.global_step, epoch=trainer.current_epoch)
+
+    @safe_method("lightning:on_train_epoch_end")
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        epoch = trainer.current_epoch
+        duration = perf_counter() - self._epoch_t0
+        self.run.log_event("epoch", duration_s=duration, timestamp=self._epoch_started,
+                           epoch=epoch, global_step=trainer.global_step)
+        self.run.log_metric("epoch_time_s", duration, step=epoch, epoch=epoch)
+        # Lightning reduces epoch metrics after this hook: read them at the next epoch/train end
+        self._pending_epoch = epoch
+        if trainer.max_epochs:
+            self.run.set_progress((epoch + 1) / trainer.max_epochs)
+
+    @safe_method("lightning:on_train_end")
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        self._flush_epoch(trainer)
+
+    def _flush_epoch(self, trainer: Any) -> None:
+        epoch, self._pending_epoch = self._pending_epoch, None
+        if epoch is None:
+            return
+        metrics = _metrics(trainer.logged_metrics)
+        if self.every_n_steps:  # "<key>_step" series belong to the step-level logging
+            metrics = {k: v for k, v in metrics.items() if not k.endswith("_step")}
+        self.run.log_metrics(metrics, step=epoch, epoch=epoch)
+
+
+def _fitting(trainer: Any) -> bool:
+    state = getattr(trainer, "state", None)
+    return getattr(state, "fn", None) == "fit" and getattr(state, "status", None) == "running"
+
+
+def _framework_io_hook(call: Call) -> Generator[Any, Any, None]:
+    """Only marks the call (its guard group): the saves and loads inside are Lightning's own."""
+    yield None
 
 
 class LightningIntegration(Integration):
@@ -167,9 +231,13 @@ class LightningIntegration(Integration):
     def setup(self, module: Any) -> None:
         package = getattr(module, "pytorch", module)  # lightning.pytorch, or pytorch_lightning itself
         trainer_cls = package.Trainer
-        self._callback_classes[trainer_cls] = _make_callback_class(package.Callback)
+        self._callback_classes[trainer_cls] = callback_class(package.__name__)
         self.patch(trainer_cls, "fit", self._fit_hook, group=LIGHTNING_FIT)
         self.patch(trainer_cls, "save_checkpoint", self._save_checkpoint_hook, group=LIGHTNING_IO)
+        launchers = getattr(getattr(package, "strategies", None), "launchers", None)
+        launcher = getattr(getattr(launchers, "multiprocessing", None), "_MultiProcessingLauncher", None)
+        if launcher is not None:  # the weights a spawned worker hands back: Lightning's plumbing, not a user's load
+            self.patch(launcher, "_recover_results_in_main_process", _framework_io_hook, group=LIGHTNING_IO)
 
     def _logs_here(self, trainer: Any) -> bool:
         return self.config.log_all_ranks or getattr(trainer, "global_rank", 0) == 0
@@ -177,7 +245,7 @@ class LightningIntegration(Integration):
     def _callback_for(self, trainer: Any, run: Run) -> Any:
         for trainer_cls, callback_cls in self._callback_classes.items():
             if isinstance(trainer, trainer_cls):
-                return callback_cls(run, self.config.log_every_n_steps)
+                return callback_cls(run, self.config.log_every_n_steps, self.config.log_all_ranks)
         raise TypeError(f"no Lightning Callback class known for {type(trainer).__name__}")
 
     # ------------------------------------------------------------------ fit
@@ -222,7 +290,7 @@ class LightningIntegration(Integration):
         metadata = {"kind": "lightning_checkpoint", "epoch": trainer.current_epoch,
                     "global_step": trainer.global_step, "module_class": _class_path(model), **info}
         if best_path and os.path.isfile(best_path):
-            run.log_model(best_path, name=type(model).__name__, framework="lightning", metadata=metadata)
+            log_model_within_limit(run, best_path, name=type(model).__name__, framework="lightning", metadata=metadata)
         else:
             self._log_final_weights(run, trainer, model, metadata)
 
@@ -237,7 +305,7 @@ class LightningIntegration(Integration):
                  "epoch": trainer.current_epoch, "global_step": trainer.global_step,
                  "pytorch-lightning_version": _lightning_version(model)}  # what load_from_checkpoint reads
         torch.serialization.save(state, path)  # the unpatched save: this is our file, not the user's
-        run.log_model(path, name=type(model).__name__, framework="lightning",
+        log_model_within_limit(run, path, name=type(model).__name__, framework="lightning",
                       metadata={**metadata, "kind": "lightning_checkpoint", "final_weights": True}, _staged=True)
 
     # ------------------------------------------------------------------ checkpoints
@@ -245,7 +313,7 @@ class LightningIntegration(Integration):
         trainer = call.instance
         if not (self.config.log_checkpoints or self.config.log_models) or not self._logs_here(trainer):
             return
-        inside_fit = in_group(LIGHTNING_FIT)
+        inside_fit = in_group(LIGHTNING_FIT) or _fitting(trainer)  # the latter: in a spawned worker
         filepath = call.argument("filepath")
         started, t0 = time.time(), perf_counter()
         yield None
@@ -266,7 +334,7 @@ class LightningIntegration(Integration):
         if not inside_fit and self.config.log_models and size is not None:
             # an explicit save after fit: the user's final model, recorded with the fit's run
             module = getattr(trainer, "lightning_module", None)
-            run.log_model(path, name=os.path.splitext(os.path.basename(path))[0], framework="lightning",
+            log_model_within_limit(run, path, name=os.path.splitext(os.path.basename(path))[0], framework="lightning",
                           metadata={"kind": "lightning_checkpoint", "epoch": trainer.current_epoch,
                                     "global_step": trainer.global_step, **info,
                                     **({"module_class": _class_path(module)} if module is not None else {})})

@@ -20,7 +20,7 @@ from typing import Any
 from .. import _process_run, _run
 from .._context import global_rank, world_size
 from .._patching import Call, in_group, report_error
-from ._checkpoint_files import file_bytes, snapshot
+from ._checkpoint_files import file_bytes, log_model_within_limit, snapshot
 from ._torch_common import (
     FRAMEWORK_IO_GROUPS,
     MODEL_KINDS,
@@ -182,7 +182,7 @@ class PyTorchIntegration(Integration):
             return  # a buffer or file object: nothing we can copy later
         if kind in MODEL_KINDS and config.log_models:
             file, staged = snapshot(path, size)
-            run.log_model(file, name=model_name(path), framework="pytorch",
+            log_model_within_limit(run, file, name=model_name(path), framework="pytorch",
                           metadata={"kind": kind, "source_path": path, "bytes": size, "api": api, **attrs},
                           _staged=staged)
         elif config.log_checkpoints:

@@ -53,8 +53,9 @@ from .._exporter import Deferred
 from .._records import Event, Input, Metric, ModelFile, ModelRecord, Param, new_id
 from .._run import NullRun, Run, active_run, autorun, start_run
 from .._values import to_attrs, to_key, to_param_text
+from . import _callers, _sklearn_plots
 from . import _sklearn_metrics as m
-from . import _sklearn_plots
+from ._checkpoint_files import log_model_within_limit, model_limit_bytes
 from ._identity import WeakIdentityMap
 from ._sklearn_snapshot import PLAIN, Snapshot
 from .base import Integration
@@ -64,6 +65,8 @@ OWN_INTEGRATIONS = ("xgboost", "lightgbm", "catboost")  # these log their sklear
 FIT_GROUP = "sklearn.fit"
 MODEL_FILE = "model.pkl"  # a plain pickle: joblib.load and pickle.load both read it
 PROBE_ROWS = 256
+HOLD_SNAPSHOTS = True  # snapshots, model files and metrics wait while a fit runs
+METRIC_SHARE = 0.1  # training metrics may take this share of the fit's own time (beyond the probe)
 
 _warnings_seen: ContextVar[list[str] | None] = ContextVar("modelbox_sklearn_warnings", default=None)
 _subclass_depth: ContextVar[int] = ContextVar("modelbox_sklearn_subclass_depth", default=0)
@@ -247,6 +250,11 @@ class _Staging:
         self._root: str | None = None
         self._lock = threading.Lock()
 
+    def file(self) -> str:
+        """A fresh ``model.pkl`` path (not created yet) in a folder of its own, which the exporter
+        removes with the file once it is stored."""
+        return os.path.join(self.folder(), MODEL_FILE)
+
     def folder(self) -> str:
         with self._lock:
             if self._root is None or not os.path.isdir(self._root):
@@ -267,12 +275,18 @@ _staging = _Staging()
 # ---------------------------------------------------------------------- training metrics
 def _evaluate(model: Any, X: Any, y: Any, sample_weight: Any) -> dict[str, float]:
     """Training metrics of a fitted model on (a sample of) its training data."""
+    import numpy as np
     from sklearn.base import is_classifier, is_regressor
 
     if is_classifier(model) and y is not None and hasattr(model, "predict"):
-        predicted = model.predict(X)
+        classes = getattr(model, "classes_", None)
         proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
-        return m.classification(y, predicted, proba, getattr(model, "classes_", None), sample_weight)
+        if proba is not None and classes is not None and _predicts_by_argmax(model) and getattr(proba, "ndim", 0) == 2 \
+                and proba.shape[1] == len(classes):
+            predicted = np.asarray(classes)[np.argmax(proba, axis=1)]  # what its predict returns
+        else:
+            predicted = model.predict(X)
+        return m.classification(y, predicted, proba, classes, sample_weight)
     if is_regressor(model) and y is not None and hasattr(model, "predict"):
         return m.regression(y, model.predict(X), sample_weight)
     if hasattr(model, "score"):  # clusterers, density models, PCA: their own notion of score
@@ -282,6 +296,28 @@ def _evaluate(model: Any, X: Any, y: Any, sample_weight: Any) -> dict[str, float
             return {}
         return {"training_score": float(score)}
     return {}
+
+
+# scikit-learn classifiers whose ``predict`` is, by construction, the class of highest
+# ``predict_proba`` (up to probabilities equal in floating point): their training metrics need
+# one call, not two.
+ARGMAX_CLASSIFIERS = frozenset({
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.tree._classes.DecisionTreeClassifier", "sklearn.tree._classes.ExtraTreeClassifier",
+    "sklearn.ensemble._forest.RandomForestClassifier", "sklearn.ensemble._forest.ExtraTreesClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.naive_bayes.GaussianNB", "sklearn.naive_bayes.MultinomialNB", "sklearn.naive_bayes.BernoulliNB",
+    "sklearn.naive_bayes.ComplementNB", "sklearn.naive_bayes.CategoricalNB",
+    "sklearn.neural_network._multilayer_perceptron.MLPClassifier",
+})
+
+
+def _predicts_by_argmax(model: Any) -> bool:
+    final = model
+    steps = getattr(model, "steps", None)
+    if steps and type(model).__name__ == "Pipeline":  # predict_proba and predict both end in the last step
+        final = steps[-1][1]
+    return _class_path(final) in ARGMAX_CLASSIFIERS
 
 
 def _unchanged_check(X: Any, fingerprint: str | None) -> Any:
@@ -296,8 +332,10 @@ def _unchanged_check(X: Any, fingerprint: str | None) -> Any:
 
 
 def _metrics_producer(run_id: str, load: Any, X: Any, y: Any, sample_weight: Any, budget_s: float, unchanged: Any) -> Any:
-    """Work for the exporter thread: load the model snapshot, score a probe, then as many rows as the budget allows."""
+    """Work for the exporter thread: load the model snapshot, score a probe of ``PROBE_ROWS`` rows,
+    then as many rows as the budget allows; the rows scored are recorded with the metrics."""
     def produce() -> list[Any]:
+        scored = 0
         try:
             if not unchanged():
                 return []
@@ -307,33 +345,40 @@ def _metrics_producer(run_id: str, load: Any, X: Any, y: Any, sample_weight: Any
             started = time.perf_counter()
             values = _evaluate(model, m.rows_every(X, step), m.rows_every(y, step) if y is not None else None,
                                m.rows_every(sample_weight, step) if sample_weight is not None else None)
-            per_row = (time.perf_counter() - started) / max(1, math.ceil(rows / step))
+            scored = math.ceil(rows / step)
+            per_row = (time.perf_counter() - started) / max(1, scored)
             affordable = int(budget_s / per_row) if per_row > 0 else rows
             if step > 1 and affordable >= rows:  # the whole sample fits the budget: score it all
                 values = _evaluate(model, X, y, sample_weight)
-            elif step > 1 and affordable > 2 * PROBE_ROWS:
+                scored = rows
+            elif step > 1 and affordable >= 4 * PROBE_ROWS:  # a second pass only for a clearly better estimate
                 finer = max(1, math.ceil(rows / affordable))
                 values = _evaluate(model, m.rows_every(X, finer), m.rows_every(y, finer) if y is not None else None,
                                    m.rows_every(sample_weight, finer) if sample_weight is not None else None)
+                scored = math.ceil(rows / finer)
         except Exception:  # metrics are a bonus: a model that cannot score its own training data is fine
             return []
         stamp = time.time()
-        return [Metric(run_id, key, value, 0, stamp, None) for key, value in values.items() if math.isfinite(value)]
+        records: list[Any] = [Metric(run_id, key, value, 0, stamp, None) for key, value in values.items()
+                              if math.isfinite(value)]
+        if records:
+            records.append(Param(run_id, "training_metrics_rows", to_param_text(scored)))
+        return records
 
     return produce
 
 
 def _model_producer(run_id: str, name: str, snapshot: Snapshot, metadata: dict[str, Any], dataset: str | None) -> Any:
-    """Work for the exporter thread: write the pickled snapshot (joblib.load reads it) as a staged model file."""
+    """Work for the exporter thread: the snapshot's file (joblib.load reads it) becomes the model file."""
 
     def produce() -> list[Any]:
-        data = snapshot.take()
-        if data is None:
+        snapshot.take()
+        path = snapshot.hand_over()
+        if path is None:
             return []  # the event saying why comes with the fitted values
         metadata.update(_library_versions())
-        path = os.path.join(_staging.folder(), MODEL_FILE)
-        with open(path, "wb") as handle:
-            handle.write(data)
+        if snapshot.serializer == "cloudpickle":
+            metadata["serializer"] = "cloudpickle"  # functions or classes of the user's script, by value
         return [ModelRecord(new_id(), run_id, to_key(name), "sklearn", [ModelFile(MODEL_FILE, path, True)], time.time(),
                             to_attrs(metadata), {}, [dataset] if dataset else [])]
 
@@ -380,10 +425,23 @@ class SklearnIntegration(Integration):
         for cls in self._existing_estimators(BaseEstimator):
             self._instrument(cls)
         self.patch_raw(ConvergenceWarning, "__init__", _on_convergence_warning)
+        _patching.guard_warnings(self.name)  # training metrics call the user's predict on our thread
         self.patch(sk_parallel.Parallel, "__call__", _parallel_hook)
         self.patch(sk_parallel._FuncWrapper, "__call__", _worker_hook)
         self.patch(joblib, "dump", self._dump_hook)
         self.patch(joblib, "load", self._load_hook)
+        _callers.configure(self.option("library_packages", ()))
+        _patching.when_imported(self.name, "sklearn.model_selection", self._setup_model_selection)
+
+    def _setup_model_selection(self, module: Any) -> None:
+        """The cross-validation helpers, where users import them from and where sklearn calls them."""
+        from sklearn.model_selection import _validation
+
+        for owner in (_validation, module):
+            for helper in CV_HELPERS:
+                if hasattr(owner, helper):
+                    _patching.patch_call(self.name, owner, helper, self._cv_hook, group=FIT_GROUP,
+                                         site=f"sklearn:{helper}")
 
     def teardown(self) -> None:
         _staging.cleanup()
@@ -429,18 +487,21 @@ class SklearnIntegration(Integration):
     # ------------------------------------------------------------------ fit
     def _fit_hook(self, call: _patching.Call) -> Iterator[Any]:
         estimator = call.instance
-        if estimator is None or _from_own_integration(type(estimator)):
-            return
+        if estimator is None or _from_own_integration(type(estimator)) or _callers.called_by_library():
+            return  # a library's helper fit (a LabelEncoder inside a metric function...) is never a run
         _take_pending(estimator)
         partial = _partial_runs.pop(estimator)
         if partial is not None:
             partial.end("finished")  # a fit from scratch closes the estimator's partial_fit run
         X, y, sample_weight = _fit_data(call)
+        # Read before a run exists: an estimator the framework will reject (a class given as a
+        # step, a broken get_params) fails here, and the user gets the framework's own error.
+        raw_params, params = _params_of(estimator)
         with autorun("sklearn", name=type(estimator).__name__, tags={"estimator_class": _class_path(estimator)}) as run:
             if isinstance(run, NullRun):
                 yield None
                 return
-            params, dataset, fingerprint = self._log_inputs(run, estimator, X, y)
+            raw_params, dataset, fingerprint = self._log_inputs(run, estimator, X, y, (raw_params, params))
             seen: list[str] = []
             warnings_token = _warnings_seen.set(seen)
             started, t0 = time.time(), time.perf_counter()
@@ -455,19 +516,26 @@ class SklearnIntegration(Integration):
             duration = time.perf_counter() - t0
             run.log_event("fit", duration_s=duration, timestamp=started, method=call.wrapped.__name__,
                           estimator=type(estimator).__name__, rows=_rows(X))
-            snapshot = self._log_model_and_metrics(run, estimator, params, dataset, fingerprint, X, y, sample_weight)
+            snapshot = self._log_model_and_metrics(run, estimator, raw_params, dataset, fingerprint, X, y, sample_weight,
+                                                   duration)
             self._log_outcome(run, estimator, seen, fitted_values=snapshot is None)
             _remember_tree(estimator, run, snapshot)
 
-    def _log_inputs(self, run: Run, estimator: Any, X: Any, y: Any) -> tuple[dict[str, Any], str | None, str | None]:
+    def _log_inputs(self, run: Run, estimator: Any, X: Any, y: Any,
+                    read: tuple[dict[str, Any], dict[str, Any]]) -> tuple[dict[str, Any], str | None, str | None]:
         """Params, and the training data as a dataset input; returns the raw params, the dataset ref and its fingerprint."""
-        raw, params = _params_of(estimator)
+        raw, params = read
         run._log_params_later(params)
         loaded = _loaded_from.pop(estimator)
         if loaded is not None:
             _log_model_input(run, *loaded)
+        return (raw, *self._log_dataset(run, X, y))
+
+    @staticmethod
+    def _log_dataset(run: Run, X: Any, y: Any, role: str = "train") -> tuple[str | None, str | None]:
+        """The data as a dataset input (shape, dtype, a fingerprint of 16 rows); its ref and fingerprint."""
         if X is None:
-            return raw, None, None
+            return None, None
         info: dict[str, Any] = {"shape": m.shape_of(X), "type": type(X).__name__}
         try:
             digest = m.fingerprint(X)
@@ -480,8 +548,8 @@ class SklearnIntegration(Integration):
             info["target_shape"] = m.shape_of(y)
         run._log_params_later({"dataset": info})
         ref = f"sklearn-data:{digest}"
-        run.log_input(ref, kind="dataset", role="train", **info)
-        return raw, ref, digest
+        run.log_input(ref, kind="dataset", role=role, **info)
+        return ref, digest
 
     def _log_outcome(self, run: Run, estimator: Any, warnings_seen: list[str], fitted_values: bool = True) -> None:
         if fitted_values:  # else read from the snapshot, on the exporter thread
@@ -509,11 +577,12 @@ class SklearnIntegration(Integration):
             run.log_metric("best_cv_score", float(best_score))
         folder = _staging.folder()
         path = os.path.join(folder, "cv_results.csv")
-        columns = list(results)
+        columns = [c for c in results if hasattr(results[c], "__len__") and not isinstance(results[c], (str, bytes))]
+        rows = min((len(results[c]) for c in columns), default=0)  # RFECV's cv_results_ has no "params"
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(columns)
-            for i in range(len(results["params"])):
+            for i in range(rows):
                 writer.writerow([_cell(results[c][i]) for c in columns])
         run.log_artifact(path, name="cv_results.csv", kind="table", _staged=True)
 
@@ -524,59 +593,167 @@ class SklearnIntegration(Integration):
             rank_key = next((k for k in columns if k.startswith("rank_test_")), "")
         if cap <= 0 or not rank_key:
             return
-        order = np.argsort(np.asarray(results[rank_key]), kind="stable")[:cap]
+        order = np.argsort(np.asarray(results[rank_key])[:rows], kind="stable")[:cap]
         numeric = [c for c in columns if c.startswith(("mean_", "std_", "split", "rank_"))]
+        candidates = results.get("params")
         for index in order:
             child = start_run(name=f"{type(search).__name__}[{int(index)}]", parent=run,
                               tags={"framework": "sklearn", "autolog": "true", "candidate_index": int(index)})
             try:
-                child.log_params(results["params"][index])
+                if candidates is not None:
+                    child.log_params(candidates[index])
                 child.log_metrics({c: results[c][index] for c in numeric if _is_number(results[c][index])})
             finally:
                 child.end("finished")
 
+    # ------------------------------------------------------------------ cross-validation helpers
+    def _cv_hook(self, call: _patching.Call) -> Iterator[Any]:
+        """``cross_validate``, ``cross_val_score``, ``cross_val_predict``, ``learning_curve``,
+        ``validation_curve``, ``permutation_test_score``: one run for the call (its fits are
+        nested, as a search's are), the scores as metrics, and the first folds as child runs."""
+        estimator = call.argument("estimator")
+        if not _is_estimator(estimator) or _callers.called_by_library():
+            return
+        helper = call.wrapped.__name__
+        X, y = call.argument("X"), call.argument("y")
+        raw_params, params = _params_of(estimator)
+        tags = {"estimator_class": _class_path(estimator), "cv_helper": helper}
+        with autorun("sklearn", name=f"{helper}({type(estimator).__name__})", tags=tags) as run:
+            if isinstance(run, NullRun):
+                yield None
+                return
+            run._log_params_later(params)
+            run.log_params(_cv_params(call, helper))
+            self._log_dataset(run, X, y)
+            started, t0 = time.time(), time.perf_counter()
+            try:
+                result = yield None
+            except BaseException as exc:
+                run.log_event(helper, duration_s=time.perf_counter() - t0, timestamp=started,
+                              error=f"{type(exc).__name__}: {exc}")
+                raise
+            run.log_event(helper, duration_s=time.perf_counter() - t0, timestamp=started, rows=_rows(X))
+            self._log_cv_result(run, helper, result, estimator, call, y)
+
+    def _log_cv_result(self, run: Run, helper: str, result: Any, estimator: Any, call: _patching.Call, y: Any) -> None:
+        import numpy as np
+
+        if helper in ("cross_validate", "cross_val_score"):
+            folds = result if isinstance(result, dict) else {"test_score": result}
+            series = {k: np.asarray(v, dtype=float) for k, v in folds.items()
+                      if k.startswith(("test_", "train_", "fit_time", "score_time"))
+                      and np.asarray(v).dtype.kind in "iuf" and np.asarray(v).ndim == 1}
+            for key, values in series.items():
+                _log_summary(run, key, values)
+                for fold, value in enumerate(values):
+                    run.log_metric(key, value, step=fold)
+            self._log_fold_runs(run, helper, series)
+        elif helper == "cross_val_predict":
+            method = call.argument("method") or "predict"
+            if method == "predict" and y is not None:
+                self._log_prediction_scores(run, estimator, y, result)
+        elif helper == "learning_curve" and isinstance(result, tuple) and len(result) >= 3:
+            sizes = [int(s) for s in np.asarray(result[0]).ravel()]
+            names = ("train_score", "test_score", "fit_time", "score_time")
+            for name, values in zip(names, result[1:], strict=False):
+                values = np.asarray(values, dtype=float)
+                for size, row in zip(sizes, values, strict=False):
+                    run.log_metric(f"{name}_mean", float(np.mean(row)), step=size)
+                    run.log_metric(f"{name}_std", float(np.std(row)), step=size)
+        elif helper == "validation_curve" and isinstance(result, tuple) and len(result) == 2:
+            for name, values in zip(("train_score", "test_score"), result, strict=True):
+                for index, row in enumerate(np.asarray(values, dtype=float)):
+                    run.log_metric(f"{name}_mean", float(np.mean(row)), step=index)
+                    run.log_metric(f"{name}_std", float(np.std(row)), step=index)
+        elif helper == "permutation_test_score" and isinstance(result, tuple) and len(result) == 3:
+            score, permutation_scores, pvalue = result
+            run.log_metrics({"score": score, "pvalue": pvalue})
+            _log_summary(run, "permutation_score", np.asarray(permutation_scores, dtype=float))
+
+    def _log_fold_runs(self, run: Run, helper: str, series: dict[str, Any]) -> None:
+        """The first ``max_tuning_runs`` folds as child runs (the parent has every fold's values)."""
+        cap = int(self.option("max_tuning_runs", 5) or 0)
+        folds = min((len(v) for v in series.values()), default=0)
+        for fold in range(min(cap, folds)):
+            child = start_run(name=f"{helper}[fold {fold}]", parent=run,
+                              tags={"framework": "sklearn", "autolog": "true", "fold": fold})
+            try:
+                child.log_metrics({key: values[fold] for key, values in series.items()})
+            finally:
+                child.end("finished")
+
+    @staticmethod
+    def _log_prediction_scores(run: Run, estimator: Any, y: Any, predicted: Any) -> None:
+        """Out-of-fold scores of ``cross_val_predict``'s predictions, computed on the exporter thread."""
+        from sklearn.base import is_classifier, is_regressor
+
+        classifier, regressor = is_classifier(estimator), is_regressor(estimator)
+        run_id = run.id
+
+        def produce() -> list[Any]:
+            with _patching.own_code():
+                try:
+                    if classifier:
+                        values = m.classification(y, predicted)
+                    elif regressor:
+                        values = m.regression(y, predicted)
+                    else:
+                        return []
+                except Exception:  # scores are a bonus: targets of an unusual shape
+                    return []
+            stamp = time.time()
+            return [Metric(run_id, key.replace("training_", "cv_", 1), value, 0, stamp, None)
+                    for key, value in values.items() if math.isfinite(value)]
+
+        run._submit(Deferred(produce, background=True))
+
     # ------------------------------------------------------------------ models and metrics
     def _log_model_and_metrics(self, run: Run, estimator: Any, params: dict[str, Any], dataset: str | None,
-                               fingerprint: str | None, X: Any, y: Any, sample_weight: Any) -> Snapshot | None:
+                               fingerprint: str | None, X: Any, y: Any, sample_weight: Any,
+                               fit_s: float) -> Snapshot | None:
         """Hand the fitted estimator to the exporter thread, which snapshots it once no fit is
         running (see _sklearn_snapshot) and from that snapshot writes the model file, reads what
         the estimator learnt (``n_iter_``...) and computes the training metrics, on a view of the
         training rows (no copy), skipped if the data changed since. None when nothing needs a snapshot."""
         log_models = self.config.log_models
-        want_metrics = (bool(self.option("log_training_metrics", True)) and X is not None
+        want_metrics = (bool(self.option("log_training_metrics", True)) and m.rereadable(X)
+                        and (y is None or m.rereadable(y))
                         and (hasattr(estimator, "predict") or hasattr(estimator, "score")))
-        want_plots = _sklearn_plots.wanted(self.config, estimator, X, y)
+        want_plots = m.rereadable(X) and m.rereadable(y) and _sklearn_plots.wanted(self.config, estimator, X, y)
         if not (log_models or want_metrics or want_plots):
             return None  # no snapshot of a model nobody asked for: it may be large
-        snapshot = Snapshot(estimator, params, _is_estimator, _fitted_values)
+        snapshot = Snapshot(estimator, params, _is_estimator, _fitted_values, _staging.file, model_limit_bytes())
         producers = [_fitted_values_producer(run.id, snapshot)]
-        if log_models:
-            metadata = {"estimator_class": _class_path(estimator), "saved_by": "autolog"}
-            producers.append(_model_producer(run.id, type(estimator).__name__, snapshot, metadata, dataset))
         if want_metrics:
             rows = m.n_rows(X) or 0
             step = max(1, math.ceil(rows / max(1, int(self.option("max_metric_rows", 10_000)))))
             sample = [m.rows_every(v, step) if v is not None else None for v in (X, y, sample_weight)]
-            budget = float(self.option("metric_time_budget_s", 1.0))
+            # Scoring costs at most a share of the fit itself (a 12 ms fit is scored on the probe
+            # only), and never more than metric_time_budget_s.
+            budget = min(float(self.option("metric_time_budget_s", 1.0)), METRIC_SHARE * fit_s)
             producers.append(_metrics_producer(run.id, snapshot.load, *sample, budget,
                                                unchanged=_unchanged_check(X, fingerprint)))
         if want_plots:  # the diagnostic plots (confusion matrix, ROC, PR, residuals) on a row sample
             step = max(1, math.ceil((m.n_rows(X) or 0) / _sklearn_plots.MAX_PLOT_ROWS))
             producers.append(_sklearn_plots.plots_producer(run.id, snapshot.load, m.rows_every(X, step),
                                                            m.rows_every(y, step), _unchanged_check(X, fingerprint)))
+        if log_models:  # last: the producers before it read the snapshot that becomes the model file
+            metadata = {"estimator_class": _class_path(estimator), "saved_by": "autolog"}
+            producers.append(_model_producer(run.id, type(estimator).__name__, snapshot, metadata, dataset))
         def produce_all() -> list[Any]:
             try:
-                return [record for produce in producers for record in produce()]
+                with _patching.own_code():  # fits inside predict are not runs; its warnings are not the user's
+                    return [record for produce in producers for record in produce()]
             finally:
                 snapshot.release()
 
-        run._submit(Deferred(produce_all, background=True))
+        run._submit(Deferred(produce_all, background=HOLD_SNAPSHOTS))
         return snapshot
 
     # ------------------------------------------------------------------ partial_fit
     def _partial_fit_hook(self, call: _patching.Call) -> Iterator[Any]:
         estimator = call.instance
-        if estimator is None or _from_own_integration(type(estimator)):
+        if estimator is None or _from_own_integration(type(estimator)) or _callers.called_by_library():
             return
         _take_pending(estimator)
         run = active_run()
@@ -656,7 +833,7 @@ class SklearnIntegration(Integration):
         except OSError:
             staged = ""
         metadata = {"estimator_class": _class_path(value), "saved_by": "joblib.dump", "path": path, **_library_versions()}
-        run.log_model(staged or path, name=type(value).__name__, framework="sklearn", metadata=metadata,
+        log_model_within_limit(run, staged or path, name=type(value).__name__, framework="sklearn", metadata=metadata,
                       _staged=bool(staged))
         run.log_event("model_saved", path=path, estimator=type(value).__name__)
 
@@ -722,6 +899,45 @@ def _fit_data(call: _patching.Call) -> tuple[Any, Any, Any]:
 
     X = args[0] if args else (kwargs.get(names[0]) if names else None)
     return X, argument("y"), argument("sample_weight")
+
+
+CV_HELPERS = ("cross_validate", "cross_val_score", "cross_val_predict", "learning_curve", "validation_curve",
+              "permutation_test_score")
+
+
+def _cv_params(call: _patching.Call, helper: str) -> dict[str, Any]:
+    """How the cross-validation was set up: folds, scoring and the helper's own knobs."""
+    cv = call.argument("cv")
+    folds: Any = cv
+    if cv is None:
+        folds = 5  # scikit-learn's default
+    elif not isinstance(cv, int):
+        splits = getattr(cv, "get_n_splits", None)
+        try:
+            folds = int(splits()) if callable(splits) else repr(cv)[:200]
+        except Exception:  # a splitter that needs the data to count its splits
+            folds = type(cv).__name__
+    scoring = call.argument("scoring")
+    params: dict[str, Any] = {"cv_helper": helper, "cv": folds,
+                              "cv_splitter": type(cv).__name__ if cv is not None and not isinstance(cv, int) else None,
+                              "scoring": scoring if scoring is None or isinstance(scoring, (str, list, tuple))
+                              else getattr(scoring, "__name__", type(scoring).__name__)}
+    for name in ("method", "n_permutations", "param_name", "return_train_score"):
+        value = call.argument(name)
+        if value is not None:
+            params[name] = value
+    param_range = call.argument("param_range")
+    if param_range is not None:
+        params["param_range"] = [_param_value(v) for v in list(param_range)[:100]]
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _log_summary(run: Run, key: str, values: Any) -> None:
+    import numpy as np
+
+    finite = values[np.isfinite(values)] if len(values) else values
+    if len(finite):
+        run.log_metrics({f"{key}_mean": float(np.mean(finite)), f"{key}_std": float(np.std(finite))})
 
 
 def _rows(data: Any) -> int | None:

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from .._patching import Call, entered, safe_method
+from .._patching import Call, entered, safe, safe_method
 from .._run import Run
 from . import _boosting as boosting
 from .base import Integration
@@ -25,10 +25,25 @@ FIT_GROUP = "xgboost.fit"
 SAVE_GROUP = "xgboost.save"
 LOAD_GROUP = "xgboost.load"
 PROGRESS_STEPS = 20  # progress updates per training, at most
+BOOSTER_MUTATORS = ("update", "boost", "set_param", "set_attr", "load_config")  # change what a save writes
+
+
+_callback_classes: list[type] = []
+
+
+def __getattr__(name: str) -> Any:
+    """``ModelboxCallback`` is a module attribute (built on first use), so it pickles by reference."""
+    if name == "ModelboxCallback":
+        import xgboost.callback
+
+        return _callback_class(xgboost.callback.TrainingCallback)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _callback_class(base: type) -> type:
     """Our ``TrainingCallback`` subclass (XGBoost insists on the type, so it is built at setup)."""
+    if _callback_classes:
+        return _callback_classes[0]
 
     class ModelboxCallback(base):  # type: ignore[misc, valid-type]
         """Logs each iteration's eval metrics as ``<set>-<metric>`` with step = iteration."""
@@ -57,6 +72,8 @@ def _callback_class(base: type) -> type:
                 self._run.set_progress((epoch + 1) / self._rounds)
             return False
 
+    ModelboxCallback.__qualname__ = "ModelboxCallback"
+    _callback_classes.append(ModelboxCallback)
     return ModelboxCallback
 
 
@@ -77,6 +94,8 @@ class XGBoostIntegration(Integration):
         booster = xgboost.core.Booster
         self.patch(booster, "save_model", self._save_hook, group=SAVE_GROUP)
         self.patch(booster, "load_model", self._load_hook, group=LOAD_GROUP)
+        for method in BOOSTER_MUTATORS:  # inside train they pass straight through (its group)
+            self.patch(booster, method, boosting.take_pending_hook, group=TRAIN_GROUP)
         sklearn_module = sys.modules.get("xgboost.sklearn")
         if sklearn_module is not None:
             self._patch_wrappers(sklearn_module)
@@ -88,10 +107,11 @@ class XGBoostIntegration(Integration):
                 self.patch(cls, "fit", self._fit_hook, group=FIT_GROUP)  # RF wrappers call super().fit
         self.patch(base, "save_model", self._save_hook, group=SAVE_GROUP)
         self.patch(base, "load_model", self._load_hook, group=LOAD_GROUP)
+        self.patch(base, "set_params", boosting.take_pending_hook, group=FIT_GROUP)
 
     # ------------------------------------------------------------------ training
     def _train_hook(self, call: Call):
-        where = boosting.placement(FIT_GROUP)
+        where = boosting.placement(FIT_GROUP, FRAMEWORK)
         if where == boosting.SKIP:
             return
         with boosting.training_run(FRAMEWORK, "xgboost.train", where) as run:
@@ -105,7 +125,7 @@ class XGBoostIntegration(Integration):
             callbacks = [*(call.argument("callbacks") or ()), self._callback(run, rounds)]
             booster = yield call.replace(callbacks=callbacks)
             boosting.training_done(run)
-            self._log_outcome(run, booster, params)
+            safe("xgboost:train.outcome", self._log_outcome, run, booster, params)  # the model is logged regardless
             if where != boosting.INNER:  # inside a wrapper's fit, the fit logs the model
                 logged = self._log_booster(run, booster) if where == boosting.TOP and self.config.log_models else None
                 boosting.remember_trained(run, logged, booster)
@@ -121,9 +141,15 @@ class XGBoostIntegration(Integration):
             best_score = booster.attr("best_score")
             if best_score is not None:
                 run.log_metric("best_score", float(best_score))
-        if params.get("booster", "gbtree") != "gblinear":  # importance is defined for trees only
+        if params.get("booster", "gbtree") == "gblinear":  # importance is defined for trees only
+            return
+        import xgboost
+
+        try:
             columns = {kind: booster.get_score(importance_type=kind) for kind in ("gain", "weight")}
-            boosting.log_importance_table(run, booster.feature_names or (), columns)
+        except xgboost.core.XGBoostError:  # a linear booster configured another way: no importance to log
+            return
+        boosting.log_importance_table(run, booster.feature_names or (), columns)
 
     def _model_format(self) -> str:
         fmt = str(self.option("model_format", "ubj")).lower()
@@ -139,6 +165,7 @@ class XGBoostIntegration(Integration):
         return boosting.log_final_model(
             run, save, f"model.{fmt}", name="xgboost-booster", framework=FRAMEWORK,
             metadata={"format": fmt, "xgboost_version": _version(), "num_boosted_rounds": booster.num_boosted_rounds()},
+            sources=(booster,),
         )
 
     def _log_wrapper(self, run: Run, estimator: Any):
@@ -146,11 +173,15 @@ class XGBoostIntegration(Integration):
 
         def save(path: str) -> None:
             with entered(SAVE_GROUP):
-                estimator.save_model(path)  # keeps the estimator type for XGBModel.load_model
+                # The booster itself, not XGBModel.save_model: that one sets and unsets an attribute
+                # on the user's booster (only the estimator type, which the class in the metadata
+                # gives back), and this may run on our thread while the user predicts.
+                estimator.get_booster().save_model(path)
 
         return boosting.log_final_model(
             run, save, f"model.{fmt}", name=type(estimator).__name__, framework=FRAMEWORK,
             metadata={"format": fmt, "class": boosting.class_path(estimator), "xgboost_version": _version()},
+            sources=(estimator, estimator.get_booster()),
         )
 
     # ------------------------------------------------------------------ save / load
@@ -159,6 +190,7 @@ class XGBoostIntegration(Integration):
         boosting.record_save(call.instance, call.argument("fname"), FRAMEWORK)
 
     def _load_hook(self, call: Call):
+        boosting.take_pending(call.instance)  # the loaded model replaces the trained one
         yield None
         boosting.record_load(call.instance, call.argument("fname"), FRAMEWORK)
 

@@ -28,7 +28,16 @@ from .._records import (
     RunUpdate,
 )
 from ..entities import Artifact as ArtifactInfo
-from ..entities import ChangeEvent, Experiment, Failure, MetricPoint, ModelFileInfo, ModelInfo, RunInfo
+from ..entities import (
+    ChangeEvent,
+    DeleteReport,
+    Experiment,
+    Failure,
+    MetricPoint,
+    ModelFileInfo,
+    ModelInfo,
+    RunInfo,
+)
 from ..entities import Event as EventInfo
 from ..entities import Input as InputInfo
 from .modelbox.v1 import records_pb2 as rpb
@@ -67,6 +76,16 @@ def check_id(value: str, what: str) -> str:
     problem = _names.id_problem(value)
     if problem is not None:
         raise InvalidRequest(f"{what} {value[:80]!r} {problem}")
+    return value
+
+
+MAX_REF_CHARS = 1024
+
+
+def check_model_ref(value: str, what: str = "model id") -> str:
+    """A model reference: an id (or prefix), NAME@VERSION|latest|ALIAS, models:/NAME/VERSION, a model URL."""
+    if not value or len(value) > MAX_REF_CHARS or any(ord(c) < 32 for c in value):
+        raise InvalidRequest(f"{what} {value[:80]!r} is empty, longer than {MAX_REF_CHARS} characters or has control characters")
     return value
 
 
@@ -143,7 +162,7 @@ def encode_batch(batch: Batch, upload_ids: dict[str, str]) -> rpb.WriteBatchRequ
             id=m.id, run_id=m.run_id, name=m.name, framework=m.framework, created_at=m.created_at,
             files=[rpb.FileRef(name=f.name, upload_id=upload_ids[f.source_path]) for f in m.files],
             metadata_json=dumps(m.metadata) if m.metadata else "", labels=m.labels or {},
-            datasets=list(m.datasets), status=m.status,
+            datasets=list(m.datasets), status=m.status, source_uri=m.source_uri,
         )
     for u in groups.get(RunUpdate, ()):
         req.run_updates.add(run_id=u.run_id, status=u.status, end_time=u.end_time, progress=u.progress, name=u.name,
@@ -234,6 +253,7 @@ def decode_batch(req: rpb.WriteBatchRequest, resolve_upload: Callable[[str], str
             check_name(m.name, "model name"), check_name(m.framework, "model framework", empty=True), files, m.created_at,
             loads_object(m.metadata_json, "model metadata"), _tags(m.labels, "label"),
             [check_name(d, "dataset") for d in m.datasets], m.status,
+            check_name(m.source_uri, "model source URI") if m.HasField("source_uri") else None,
         ))
     for u in req.run_updates:
         status = _opt(u, "status")
@@ -257,14 +277,29 @@ def run_message(info: RunInfo) -> spb.RunInfo:
         start_time=info.start_time, end_time=info.end_time, progress=info.progress, parent_run_id=info.parent_run_id,
         params_json={k: dumps(v) for k, v in info.params.items()}, tags=info.tags, env_json=dumps(info.env),
         failure_json=dumps(info.failure._asdict()) if info.failure else "",
+        archived_at=info.archived_at, note=info.note,
     )
+
+
+def experiment_message(e: Experiment) -> spb.Experiment:
+    return spb.Experiment(id=e.id, name=e.name, created_at=e.created_at, archived_at=e.archived_at)
+
+
+def archived_filter(archived: bool | None) -> int:
+    """The ArchivedFilter of a listing's ``archived`` (False: hidden, True: only, None: also)."""
+    return spb.ARCHIVED_ALSO if archived is None else spb.ARCHIVED_ONLY if archived else spb.ARCHIVED_HIDDEN
+
+
+def archived_of(value: int) -> bool | None:
+    return None if value == spb.ARCHIVED_ALSO else value == spb.ARCHIVED_ONLY
 
 
 def model_message(info: ModelInfo, relpath: Callable[[str], str]) -> spb.ModelInfo:
     return spb.ModelInfo(
         id=info.id, name=info.name, version=info.version, framework=info.framework, run_id=info.run_id,
         experiment_id=info.experiment_id, metadata_json=dumps(info.metadata), labels=info.labels,
-        datasets=info.datasets, status=info.status, created_at=info.created_at,
+        datasets=info.datasets, status=info.status, created_at=info.created_at, aliases=info.aliases,
+        source_uri=info.source_uri,
         files=[spb.ModelFileInfo(name=f.name, path=relpath(f.path_or_uri), bytes=f.bytes, sha256=f.sha256) for f in info.files],
     )
 
@@ -293,11 +328,12 @@ def run_info(msg: spb.RunInfo) -> RunInfo:
         parent_run_id=_opt(msg, "parent_run_id"), params={k: json.loads(v) for k, v in msg.params_json.items()},
         tags=dict(msg.tags), env=json.loads(msg.env_json) if msg.env_json else {},
         failure=Failure.from_dict(json.loads(msg.failure_json)) if msg.failure_json else None,
+        archived_at=_opt(msg, "archived_at"), note=_opt(msg, "note"),
     )
 
 
 def experiment(msg: spb.Experiment) -> Experiment:
-    return Experiment(msg.id, msg.name, msg.created_at)
+    return Experiment(msg.id, msg.name, msg.created_at, _opt(msg, "archived_at"))
 
 
 def metric_points(pages: Iterable[spb.MetricPage]) -> list[MetricPoint]:
@@ -329,7 +365,16 @@ def model_info(msg: spb.ModelInfo, location: Callable[[str], str], url: str) -> 
         id=msg.id, name=msg.name, version=msg.version, framework=msg.framework, run_id=_opt(msg, "run_id"),
         experiment_id=_opt(msg, "experiment_id"), files=files, metadata=json.loads(msg.metadata_json or "{}"),
         labels=dict(msg.labels), datasets=list(msg.datasets), status=msg.status, created_at=msg.created_at, url=url,
+        aliases=list(msg.aliases), source_uri=_opt(msg, "source_uri"),
     )
+
+
+def delete_message(report: DeleteReport) -> spb.DeleteResponse:
+    return spb.DeleteResponse(**report._asdict())
+
+
+def delete_report(msg: spb.DeleteResponse) -> DeleteReport:
+    return DeleteReport(runs=msg.runs, models=msg.models, experiments=msg.experiments, files=msg.files, bytes=msg.bytes)
 
 
 def change_event(msg: spb.ChangeEvent) -> ChangeEvent:

@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 
 from .._names import InvalidName
-from ..backends.base import BackendError, BackendUnavailable, ImmutableModel, NotFound, RecordRefused
+from ..backends.base import BackendError, BackendUnavailable, NotFound, RecordRefused, Refused
 from ..backends.files import os_error_is_per_record, safe_relpath
 from ..entities import MetricPoint
 from ..proto import convert
@@ -61,7 +61,7 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return getattr(grpc.StatusCode, exc.code), str(exc)
     if isinstance(exc, NotFound):
         return grpc.StatusCode.NOT_FOUND, str(exc)
-    if isinstance(exc, ImmutableModel):
+    if isinstance(exc, Refused):  # a final or aliased model, a bad alias: the reason is the message
         return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
     if isinstance(exc, BackendUnavailable):  # busy, full, read-only, damaged: the server's problem, for now
         return grpc.StatusCode.UNAVAILABLE, str(exc)
@@ -187,9 +187,12 @@ class ModelBoxService(sgrpc.ModelBoxServicer):
     # ------------------------------------------------------------------ queries
     @_answer
     def ListExperiments(self, request: Any, context: grpc.ServicerContext) -> spb.ListExperimentsResponse:
-        return spb.ListExperimentsResponse(
-            experiments=[spb.Experiment(id=e.id, name=e.name, created_at=e.created_at) for e in self.store.experiments()]
-        )
+        experiments = self.store.experiments(archived=convert.archived_of(request.archived))
+        return spb.ListExperimentsResponse(experiments=[convert.experiment_message(e) for e in experiments])
+
+    @_answer
+    def GetExperiment(self, request: spb.ExperimentRequest, context: grpc.ServicerContext) -> spb.Experiment:
+        return convert.experiment_message(self.store.experiment(convert.check_name(request.experiment, "experiment")))
 
     @_answer
     def ListRuns(self, request: spb.ListRunsRequest, context: grpc.ServicerContext) -> spb.ListRunsResponse:
@@ -200,14 +203,15 @@ class ModelBoxService(sgrpc.ModelBoxServicer):
             experiment=request.experiment if request.HasField("experiment") else None, status=status,
             where=request.where if request.HasField("where") else None,
             order_by=request.order_by if request.HasField("order_by") else None,
-            limit=request.limit or None, offset=request.offset)
+            limit=request.limit or None, offset=request.offset, archived=convert.archived_of(request.archived))
         return spb.ListRunsResponse(runs=[convert.run_message(r) for r in runs])
 
     @_answer
     def CountRuns(self, request: spb.ListRunsRequest, context: grpc.ServicerContext) -> spb.CountRunsResponse:
         count = self.store.count_runs(experiment=request.experiment if request.HasField("experiment") else None,
                                       status=request.status if request.HasField("status") else None,
-                                      where=request.where if request.HasField("where") else None)
+                                      where=request.where if request.HasField("where") else None,
+                                      archived=convert.archived_of(request.archived))
         return spb.CountRunsResponse(count=count)
 
     @_answer
@@ -272,29 +276,82 @@ class ModelBoxService(sgrpc.ModelBoxServicer):
 
     @_answer
     def ListModels(self, request: spb.ListModelsRequest, context: grpc.ServicerContext) -> spb.ListModelsResponse:
+        labels: dict[str, str | None] = {**dict(request.labels), **{k: None for k in request.label_keys}}
         models = self.store.models(
-            name=request.name if request.HasField("name") else None, labels=dict(request.labels) or None,
+            name=request.name if request.HasField("name") else None, labels=labels or None,
             run_id=convert.check_id(request.run_id, "run id") if request.HasField("run_id") else None,
         )
         return spb.ListModelsResponse(models=[convert.model_message(m, self._relpath) for m in models])
 
     @_answer
     def GetModel(self, request: spb.GetModelRequest, context: grpc.ServicerContext) -> spb.ModelInfo:
-        return convert.model_message(self.store.model(convert.check_id(request.model_id, "model id")), self._relpath)
+        return convert.model_message(self.store.model(convert.check_model_ref(request.model_id)), self._relpath)
 
     @_answer
     def UpdateModel(self, request: spb.UpdateModelRequest, context: grpc.ServicerContext) -> spb.ModelInfo:
         metadata = convert.loads_object(request.metadata_json, "metadata")
-        labels = {k: convert.check_name(v, f"label {k!r}", empty=True) for k, v in request.labels.items()}
-        info = self.store.update_model(convert.check_id(request.model_id, "model id"), metadata=metadata, labels=labels)
+        labels: dict[str, str | None] = {k: convert.check_name(v, f"label {k!r}", empty=True) for k, v in request.labels.items()}
+        labels.update({convert.check_name(k, "label"): None for k in request.remove_labels})
+        info = self.store.update_model(convert.check_model_ref(request.model_id), metadata=metadata, labels=labels)
         self.notify()
         return convert.model_message(info, self._relpath)
 
     @_answer
     def FinalizeModel(self, request: spb.GetModelRequest, context: grpc.ServicerContext) -> spb.ModelInfo:
-        info = self.store.finalize_model(convert.check_id(request.model_id, "model id"))
+        info = self.store.finalize_model(convert.check_model_ref(request.model_id))
         self.notify()
         return convert.model_message(info, self._relpath)
+
+    # ------------------------------------------------------------------ registry and lifecycle
+    def _changed_after(self, result: Any) -> Any:
+        self.notify()
+        return result
+
+    @_answer
+    def SetAlias(self, request: spb.SetAliasRequest, context: grpc.ServicerContext) -> spb.ModelInfo:
+        info = self.store.set_alias(convert.check_name(request.name, "model name"), convert.check_name(request.alias, "alias"),
+                                    convert.check_name(request.version, "version"))
+        return self._changed_after(convert.model_message(info, self._relpath))
+
+    @_answer
+    def DeleteAlias(self, request: spb.DeleteAliasRequest, context: grpc.ServicerContext) -> spb.DeleteResponse:
+        self.store.delete_alias(convert.check_name(request.name, "model name"), convert.check_name(request.alias, "alias"))
+        return self._changed_after(spb.DeleteResponse())
+
+    @_answer
+    def DeleteModel(self, request: spb.GetModelRequest, context: grpc.ServicerContext) -> spb.DeleteResponse:
+        return self._changed_after(convert.delete_message(self.store.delete_model(convert.check_model_ref(request.model_id))))
+
+    @_answer
+    def UpdateRun(self, request: spb.UpdateRunRequest, context: grpc.ServicerContext) -> spb.RunInfo:
+        tags: dict[str, str | None] = {convert.check_name(k, "tag"): convert.check_name(v, f"tag {k!r}", empty=True)
+                                       for k, v in request.tags.items()}
+        tags.update({convert.check_name(k, "tag"): None for k in request.remove_tags})
+        info = self.store.update_run(
+            convert.check_id(request.run_id, "run id"),
+            name=convert.check_name(request.name, "run name", empty=True) if request.HasField("name") else None,
+            tags=tags or None,
+            note=convert.check_name(request.note, "note", empty=True) if request.HasField("note") else None)
+        return self._changed_after(convert.run_message(info))
+
+    @_answer
+    def ArchiveRun(self, request: spb.ArchiveRunRequest, context: grpc.ServicerContext) -> spb.RunInfo:
+        info = self.store.archive_run(convert.check_id(request.run_id, "run id"), archived=not request.restore)
+        return self._changed_after(convert.run_message(info))
+
+    @_answer
+    def ArchiveExperiment(self, request: spb.ArchiveExperimentRequest, context: grpc.ServicerContext) -> spb.Experiment:
+        info = self.store.archive_experiment(convert.check_name(request.experiment, "experiment"), archived=not request.restore)
+        return self._changed_after(convert.experiment_message(info))
+
+    @_answer
+    def DeleteRun(self, request: spb.RunRequest, context: grpc.ServicerContext) -> spb.DeleteResponse:
+        return self._changed_after(convert.delete_message(self.store.delete_run(convert.check_id(request.run_id, "run id"))))
+
+    @_answer
+    def DeleteExperiment(self, request: spb.ExperimentRequest, context: grpc.ServicerContext) -> spb.DeleteResponse:
+        report = self.store.delete_experiment(convert.check_name(request.experiment, "experiment"))
+        return self._changed_after(convert.delete_message(report))
 
     # ------------------------------------------------------------------ changes
     @_answer

@@ -25,7 +25,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from .. import __version__
-from ..backends import BackendError, BackendUnavailable, ImmutableModel, NotFound
+from ..backends import BackendError, BackendUnavailable, NotFound, Refused
 from ..backends.uris import redact_uri
 from ..search import SearchError
 from . import encode
@@ -62,7 +62,7 @@ def _error_response(exc: Exception) -> Response:
                               "expression": exc.expression}, 400)
     if isinstance(exc, NotFound):
         return json_response({"error": "not found", "message": str(exc)}, 404)
-    if isinstance(exc, ImmutableModel):
+    if isinstance(exc, Refused):  # a final model, an aliased version, a bad alias: the reason is the message
         return json_response({"error": "conflict", "message": str(exc)}, 409)
     if isinstance(exc, (BackendUnavailable, BackendError, OSError)):
         return json_response({"error": "store unreachable", "message": str(exc)}, 503)
@@ -119,7 +119,9 @@ def openapi() -> dict[str, Any]:
         }
         if e.body is not None:
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": e.body}}}
+        if e.method != "GET":  # writes: CSRF/origin checks, refusals
             operation["responses"]["403"] = {"$ref": "#/components/responses/Error"}
+            operation["responses"]["409"] = {"$ref": "#/components/responses/Error"}
         paths.setdefault(PREFIX + re.sub(r"{(\w+):path}", r"{\1}", e.path), {})[e.method.lower()] = operation
     return {
         "openapi": "3.1.0",
@@ -157,6 +159,30 @@ def _list(request: Request, name: str, limit: int = MAX_COLUMNS) -> list[str]:
     if len(values) > limit:
         raise ApiError(400, "bad request", f"at most {limit} values for {name}", parameter=name)
     return [v.strip() for v in values]
+
+
+ARCHIVED = {"": False, "hide": False, "only": True, "all": None}
+
+
+def _archived(request: Request) -> bool | None:
+    text = request.query_params.get("archived") or ""
+    if text not in ARCHIVED:
+        raise ApiError(400, "bad request", "archived must be only, all or hide", parameter="archived")
+    return ARCHIVED[text]
+
+
+def _edits(body: dict[str, Any], name: str) -> dict[str, str | None] | None:
+    """A {key: text or null} object of a PATCH body (null removes the key)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or any(v is not None and not isinstance(v, str) for v in value.values()):
+        raise ApiError(400, "bad request", f"{name} must be an object of strings (null removes a key)")
+    return value
+
+
+def _delete_document(report: Any) -> dict[str, Any]:
+    return {"deleted": report._asdict()}
 
 
 def _disposition(name: str, inline: bool) -> str:
@@ -265,9 +291,25 @@ class Api:
     def openapi_document(self, request: Request) -> Response:
         return json_response(openapi())
 
-    @endpoint("GET", "/experiments", "Experiments, oldest first")
+    @endpoint("GET", "/experiments", "Experiments, oldest first",
+              Param("archived", description="only | all (default: archived ones hidden)"))
     def experiments(self, request: Request) -> Response:
-        return json_response({"experiments": [encode.experiment(e) for e in self.client.experiments()]})
+        experiments = self.client.experiments(archived=_archived(request))
+        return json_response({"experiments": [encode.experiment(e) for e in experiments]})
+
+    @endpoint("POST", "/experiments/{experiment}/archive", "Hide an experiment and its runs from listings (restorable)",
+              body={"type": "object"})
+    def archive_experiment(self, request: Request) -> Response:
+        return json_response(encode.experiment(self.client.archive_experiment(request.path_params["experiment"])))
+
+    @endpoint("POST", "/experiments/{experiment}/restore", "Bring back an archived experiment", body={"type": "object"})
+    def restore_experiment(self, request: Request) -> Response:
+        return json_response(encode.experiment(self.client.restore_experiment(request.path_params["experiment"])))
+
+    @endpoint("DELETE", "/experiments/{experiment}", "Delete an experiment with all its runs, for good (refused, 409, "
+              "when a run has a final or aliased model)")
+    def delete_experiment(self, request: Request) -> Response:
+        return json_response(_delete_document(self.client.delete_experiment(request.path_params["experiment"])))
 
     @endpoint("GET", "/experiments/summary", "Per experiment id: its runs (top-level), how many are running, "
               "failed or killed, and its latest run (id, name, status, start)")
@@ -296,7 +338,8 @@ class Api:
               Param("offset", kind="integer"), Param("params", description="comma-separated keys (default: all)"),
               Param("metrics", description="comma-separated keys (default: all)"),
               Param("top_level", kind="boolean", description="only runs without a parent"),
-              Param("count", kind="boolean", description="also the total number of matches"))
+              Param("count", kind="boolean", description="also the total number of matches"),
+              Param("archived", description="only | all (default: archived runs hidden)"))
     def runs(self, request: Request) -> Response:
         q = request.query_params
         where = q.get("where") or None
@@ -304,9 +347,10 @@ class Api:
             where = f"parent is null and ({where})" if where else "parent is null"
         limit = _int(request, "limit", 50, 1, MAX_PAGE)
         offset = _int(request, "offset", 0)
+        archived = _archived(request)
         try:
             runs = self.client.runs(experiment=q.get("experiment") or None, status=q.get("status") or None, limit=limit,
-                                    where=where, order_by=q.get("order_by") or None, offset=offset)
+                                    where=where, order_by=q.get("order_by") or None, offset=offset, archived=archived)
         except SearchError as exc:
             if where != (q.get("where") or None) and exc.expression == where:  # point into what the user typed
                 shift = len("parent is null and (")
@@ -321,18 +365,45 @@ class Api:
                              for r in runs], "limit": limit, "offset": offset}
         if q.get("count") in ("1", "true"):
             document["total"] = self.client.count_runs(experiment=q.get("experiment") or None, status=q.get("status") or None,
-                                                       where=where)
+                                                       where=where, archived=archived)
         return json_response(document)
 
     @endpoint("GET", "/runs/count", "How many runs match (the same filters as /runs)", Param("experiment"), Param("status"),
-              Param("where"), Param("top_level", kind="boolean"))
+              Param("where"), Param("top_level", kind="boolean"), Param("archived"))
     def runs_count(self, request: Request) -> Response:
         q = request.query_params
         where = q.get("where") or None
         if q.get("top_level") in ("1", "true"):
             where = f"parent is null and ({where})" if where else "parent is null"
-        total = self.client.count_runs(experiment=q.get("experiment") or None, status=q.get("status") or None, where=where)
+        total = self.client.count_runs(experiment=q.get("experiment") or None, status=q.get("status") or None, where=where,
+                                       archived=_archived(request))
         return json_response({"total": total})
+
+    @endpoint("PATCH", "/runs/{run_id}", "Rename a run, set or remove (null) tags, set its note (\"\" clears it)",
+              body={"type": "object", "properties": {"name": {"type": "string"}, "note": {"type": "string"},
+                                                     "tags": {"type": "object"}}})
+    def update_run(self, request: Request) -> Response:
+        body = _json_body(request)
+        name, note = body.get("name"), body.get("note")
+        if name is not None and not isinstance(name, str) or note is not None and not isinstance(note, str):
+            raise ApiError(400, "bad request", "name and note must be strings")
+        tags = _edits(body, "tags")
+        r = self.client.update_run(request.path_params["run_id"], name=name, tags=tags, note=note)
+        return json_response(encode.run(r, children=self.client.child_counts([r.id]).get(r.id, 0)))
+
+    @endpoint("POST", "/runs/{run_id}/archive", "Hide a run and its child runs from listings (restorable)",
+              body={"type": "object"})
+    def archive_run(self, request: Request) -> Response:
+        return json_response(encode.run(self.client.archive_run(request.path_params["run_id"])))
+
+    @endpoint("POST", "/runs/{run_id}/restore", "Bring back an archived run", body={"type": "object"})
+    def restore_run(self, request: Request) -> Response:
+        return json_response(encode.run(self.client.restore_run(request.path_params["run_id"])))
+
+    @endpoint("DELETE", "/runs/{run_id}", "Delete a run, its child runs and their files, for good (refused, 409, when a "
+              "model of theirs is final or aliased)")
+    def delete_run(self, request: Request) -> Response:
+        return json_response(_delete_document(self.client.delete_run(request.path_params["run_id"])))
 
     @endpoint("GET", "/runs/{run_id}", "One run: params, tags, environment, metric summaries, failure")
     def run(self, request: Request) -> Response:
@@ -411,34 +482,46 @@ class Api:
         return json_response({"inputs": [encode.input_(i) for i in r.inputs()], "models": models, "parent": parent})
 
     # ------------------------------------------------------------------ models
-    @endpoint("GET", "/models", "Models, newest first", Param("name"), Param("label", description="KEY=VALUE, repeatable"))
+    @endpoint("GET", "/models", "Models, newest first", Param("name"),
+              Param("label", description="KEY=VALUE, or KEY for models that have the label; repeatable"))
     def models(self, request: Request) -> Response:
-        labels = {}
+        labels: dict[str, str | None] = {}
         for item in request.query_params.getlist("label"):
             key, sep, value = item.partition("=")
-            if not sep:
-                raise ApiError(400, "bad request", f"label {item!r} is not KEY=VALUE", parameter="label")
-            labels[key] = value
+            if not key:
+                raise ApiError(400, "bad request", f"label {item!r} is not KEY=VALUE or KEY", parameter="label")
+            labels[key] = value if sep else None
         models = self.client.models(name=request.query_params.get("name") or None, labels=labels or None)
         return json_response({"models": [encode.model(m) for m in models]})
 
-    @endpoint("GET", "/models/{model_id}", "One model, with the runs that loaded it")
-    def model(self, request: Request) -> Response:
-        m = self.client.model(request.path_params["model_id"])
-        consumers = [{"id": c.id, "name": c.name, "status": c.status} for c in self.client.model_consumers(m.id)]
-        return json_response({**encode.model(m), "consumers": consumers})
-
-    @endpoint("PATCH", "/models/{model_id}", "Merge metadata and labels into a draft model",
+    @endpoint("PATCH", "/models/{model_id}", "Merge metadata and labels into a draft model (a label set to null is removed)",
               body={"type": "object", "properties": {"metadata": {"type": "object"}, "labels": {"type": "object"}}})
     def update_model(self, request: Request) -> Response:
         body = _json_body(request)
-        metadata, labels = body.get("metadata"), body.get("labels")
-        if metadata is not None and not isinstance(metadata, dict) or labels is not None and not isinstance(labels, dict):
+        metadata = body.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
             raise ApiError(400, "bad request", "metadata and labels must be JSON objects")
-        if labels and any(not isinstance(v, str) for v in labels.values()):
-            raise ApiError(400, "bad request", "label values must be strings")
+        labels = _edits(body, "labels")
         m = self.client.update_model(request.path_params["model_id"], metadata=metadata or None, labels=labels or None)
         return json_response(encode.model(m))
+
+    @endpoint("DELETE", "/models/{model_id}", "Delete a model version and its files (refused, 409, when final or aliased)")
+    def delete_model(self, request: Request) -> Response:
+        return json_response(_delete_document(self.client.delete_model(request.path_params["model_id"])))
+
+    @endpoint("PUT", "/models/{name}/aliases/{alias}", "Point NAME@ALIAS at a version (moved atomically)",
+              body={"type": "object", "properties": {"version": {"type": ["integer", "string"]}}, "required": ["version"]})
+    def set_alias(self, request: Request) -> Response:
+        version = _json_body(request).get("version")
+        if not isinstance(version, (int, str)) or isinstance(version, bool):
+            raise ApiError(400, "bad request", "version must be a version number or \"latest\"")
+        m = self.client.set_alias(request.path_params["name"], request.path_params["alias"], version)
+        return json_response(encode.model(m))
+
+    @endpoint("DELETE", "/models/{name}/aliases/{alias}", "Remove NAME@ALIAS")
+    def delete_alias(self, request: Request) -> Response:
+        self.client.delete_alias(request.path_params["name"], request.path_params["alias"])
+        return json_response({"deleted": f"{request.path_params['name']}@{request.path_params['alias']}"})
 
     @endpoint("POST", "/models/{model_id}/finalize", "Make a model final (immutable from then on)", body={"type": "object"})
     def finalize_model(self, request: Request) -> Response:
@@ -449,6 +532,15 @@ class Api:
     def model_file(self, request: Request) -> Response:
         info, chunks = self.client.open_model_file(request.path_params["model_id"], request.path_params["name"])
         return file_response(info.name, info.bytes, chunks, True)
+
+    # Declared after the routes below a model, so that its path may hold a reference with slashes
+    # (models:/NAME/VERSION); NAME@VERSION, NAME@latest and NAME@ALIAS work too.
+    @endpoint("GET", "/models/{model_id:path}", "One model (by id, NAME@VERSION, NAME@ALIAS, models:/NAME/VERSION...), "
+              "with the runs that loaded it")
+    def model(self, request: Request) -> Response:
+        m = self.client.model(request.path_params["model_id"])
+        consumers = [{"id": c.id, "name": c.name, "status": c.status} for c in self.client.model_consumers(m.id)]
+        return json_response({**encode.model(m), "consumers": consumers})
 
     # ------------------------------------------------------------------ changes
     @endpoint("GET", "/changes", "Change events after a sequence number", Param("since", kind="integer"),

@@ -32,7 +32,7 @@ def dumps(document: Any) -> bytes:
 
 
 def experiment(e: Experiment) -> dict[str, Any]:
-    return {"id": e.id, "name": e.name, "created_at": e.created_at}
+    return {"id": e.id, "name": e.name, "created_at": e.created_at, "archived_at": e.archived_at}
 
 
 def latest_run(r: Any) -> dict[str, Any]:
@@ -48,6 +48,7 @@ def run(r: Any, *, summaries: dict[str, MetricSummary] | None = None, params: li
         "id": r.id, "name": r.name, "status": r.status, "progress": r.progress, "experiment": r.experiment,
         "experiment_id": r.experiment_id, "parent_run_id": r.parent_run_id, "start_time": r.start_time, "end_time": end,
         "duration_s": None if end is None else end - r.start_time, "tags": r.tags,
+        "note": getattr(r, "note", None), "archived_at": getattr(r, "archived_at", None),
         "params": r.params if params is None else {k: r.params[k] for k in params if k in r.params},
     }
     failure = getattr(r, "failure", None)
@@ -88,7 +89,7 @@ def model(m: ModelInfo) -> dict[str, Any]:
     return {
         "id": m.id, "name": m.name, "version": m.version, "framework": m.framework, "run_id": m.run_id,
         "experiment_id": m.experiment_id, "metadata": m.metadata, "labels": m.labels, "datasets": m.datasets,
-        "status": m.status, "created_at": m.created_at, "url": m.url,
+        "status": m.status, "created_at": m.created_at, "url": m.url, "aliases": m.aliases, "source_uri": m.source_uri,
         "files": [{"name": f.name, "bytes": f.bytes, "sha256": f.sha256,
                    "download_url": f"/api/v1/models/{m.id}/files/{quote(f.name, safe='/')}"} for f in m.files],
     }

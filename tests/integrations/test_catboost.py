@@ -165,3 +165,23 @@ def test_disable_restores_originals_by_identity(store_uri):
     assert all(owner.__dict__[attr] is not orig for (owner, attr), orig in zip(owners, before, strict=True))
     mbx.autolog(disable=True)
     assert all(owner.__dict__[attr] is orig for (owner, attr), orig in zip(owners, before, strict=True))
+
+
+def test_a_refitted_model_keeps_each_runs_model(autologged, data):
+    from modelbox_autolog import _patching
+
+    X, y = data
+    model = catboost.CatBoostClassifier(iterations=5, **COMMON)
+    with _patching._in_progress_lock:  # our background work (the model saves) held, as during a fit
+        _patching._in_progress[0] += 1
+    try:
+        first = model.fit(X, y).predict_proba(X)
+        second = model.fit(X, 1 - y).predict_proba(X)  # the same object, refitted in place
+    finally:
+        with _patching._in_progress_lock:
+            _patching._in_progress[0] -= 1
+    mbx.flush(10)
+    runs = sorted(autologged.runs(), key=lambda r: r.start_time)
+    stored = [autologged.load_model(r.models()[0].id).predict_proba(X) for r in runs]
+    np.testing.assert_allclose(stored[0], first)
+    np.testing.assert_allclose(stored[1], second)

@@ -425,4 +425,4 @@ def test_no_copy_of_the_model_is_kept_once_stored(autologged, data):
     assert only_run(autologged).models()
     snapshot = sk._pending.get(model)
     assert snapshot is not None and not snapshot.pending
-    assert snapshot.data is None and snapshot._model is None
+    assert not snapshot.taken and snapshot._model is None  # the file is the store's now, the copy dropped

@@ -219,3 +219,117 @@ def test_inside_a_sklearn_pipeline_the_fit_is_a_child_run_without_its_own_model(
     child = runs["XGBClassifier"]
     assert child.parent_run_id == runs["Pipeline"].id
     assert "validation_0-logloss" in child.metric_keys() and child.models() == []
+
+
+# ---------------------------------------------------------------------- what is recorded is what was trained
+def test_positional_train_arguments_are_recorded_as_trained(autologged, data):
+    """``xgb.train(params, dtrain, 3, evals)``: rounds and evals by position (evals is keyword-only,
+    still accepted by position by XGBoost's deprecation decorator)."""
+    import warnings
+
+    X, y = data
+    dtrain = xgb.DMatrix(X, label=y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        booster = xgb.train(_params(eta=0.5), dtrain, 3, [(dtrain, "train")], verbose_eval=False)
+    assert booster.num_boosted_rounds() == 3
+    assert any("evals" in str(w.message) for w in caught)  # XGBoost's own deprecation warning, unchanged
+    run = _only_run(autologged)
+    assert run.params["num_boost_round"] == 3
+    assert (run.params["eta"], run.params["max_depth"], run.params["objective"]) == (0.5, 2, "binary:logistic")
+    assert [p.step for p in run.metrics("train-logloss")] == [0, 1, 2]
+
+
+GBLINEAR_SCRIPT = r"""
+import sys
+import numpy as np
+import modelbox_autolog as mbx
+mbx.autolog(backend=sys.argv[1], experiment="gblinear", capture_console=False)
+import xgboost as xgb
+rng = np.random.default_rng(0)
+X = rng.standard_normal((80, 3))
+d = xgb.DMatrix(X, label=X[:, 0] * 2.0)
+for params in ({"booster": "gblinear"}, [("booster", "gblinear"), ("nthread", 1)]):
+    booster = xgb.train(params, d, 4, evals=[(d, "train")], verbose_eval=False)  # params by position
+    assert booster.num_boosted_rounds() == 4
+assert mbx.flush(30)
+print("ok")
+"""
+
+
+def test_gblinear_run_finishes_with_its_model_and_nothing_on_stderr(store_uri, client, tmp_path):
+    import os
+    import subprocess
+
+    script = tmp_path / "train_gblinear.py"
+    script.write_text(GBLINEAR_SCRIPT)
+    env = {**os.environ, "MODELBOX_AUTOLOG_TESTING": "0", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, str(script), store_uri], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+    assert len(done.stderr.strip().splitlines()) <= 1, done.stderr
+    runs = client.runs()
+    assert len(runs) == 2
+    for run in runs:
+        assert run.status == "finished" and run.params["booster"] == "gblinear"
+        assert run.params["num_boost_round"] == 4 and len(run.models()) == 1
+        assert run.metrics("train-rmse")
+
+
+def test_a_booster_above_max_model_mb_is_an_event_not_a_copy(store_uri, client, data):
+    X, y = data
+    mbx.autolog(backend=store_uri, experiment="test", capture_console=False, max_model_mb=0.001)  # ~1 kB
+    booster = xgb.train(_params(), xgb.DMatrix(X, label=y), num_boost_round=20)
+    assert booster.num_boosted_rounds() == 20
+    run = _only_run(client)
+    assert run.status == "finished" and run.models() == []
+    (event,) = run.events("model_not_logged")
+    assert "max_model_mb" in event.attrs["reason"] and event.attrs["bytes"] > 1024
+
+
+def _held():
+    """Our exporter holds background work (model saves, metrics) while a training runs: pretend one does."""
+    import contextlib
+
+    from modelbox_autolog import _patching
+
+    @contextlib.contextmanager
+    def held():
+        with _patching._in_progress_lock:
+            _patching._in_progress[0] += 1
+        try:
+            yield
+        finally:
+            with _patching._in_progress_lock:
+                _patching._in_progress[0] -= 1
+
+    return held()
+
+
+def test_the_booster_is_saved_off_the_training_thread_and_before_it_changes(autologged, data):
+    from modelbox_autolog.integrations import _boosting
+
+    X, y = data
+    dtrain = xgb.DMatrix(X, label=y)
+    with _held():
+        booster = xgb.train(_params(), dtrain, num_boost_round=4)
+        assert _boosting._pending_saves.get(booster) is not None  # not saved by the training thread
+        booster.update(dtrain, 4)  # the user trains one more round by hand: the run's model is saved first
+        assert booster.num_boosted_rounds() == 5
+    run = _only_run(autologged)
+    (model,) = run.models()
+    assert autologged.load_model(model.id).num_boosted_rounds() == 4
+    assert _boosting._pending_saves.get(booster) is None
+
+
+def test_a_refitted_wrapper_keeps_each_runs_model(autologged, data):
+    X, y = data
+    model = xgb.XGBClassifier(n_estimators=3, n_jobs=1)
+    with _held():
+        model.fit(X, y)
+        model.set_params(n_estimators=6)
+        model.fit(X, y)
+    mbx.flush(10)
+    runs = sorted(autologged.runs(), key=lambda r: r.start_time)
+    rounds = [autologged.load_model(r.models()[0].id).get_booster().num_boosted_rounds() for r in runs]
+    assert rounds == [3, 6]

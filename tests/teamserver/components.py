@@ -27,6 +27,20 @@ S3_ADMIN = ("modelbox-admin", "modelbox-admin-secret")
 S3_OUTSIDER = ("modelbox-outsider", "modelbox-outsider-secret")
 
 
+def started(make, start, attempts: int = 3):
+    """Start a component on free ports; another test run may take a port between our choosing
+    it and the component binding it, so a failed start is tried again with new ports."""
+    for attempt in range(attempts):
+        component = make()
+        try:
+            start(component)
+            return component
+        except Exception:
+            component.cleanup()
+            if attempt + 1 == attempts:
+                raise
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,47 +1,14 @@
-"""Session-wide real components for the team-server tests: one PostgreSQL cluster and one S3
-server shared by every test (each test gets its own database and bucket)."""
+"""Session-wide real components for the team-server tests: one S3 server shared by every test
+(each test gets its own bucket)."""
 
 from __future__ import annotations
 
 import pytest
 
 from .._components import missing
-from .components import PostgresCluster, S3Server, postgres_bin, weed_binary
+from .components import S3Server, started, weed_binary
 
-
-def _started(make, start, attempts: int = 3):
-    """Start a component on free ports; another test run may take a port between our choosing
-    it and the component binding it, so a failed start is tried again with new ports."""
-    for attempt in range(attempts):
-        component = make()
-        try:
-            start(component)
-            return component
-        except Exception:
-            component.cleanup()
-            if attempt + 1 == attempts:
-                raise
-
-
-@pytest.fixture(scope="session")
-def pg_cluster():
-    bindir = postgres_bin()
-    if bindir is None:
-        missing("PostgreSQL (initdb, pg_ctl)", "apt-get install postgresql; `make test` installs it as root")
-    try:
-        import psycopg  # noqa: F401
-        import psycopg_pool  # noqa: F401
-    except ImportError:
-        missing("psycopg 3 and psycopg_pool", "pip install 'modelbox-autolog[postgres]'")
-    cluster = _started(lambda: PostgresCluster(bindir), lambda c: (c.init(), c.start()))
-    yield cluster
-    cluster.cleanup()
-
-
-@pytest.fixture
-def pg_uri(pg_cluster) -> str:
-    """A fresh, empty database of the session's cluster."""
-    return pg_cluster.uri(pg_cluster.new_database())
+# The PostgreSQL cluster (pg_cluster, pg_uri) is defined in tests/conftest.py: the registry tests share it.
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +20,7 @@ def s3_server():
         import boto3  # noqa: F401
     except ImportError:
         missing("boto3", "pip install 'modelbox-autolog[s3]'")
-    server = _started(lambda: S3Server(binary), lambda s: s.start())
+    server = started(lambda: S3Server(binary), lambda s: s.start())
     yield server
     server.cleanup()
 

@@ -61,6 +61,7 @@ def test_experiments_page_shows_run_counts_and_the_latest_run(page, ui, ui_store
     client = mbx.Client(ui_store)
     (experiment,) = [e for e in client.experiments() if e.name == "ui-test"]
     page.goto(f"{ui.url}/#/")
+    page.wait_for_selector("#experiments tbody tr")
     page.wait_for_function("() => [...document.querySelectorAll('#experiments td.num')].every(td => !td.textContent.includes('…'))")
     cells = page.locator("#experiments tbody tr", has_text="ui-test").locator("td").all_inner_texts()
     runs = client.runs(experiment=experiment.id)

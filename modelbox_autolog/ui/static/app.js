@@ -134,6 +134,12 @@ function startLive() {
   source.addEventListener("reload", () => { for (const fn of live.listeners) fn(null); });
 }
 function onChange(fn) { live.listeners.add(fn); return () => live.listeners.delete(fn); }
+// Re-render the page a change concerns, once per burst, and only if the user is still on it
+// (a timer set on one page must not redraw the next one over an edit in progress).
+function stillHere(ms) {
+  const here = location.hash;
+  return debounce(() => { if (location.hash === here) route(); }, ms);
+}
 function debounce(fn, ms) {
   let t = null; return (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
 }
@@ -221,42 +227,62 @@ function setHash(path, params) { const s = q(params); location.hash = path + (s 
 function notFoundPage() { mount(h("div", { class: "error" }, "No such page.")); }
 
 // ------------------------------------------------------------------ experiments
-async function experimentsPage() {
-  const { experiments } = await api("/experiments");
+async function experimentsPage(params) {
+  const showArchived = params.get("archived") === "all";
+  const { experiments } = await api("/experiments?" + q({ archived: showArchived ? "all" : "" }));
+  const message = h("div", { class: "message", id: "experiments-message" });
+  const act = async (e, action) => {
+    if (action === "delete" && !confirm(`Delete experiment "${e.name}" and every run in it, with their files? This cannot be undone.`)) return;
+    try {
+      await api(`/experiments/${encodeURIComponent(e.id)}` + (action === "delete" ? "" : "/" + action), { method: action === "delete" ? "DELETE" : "POST", body: action === "delete" ? undefined : {} });
+      route();
+    } catch (err) { fill(message, h("span", { class: "error" }, err.message)); }
+  };
   const cells = {};  // per experiment: the cells its summary fills in (counts are a second, slower question)
   const rows = experiments.slice().reverse().map((e) => {
     const c = cells[e.id] = { runs: h("td", { class: "num" }, "…"), running: h("td", { class: "num" }), failed: h("td", { class: "num" }),
       latest: h("td", {}), activity: h("td", {}) };
-    return h("tr", {}, h("td", {}, h("a", { href: "#/runs?" + q({ experiment: e.id }) }, e.name)),
-      c.runs, c.running, c.failed, c.latest, c.activity, h("td", {}, when(e.created_at)), h("td", { class: "mono muted" }, short(e.id)));
+    return h("tr", { class: e.archived_at ? "archived" : "", dataset: { experiment: e.name } },
+      h("td", {}, h("a", { href: "#/runs?" + q({ experiment: e.id }) }, e.name), e.archived_at ? h("span", { class: "tag muted" }, " archived") : null),
+      c.runs, c.running, c.failed, c.latest, c.activity,
+      h("td", {}, when(e.created_at)), h("td", { class: "mono muted" }, short(e.id)),
+      h("td", { class: "actions" }, e.archived_at ? h("button", { class: "link", onclick: () => act(e, "restore") }, "restore")
+        : h("button", { class: "link", onclick: () => act(e, "archive") }, "archive"),
+        h("button", { class: "link danger", onclick: () => act(e, "delete") }, "delete")));
   });
-  mount(h("h1", {}, "Experiments"),
+  const toggle = h("label", {}, h("input", { type: "checkbox", id: "show-archived", checked: showArchived,
+    onchange: (ev) => setHash("/", { archived: ev.target.checked ? "all" : "" }) }), " show archived");
+  mount(h("h1", {}, "Experiments"), h("div", { class: "toolbar" }, toggle), message,
     experiments.length ? h("table", { class: "grid", id: "experiments" }, h("thead", {}, h("tr", {}, h("th", {}, "name"), h("th", { class: "num" }, "runs"),
       h("th", { class: "num" }, "running"), h("th", { class: "num" }, "failed / killed"), h("th", {}, "latest run"), h("th", {}, "last activity"),
-      h("th", {}, "created"), h("th", {}, "id"))),
+      h("th", {}, "created"), h("th", {}, "id"), h("th", {}, ""))),
       h("tbody", {}, rows)) : h("p", { class: "muted" }, "Nothing logged yet. Run a script with mbx.autolog() and this page fills in."));
   const fillSummaries = () => api("/experiments/summary").then(({ summaries }) => {
-    if (Object.keys(summaries).some((id) => !cells[id])) return route();  // a new experiment: draw the page again
     for (const [id, s] of Object.entries(summaries)) {
       const c = cells[id];
-      if (!c) continue;
+      if (!c) continue;  // an archived experiment not shown, or one created since (its change redraws the page)
       fill(c.runs, String(s.runs));
       fill(c.running, s.running ? h("span", { class: "status running" }, String(s.running)) : "");
       fill(c.failed, s.failed ? h("a", { href: "#/runs?" + q({ experiment: id, where: "status in ('failed', 'killed')" }) }, String(s.failed)) : "");
       fill(c.latest, s.latest ? [runLink(s.latest), " ", h("span", { class: "status " + s.latest.status }, s.latest.status)] : "");
       fill(c.activity, s.latest ? when(s.latest.end_time || s.latest.start_time) : "");
     }
+    for (const c of Object.values(cells)) if (c.runs.textContent === "…") fill(c.runs, "0");
   }).catch(() => {});
   await fillSummaries();
+  const again = stillHere(500);
   const refresh = debounce(() => fillSummaries(), 1500);
-  leave.push(onChange((change) => { if (!change || ["run", "experiment"].includes(change.object_type)) refresh(); }));
+  leave.push(onChange((change) => {
+    if (!change || change.object_type === "experiment") again();
+    else if (change.object_type === "run") refresh();
+  }));
 }
 
 // ------------------------------------------------------------------ runs table
 async function runsPage(params) {
   const state = {
     experiment: params.get("experiment") || "", where: params.get("where") || "", order: params.get("order") || "",
-    offset: +(params.get("offset") || 0), limit: 50,
+    offset: +(params.get("offset") || 0), limit: 50, archived: params.get("archived") || "",
     params: params.has("params") ? params.get("params").split(",").filter(Boolean) : null,
     metrics: params.has("metrics") ? params.get("metrics").split(",").filter(Boolean) : null,
   };
@@ -276,7 +302,9 @@ async function runsPage(params) {
   }
   const exp = experiments.experiments.find((e) => e.id === state.experiment || e.name === state.experiment);
   const push = () => setHash("/runs", { experiment: state.experiment, where: state.where, order: state.order,
-    offset: state.offset || "", params: state.params.join(","), metrics: state.metrics.join(",") });
+    offset: state.offset || "", params: state.params.join(","), metrics: state.metrics.join(","), archived: state.archived });
+  const archivedToggle = h("label", { class: "toggle" }, h("input", { type: "checkbox", id: "show-archived", checked: state.archived === "all",
+    onchange: (e) => { state.archived = e.target.checked ? "all" : ""; state.offset = 0; push(); } }), " show archived");
 
   const filter = h("input", { type: "search", id: "where", class: "where", spellcheck: "false", value: state.where,
     placeholder: "filter: params.lr > 0.01 and metrics.val_acc >= 0.9 and status = 'finished'" });
@@ -296,7 +324,7 @@ async function runsPage(params) {
   const table = h("table", { class: "grid runs", id: "runs-table" });
   const pager = h("div", { class: "pager" });
   mount(h("h1", {}, exp ? "Runs of " : "All runs", exp ? h("span", { class: "accent" }, exp.name) : ""),
-    h("div", { class: "toolbar" }, filter, compareButton), filterError,
+    h("div", { class: "toolbar" }, filter, compareButton, archivedToggle), filterError,
     h("details", { class: "columns" }, h("summary", {}, "Columns"),
       h("div", { class: "pickers" }, picker("params", keys.params, state.params, "params"), picker("metrics", keys.metrics, state.metrics, "metrics"))),
     table, pager);
@@ -318,8 +346,9 @@ async function runsPage(params) {
     const box = h("input", { type: "checkbox", "aria-label": "select " + (r.name || r.id), checked: selected.has(r.id) });
     box.addEventListener("change", () => { box.checked ? selected.add(r.id) : selected.delete(r.id); updateCompare(); });
     const fold = r.children ? h("button", { class: "fold", title: r.children + " child runs", "aria-expanded": "false" }, "▸ " + r.children) : null;
-    const tr = h("tr", { dataset: { run: r.id }, class: depth ? "child" : "" },
-      h("td", {}, box), h("td", { class: "name" }, depth ? "↳ " : "", runLink(r), fold ? " " : "", fold),
+    const tr = h("tr", { dataset: { run: r.id }, class: (depth ? "child" : "") + (r.archived_at ? " archived" : "") },
+      h("td", {}, box), h("td", { class: "name" }, depth ? "↳ " : "", runLink(r), r.archived_at ? h("span", { class: "tag muted" }, " archived") : null,
+        fold ? " " : "", fold),
       h("td", {}, statusBadge(r)), h("td", {}, when(r.start_time)), h("td", { class: "num" }, dur(r.duration_s)),
       columns.map((c) => h("td", { class: "num " + c.cls }, fmt(c.get(r)))));
     if (fold) fold.addEventListener("click", async () => {
@@ -329,7 +358,7 @@ async function runsPage(params) {
         fold.setAttribute("aria-expanded", "false"); return;
       }
       fold.setAttribute("aria-expanded", "true");
-      const kids = await api("/runs?" + q({ where: `parent = '${r.id}'`, order_by: state.order, limit: 1000,
+      const kids = await api("/runs?" + q({ where: `parent = '${r.id}'`, order_by: state.order, limit: 1000, archived: state.archived,
         params: state.params.join(","), metrics: state.metrics.join(",") }));
       let anchor = tr;
       for (const k of kids.runs) { const c = row(k, 1); anchor.after(c); anchor = c; }
@@ -340,7 +369,7 @@ async function runsPage(params) {
     let page;
     try {
       page = await api("/runs?" + q({ experiment: state.experiment, where: state.where, order_by: state.order, limit: state.limit,
-        offset: state.offset, params: state.params.join(","), metrics: state.metrics.join(","), top_level: "1" }));
+        offset: state.offset, params: state.params.join(","), metrics: state.metrics.join(","), top_level: "1", archived: state.archived }));
       fill(filterError, ); filter.classList.remove("invalid");
     } catch (err) {
       if (err.status === 400 && err.body.position !== undefined) {
@@ -364,7 +393,7 @@ async function runsPage(params) {
       h("button", { disabled: state.offset === 0, onclick: () => { state.offset = Math.max(0, state.offset - state.limit); push(); } }, "‹ prev"),
       counter, next);
     // the total is a second, slower question (a count over every match): the page does not wait for it
-    api("/runs/count?" + q({ experiment: state.experiment, where: state.where, top_level: "1" })).then((c) => {
+    api("/runs/count?" + q({ experiment: state.experiment, where: state.where, top_level: "1", archived: state.archived })).then((c) => {
       if (page.runs.length) counter.textContent = `${state.offset + 1}–${end} of ${c.total}`;
       next.disabled = end >= c.total;
     }).catch(() => {});
@@ -388,7 +417,8 @@ async function runPage(params, runId) {
   };
   const header = h("div", { class: "run-header" });
   const drawHeader = () => fill(header, 
-    h("h1", {}, run.name || short(run.id), " ", statusBadge(run)),
+    h("h1", {}, run.name || short(run.id), " ", statusBadge(run), run.archived_at ? h("span", { class: "status archived", id: "archived-badge" }, "archived") : null),
+    runActions(run, (updated) => { if (updated) { run = { ...run, ...updated }; drawHeader(); drawOverview(sections.overview, run); } }),
     h("div", { class: "meta" },
       h("span", {}, "experiment ", h("a", { href: "#/runs?" + q({ experiment: run.experiment_id }) }, run.experiment)),
       run.parent_run_id ? h("span", {}, "parent ", h("a", { href: "#/run/" + run.parent_run_id }, short(run.parent_run_id))) : null,
@@ -438,7 +468,8 @@ async function runPage(params, runId) {
 
   const refresh = debounce(async () => {
     run = await api("/runs/" + encodeURIComponent(run.id));
-    drawHeader(); drawOverview(sections.overview, run);
+    drawHeader();
+    if (!sections.overview.querySelector(".run-notes[data-dirty]")) drawOverview(sections.overview, run);
     await drawCharts(); await drawEvents();
     drawArtifacts(sections.artifacts, run); drawConsole(sections.console, run); drawModels(sections.models, run);
   }, 700);
@@ -447,6 +478,59 @@ async function runPage(params, runId) {
     const p = change.payload || {};
     if (change.object_id === run.id || p.run_id === run.id) refresh();
   }));
+}
+// Rename, note, archive/restore and delete of a run (edits call back with the updated run; a
+// deletion goes back to the runs table).
+function runActions(run, changed) {
+  const message = h("span", { class: "message", id: "run-message" });
+  const fail = (err) => fill(message, h("span", { class: "error" }, err.message));
+  const call = async (path, method, body) => {
+    try { const r = await api(`/runs/${encodeURIComponent(run.id)}${path}`, { method, body }); fill(message, ); return r; }
+    catch (err) { fail(err); return null; }
+  };
+  const rename = async () => {
+    const name = prompt("New name for this run", run.name || "");
+    if (name === null) return;
+    changed(await call("", "PATCH", { name }));
+  };
+  const archive = async () => {
+    if (!run.archived_at && !confirm("Archive this run (and its child runs)? It disappears from the runs table until restored.")) return;
+    changed(await call(run.archived_at ? "/restore" : "/archive", "POST", {}));
+  };
+  const remove = async () => {
+    if (!confirm(`Delete run ${run.name || short(run.id)}, its child runs, artifacts and models, for good? This cannot be undone.`)) return;
+    const r = await call("", "DELETE");
+    if (r) setHash("/runs", { experiment: run.experiment_id });
+  };
+  return h("div", { class: "actions run-actions" },
+    h("button", { id: "rename-run", onclick: rename }, "Rename"),
+    h("button", { id: "archive-run", onclick: archive }, run.archived_at ? "Restore" : "Archive"),
+    h("button", { id: "delete-run", class: "danger", onclick: remove }, "Delete"), message);
+}
+// Tags (set, change, remove) and the note of a run, editable whatever its state.
+const notesSaved = new Map(); // run id -> when its tags and note were saved (the overview is redrawn by live updates)
+function runNotes(run, changed) {
+  const message = h("span", { class: "message", id: "tags-message" }, Date.now() - (notesSaved.get(run.id) || 0) < 5000 ? "saved" : "");
+  const rows = h("tbody", {});
+  const addRow = (k = "", v = "") => rows.append(h("tr", {}, h("td", {}, h("input", { class: "tag-key", value: k, dataset: { original: k } })),
+    h("td", {}, h("input", { class: "tag-value", value: v })), h("td", {}, h("button", { class: "link", title: "remove", onclick: (e) => e.target.closest("tr").remove() }, "×"))));
+  Object.entries(run.tags || {}).sort().forEach(([k, v]) => addRow(k, v));
+  const note = h("textarea", { id: "run-note", rows: 3, placeholder: "what this run was for, what came out of it" }, run.note || "");
+  const save = async () => {
+    const tags = {};
+    for (const k of Object.keys(run.tags || {})) tags[k] = null; // removed unless still listed
+    rows.querySelectorAll("tr").forEach((tr) => { const k = tr.querySelector(".tag-key").value.trim(); if (k) tags[k] = tr.querySelector(".tag-value").value; });
+    try {
+      const r = await api(`/runs/${encodeURIComponent(run.id)}`, { method: "PATCH", body: { tags, note: note.value } });
+      notesSaved.set(run.id, Date.now()); fill(message, "saved"); changed(r);
+    } catch (err) { fill(message, h("span", { class: "error" }, err.message)); }
+  };
+  // Edits in progress are not redrawn away by live updates (see runPage's refresh).
+  const box = h("div", { class: "run-notes", oninput: () => { box.dataset.dirty = "1"; } }, h("h2", {}, "Tags"),
+    h("table", { class: "grid small", id: "tags" }, rows),
+    h("button", { onclick: () => { box.dataset.dirty = "1"; addRow(); } }, "+ tag"), h("h2", {}, "Note"), note,
+    h("div", { class: "actions" }, h("button", { id: "save-run", onclick: save }, "Save tags and note"), message));
+  return box;
 }
 function failureBox(run) {
   if (!run.failure && !["failed", "killed"].includes(run.status)) return null;
@@ -480,7 +564,7 @@ function drawOverview(el, run) {
   const packages = env.packages || {};
   fill(el, h("div", { class: "columns3" },
     h("div", {}, h("h2", {}, "Params"), paramsBlock(run.params)),
-    h("div", {}, h("h2", {}, "Tags"), kvTable(run.tags, "tags")),
+    runNotes(run, (updated) => { if (updated) drawOverview(el, { ...run, ...updated }); }),
     h("div", {}, h("h2", {}, "Environment"), h("table", { class: "grid small", id: "env" }, h("tbody", {},
       h("tr", {}, h("th", {}, "python"), h("td", {}, env.python || "")),
       h("tr", {}, h("th", {}, "platform"), h("td", {}, env.platform || "")),
@@ -561,8 +645,9 @@ async function drawConsole(el, run) {
       h("pre", { class: "console", id: "console-text" }, c.text)));
 }
 function modelsTable(models, id) {
-  return h("table", { class: "grid small", id }, h("thead", {}, h("tr", {}, ["name", "version", "framework", "status", "labels", "created"].map((c) => h("th", {}, c)))),
+  return h("table", { class: "grid small", id }, h("thead", {}, h("tr", {}, ["name", "version", "aliases", "framework", "status", "labels", "created"].map((c) => h("th", {}, c)))),
     h("tbody", {}, models.map((m) => h("tr", {}, h("td", {}, h("a", { href: "#/model/" + m.id }, m.name)), h("td", { class: "num" }, "v" + m.version),
+      h("td", {}, (m.aliases || []).map((a) => h("span", { class: "alias" }, "@" + a))),
       h("td", {}, m.framework), h("td", {}, h("span", { class: "status " + m.status }, m.status)),
       h("td", {}, Object.entries(m.labels).map(([k, v]) => h("span", { class: "label" }, k + "=" + v))), h("td", {}, when(m.created_at))))));
 }
@@ -671,6 +756,7 @@ async function modelPage(params, modelId) {
     let meta;
     try { meta = JSON.parse(metadata.value || "{}"); } catch (e) { fill(message, h("span", { class: "error" }, "metadata is not valid JSON: " + e.message)); return; }
     const labels = {};
+    for (const k of Object.keys(m.labels)) labels[k] = null; // a label whose key was cleared is removed
     labelRows.querySelectorAll("tr").forEach((tr) => { const k = tr.querySelector(".label-key").value.trim(); if (k) labels[k] = tr.querySelector(".label-value").value; });
     try { await api("/models/" + m.id, { method: "PATCH", body: { metadata: meta, labels } }); fill(message, "saved"); route(); }
     catch (err) { fill(message, h("span", { class: "error" }, err.message)); }
@@ -681,10 +767,33 @@ async function modelPage(params, modelId) {
     catch (err) { fill(message, h("span", { class: "error" }, err.message)); }
   };
   const copy = h("button", { class: "link", onclick: async () => { try { await navigator.clipboard.writeText(m.url); copy.textContent = "copied"; } catch (e) { copy.textContent = "select and copy"; } } }, "copy");
+  const aliasName = h("input", { id: "alias-name", placeholder: "alias, e.g. production", size: 18 });
+  const setAlias = async () => {
+    const alias = aliasName.value.trim();
+    if (!alias) return;
+    try { await api(`/models/${encodeURIComponent(m.name)}/aliases/${encodeURIComponent(alias)}`, { method: "PUT", body: { version: m.version } }); route(); }
+    catch (err) { fill(message, h("span", { class: "error" }, err.message)); }
+  };
+  const dropAlias = async (alias) => {
+    if (!confirm(`Remove ${m.name}@${alias}? Services asking for it will no longer find a model.`)) return;
+    try { await api(`/models/${encodeURIComponent(m.name)}/aliases/${encodeURIComponent(alias)}`, { method: "DELETE" }); route(); }
+    catch (err) { fill(message, h("span", { class: "error" }, err.message)); }
+  };
+  const deleteModel = async () => {
+    if (!confirm(`Delete ${m.name} v${m.version} and its files? This cannot be undone.`)) return;
+    try { await api(`/models/${m.id}`, { method: "DELETE" }); setHash("/models", { name: m.name }); }
+    catch (err) { fill(message, h("span", { class: "error" }, err.message)); }
+  };
+  const aliasBox = h("div", { class: "aliases", id: "aliases" },
+    m.aliases.length ? m.aliases.map((a) => h("span", { class: "alias", dataset: { alias: a } }, `${m.name}@${a}`, " ",
+      h("button", { class: "link", title: "remove this alias", onclick: () => dropAlias(a) }, "×"))) : h("span", { class: "muted" }, "no alias points here"),
+    h("span", { class: "set-alias" }, aliasName, h("button", { id: "set-alias", onclick: setAlias }, "point alias here")));
   mount(h("h1", {}, `${m.name} v${m.version} `, h("span", { class: "status " + m.status, id: "model-status" }, m.status)),
     h("div", { class: "meta" }, h("span", {}, "framework " + m.framework), m.run_id ? h("span", {}, "run ", h("a", { href: "#/run/" + m.run_id }, short(m.run_id))) : null,
       h("span", {}, "created " + when(m.created_at))),
     h("div", { class: "url" }, h("code", { id: "model-url" }, m.url), " ", copy),
+    h("h2", {}, "Aliases"), aliasBox,
+    m.source_uri ? h("p", { class: "reference" }, "Registered by reference: ", h("code", { id: "source-uri" }, m.source_uri)) : null,
     final ? h("p", { class: "final-note" }, "This model is final: its files, metadata and labels can no longer change. Log a new version instead.") : null,
     h("h2", {}, "Files"), h("table", { class: "grid small", id: "model-files" }, h("thead", {}, h("tr", {}, ["name", "size", "sha256", ""].map((c) => h("th", {}, c)))),
       h("tbody", {}, m.files.map((f) => h("tr", {}, h("td", {}, f.name), h("td", { class: "num" }, size(f.bytes)), h("td", { class: "mono muted" }, (f.sha256 || "").slice(0, 12)),
@@ -693,13 +802,18 @@ async function modelPage(params, modelId) {
     final ? null : h("button", { onclick: () => addLabel() }, "+ label"),
     h("h2", {}, "Metadata"), metadata,
     final ? null : h("div", { class: "actions" }, h("button", { id: "save-model", onclick: save }, "Save"), h("button", { id: "finalize", class: "danger", onclick: finalize }, "Finalize")),
+    final || m.aliases.length ? null : h("div", { class: "actions" }, h("button", { id: "delete-model", class: "danger", onclick: deleteModel }, "Delete this version")),
     message,
     h("h2", {}, "Lineage"), h("div", { class: "lineage" },
       h("div", { class: "lineage-col" }, h("h3", {}, "datasets"), m.datasets.length ? m.datasets.map((d) => h("div", { class: "node" }, d)) : h("p", { class: "muted" }, "—")),
       h("div", { class: "arrow" }, "→"), h("div", { class: "lineage-col" }, h("h3", {}, "run"), m.run_id ? h("div", { class: "node" }, h("a", { href: "#/run/" + m.run_id }, short(m.run_id))) : h("p", { class: "muted" }, "—")),
       h("div", { class: "arrow" }, "→"), h("div", { class: "lineage-col" }, h("h3", {}, "this model"), h("div", { class: "node self" }, `${m.name} v${m.version}`)),
       h("div", { class: "arrow" }, "→"), h("div", { class: "lineage-col" }, h("h3", {}, "runs that loaded it"), m.consumers.length ? m.consumers.map((c) => h("div", { class: "node" }, runLink(c))) : h("p", { class: "muted" }, "—"))));
-  leave.push(onChange((c) => { if (c && c.object_type === "model" && c.object_id === m.id) debounce(route, 300)(); }));
+  const again = stillHere(300);
+  leave.push(onChange((c) => {
+    const p = (c && c.payload) || {};
+    if (c && ((c.object_type === "model" && c.object_id === m.id) || (c.object_type === "alias" && (p.model_id === m.id || p.previous_model_id === m.id)))) again();
+  }));
 }
 
 // ------------------------------------------------------------------ start

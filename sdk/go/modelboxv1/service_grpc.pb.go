@@ -36,6 +36,19 @@ type ModelBoxClient interface {
 	CountRuns(ctx context.Context, in *ListRunsRequest, opts ...grpc.CallOption) (*CountRunsResponse, error)
 	GetMetricSummaries(ctx context.Context, in *MetricSummariesRequest, opts ...grpc.CallOption) (*MetricSummariesResponse, error)
 	SearchKeys(ctx context.Context, in *SearchKeysRequest, opts ...grpc.CallOption) (*SearchKeysResponse, error)
+	// The registry and the run lifecycle. Model references everywhere (GetModel, UpdateModel,
+	// FinalizeModel, DeleteModel) may be an id, a unique id prefix, NAME@VERSION, NAME@latest,
+	// NAME@ALIAS, models:/NAME/VERSION or models:/NAME@ALIAS. Refusals (a final or aliased model,
+	// a bad alias): FAILED_PRECONDITION with the reason.
+	SetAlias(ctx context.Context, in *SetAliasRequest, opts ...grpc.CallOption) (*ModelInfo, error)
+	DeleteAlias(ctx context.Context, in *DeleteAliasRequest, opts ...grpc.CallOption) (*DeleteResponse, error)
+	DeleteModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*DeleteResponse, error)
+	UpdateRun(ctx context.Context, in *UpdateRunRequest, opts ...grpc.CallOption) (*RunInfo, error)
+	ArchiveRun(ctx context.Context, in *ArchiveRunRequest, opts ...grpc.CallOption) (*RunInfo, error)
+	ArchiveExperiment(ctx context.Context, in *ArchiveExperimentRequest, opts ...grpc.CallOption) (*Experiment, error)
+	DeleteRun(ctx context.Context, in *RunRequest, opts ...grpc.CallOption) (*DeleteResponse, error)
+	DeleteExperiment(ctx context.Context, in *ExperimentRequest, opts ...grpc.CallOption) (*DeleteResponse, error)
+	GetExperiment(ctx context.Context, in *ExperimentRequest, opts ...grpc.CallOption) (*Experiment, error)
 	// Change events with seq > since, at most `limit`, plus the newest seq.
 	ListChanges(ctx context.Context, in *ListChangesRequest, opts ...grpc.CallOption) (*ListChangesResponse, error)
 	// Change events with seq > since, as they happen; resume with the last seq received.
@@ -283,6 +296,87 @@ func (c *modelBoxClient) SearchKeys(ctx context.Context, in *SearchKeysRequest, 
 	return out, nil
 }
 
+func (c *modelBoxClient) SetAlias(ctx context.Context, in *SetAliasRequest, opts ...grpc.CallOption) (*ModelInfo, error) {
+	out := new(ModelInfo)
+	err := c.cc.Invoke(ctx, "/modelbox.v1.ModelBox/SetAlias", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelBoxClient) DeleteAlias(ctx context.Context, in *DeleteAliasRequest, opts ...grpc.CallOption) (*DeleteResponse, error) {
+	out := new(DeleteResponse)
+	err := c.cc.Invoke(ctx, "/modelbox.v1.ModelBox/DeleteAlias", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelBoxClient) DeleteModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*DeleteResponse, error) {
+	out := new(DeleteResponse)
+	err := c.cc.Invoke(ctx, "/modelbox.v1.ModelBox/DeleteModel", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelBoxClient) UpdateRun(ctx context.Context, in *UpdateRunRequest, opts ...grpc.CallOption) (*RunInfo, error) {
+	out := new(RunInfo)
+	err := c.cc.Invoke(ctx, "/modelbox.v1.ModelBox/UpdateRun", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelBoxClient) ArchiveRun(ctx context.Context, in *ArchiveRunRequest, opts ...grpc.CallOption) (*RunInfo, error) {
+	out := new(RunInfo)
+	err := c.cc.Invoke(ctx, "/modelbox.v1.ModelBox/ArchiveRun", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelBoxClient) ArchiveExperiment(ctx context.Context, in *ArchiveExperimentRequest, opts ...grpc.CallOption) (*Experiment, error) {
+	out := new(Experiment)
+	err := c.cc.Invoke(ctx, "/modelbox.v1.ModelBox/ArchiveExperiment", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelBoxClient) DeleteRun(ctx context.Context, in *RunRequest, opts ...grpc.CallOption) (*DeleteResponse, error) {
+	out := new(DeleteResponse)
+	err := c.cc.Invoke(ctx, "/modelbox.v1.ModelBox/DeleteRun", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelBoxClient) DeleteExperiment(ctx context.Context, in *ExperimentRequest, opts ...grpc.CallOption) (*DeleteResponse, error) {
+	out := new(DeleteResponse)
+	err := c.cc.Invoke(ctx, "/modelbox.v1.ModelBox/DeleteExperiment", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelBoxClient) GetExperiment(ctx context.Context, in *ExperimentRequest, opts ...grpc.CallOption) (*Experiment, error) {
+	out := new(Experiment)
+	err := c.cc.Invoke(ctx, "/modelbox.v1.ModelBox/GetExperiment", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *modelBoxClient) ListChanges(ctx context.Context, in *ListChangesRequest, opts ...grpc.CallOption) (*ListChangesResponse, error) {
 	out := new(ListChangesResponse)
 	err := c.cc.Invoke(ctx, "/modelbox.v1.ModelBox/ListChanges", in, out, opts...)
@@ -347,6 +441,19 @@ type ModelBoxServer interface {
 	CountRuns(context.Context, *ListRunsRequest) (*CountRunsResponse, error)
 	GetMetricSummaries(context.Context, *MetricSummariesRequest) (*MetricSummariesResponse, error)
 	SearchKeys(context.Context, *SearchKeysRequest) (*SearchKeysResponse, error)
+	// The registry and the run lifecycle. Model references everywhere (GetModel, UpdateModel,
+	// FinalizeModel, DeleteModel) may be an id, a unique id prefix, NAME@VERSION, NAME@latest,
+	// NAME@ALIAS, models:/NAME/VERSION or models:/NAME@ALIAS. Refusals (a final or aliased model,
+	// a bad alias): FAILED_PRECONDITION with the reason.
+	SetAlias(context.Context, *SetAliasRequest) (*ModelInfo, error)
+	DeleteAlias(context.Context, *DeleteAliasRequest) (*DeleteResponse, error)
+	DeleteModel(context.Context, *GetModelRequest) (*DeleteResponse, error)
+	UpdateRun(context.Context, *UpdateRunRequest) (*RunInfo, error)
+	ArchiveRun(context.Context, *ArchiveRunRequest) (*RunInfo, error)
+	ArchiveExperiment(context.Context, *ArchiveExperimentRequest) (*Experiment, error)
+	DeleteRun(context.Context, *RunRequest) (*DeleteResponse, error)
+	DeleteExperiment(context.Context, *ExperimentRequest) (*DeleteResponse, error)
+	GetExperiment(context.Context, *ExperimentRequest) (*Experiment, error)
 	// Change events with seq > since, at most `limit`, plus the newest seq.
 	ListChanges(context.Context, *ListChangesRequest) (*ListChangesResponse, error)
 	// Change events with seq > since, as they happen; resume with the last seq received.
@@ -411,6 +518,33 @@ func (UnimplementedModelBoxServer) GetMetricSummaries(context.Context, *MetricSu
 }
 func (UnimplementedModelBoxServer) SearchKeys(context.Context, *SearchKeysRequest) (*SearchKeysResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SearchKeys not implemented")
+}
+func (UnimplementedModelBoxServer) SetAlias(context.Context, *SetAliasRequest) (*ModelInfo, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetAlias not implemented")
+}
+func (UnimplementedModelBoxServer) DeleteAlias(context.Context, *DeleteAliasRequest) (*DeleteResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteAlias not implemented")
+}
+func (UnimplementedModelBoxServer) DeleteModel(context.Context, *GetModelRequest) (*DeleteResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteModel not implemented")
+}
+func (UnimplementedModelBoxServer) UpdateRun(context.Context, *UpdateRunRequest) (*RunInfo, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateRun not implemented")
+}
+func (UnimplementedModelBoxServer) ArchiveRun(context.Context, *ArchiveRunRequest) (*RunInfo, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ArchiveRun not implemented")
+}
+func (UnimplementedModelBoxServer) ArchiveExperiment(context.Context, *ArchiveExperimentRequest) (*Experiment, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ArchiveExperiment not implemented")
+}
+func (UnimplementedModelBoxServer) DeleteRun(context.Context, *RunRequest) (*DeleteResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteRun not implemented")
+}
+func (UnimplementedModelBoxServer) DeleteExperiment(context.Context, *ExperimentRequest) (*DeleteResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteExperiment not implemented")
+}
+func (UnimplementedModelBoxServer) GetExperiment(context.Context, *ExperimentRequest) (*Experiment, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetExperiment not implemented")
 }
 func (UnimplementedModelBoxServer) ListChanges(context.Context, *ListChangesRequest) (*ListChangesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListChanges not implemented")
@@ -769,6 +903,168 @@ func _ModelBox_SearchKeys_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ModelBox_SetAlias_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetAliasRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelBoxServer).SetAlias(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelbox.v1.ModelBox/SetAlias",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelBoxServer).SetAlias(ctx, req.(*SetAliasRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelBox_DeleteAlias_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteAliasRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelBoxServer).DeleteAlias(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelbox.v1.ModelBox/DeleteAlias",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelBoxServer).DeleteAlias(ctx, req.(*DeleteAliasRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelBox_DeleteModel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetModelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelBoxServer).DeleteModel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelbox.v1.ModelBox/DeleteModel",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelBoxServer).DeleteModel(ctx, req.(*GetModelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelBox_UpdateRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelBoxServer).UpdateRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelbox.v1.ModelBox/UpdateRun",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelBoxServer).UpdateRun(ctx, req.(*UpdateRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelBox_ArchiveRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ArchiveRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelBoxServer).ArchiveRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelbox.v1.ModelBox/ArchiveRun",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelBoxServer).ArchiveRun(ctx, req.(*ArchiveRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelBox_ArchiveExperiment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ArchiveExperimentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelBoxServer).ArchiveExperiment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelbox.v1.ModelBox/ArchiveExperiment",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelBoxServer).ArchiveExperiment(ctx, req.(*ArchiveExperimentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelBox_DeleteRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelBoxServer).DeleteRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelbox.v1.ModelBox/DeleteRun",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelBoxServer).DeleteRun(ctx, req.(*RunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelBox_DeleteExperiment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExperimentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelBoxServer).DeleteExperiment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelbox.v1.ModelBox/DeleteExperiment",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelBoxServer).DeleteExperiment(ctx, req.(*ExperimentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelBox_GetExperiment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExperimentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelBoxServer).GetExperiment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelbox.v1.ModelBox/GetExperiment",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelBoxServer).GetExperiment(ctx, req.(*ExperimentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ModelBox_ListChanges_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListChangesRequest)
 	if err := dec(in); err != nil {
@@ -871,6 +1167,42 @@ var _ModelBox_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SearchKeys",
 			Handler:    _ModelBox_SearchKeys_Handler,
+		},
+		{
+			MethodName: "SetAlias",
+			Handler:    _ModelBox_SetAlias_Handler,
+		},
+		{
+			MethodName: "DeleteAlias",
+			Handler:    _ModelBox_DeleteAlias_Handler,
+		},
+		{
+			MethodName: "DeleteModel",
+			Handler:    _ModelBox_DeleteModel_Handler,
+		},
+		{
+			MethodName: "UpdateRun",
+			Handler:    _ModelBox_UpdateRun_Handler,
+		},
+		{
+			MethodName: "ArchiveRun",
+			Handler:    _ModelBox_ArchiveRun_Handler,
+		},
+		{
+			MethodName: "ArchiveExperiment",
+			Handler:    _ModelBox_ArchiveExperiment_Handler,
+		},
+		{
+			MethodName: "DeleteRun",
+			Handler:    _ModelBox_DeleteRun_Handler,
+		},
+		{
+			MethodName: "DeleteExperiment",
+			Handler:    _ModelBox_DeleteExperiment_Handler,
+		},
+		{
+			MethodName: "GetExperiment",
+			Handler:    _ModelBox_GetExperiment_Handler,
 		},
 		{
 			MethodName: "ListChanges",

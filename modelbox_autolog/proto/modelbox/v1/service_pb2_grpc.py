@@ -125,6 +125,51 @@ class ModelBoxStub:
                 request_serializer=modelbox_dot_v1_dot_service__pb2.SearchKeysRequest.SerializeToString,
                 response_deserializer=modelbox_dot_v1_dot_service__pb2.SearchKeysResponse.FromString,
                 _registered_method=True)
+        self.SetAlias = channel.unary_unary(
+                '/modelbox.v1.ModelBox/SetAlias',
+                request_serializer=modelbox_dot_v1_dot_service__pb2.SetAliasRequest.SerializeToString,
+                response_deserializer=modelbox_dot_v1_dot_service__pb2.ModelInfo.FromString,
+                _registered_method=True)
+        self.DeleteAlias = channel.unary_unary(
+                '/modelbox.v1.ModelBox/DeleteAlias',
+                request_serializer=modelbox_dot_v1_dot_service__pb2.DeleteAliasRequest.SerializeToString,
+                response_deserializer=modelbox_dot_v1_dot_service__pb2.DeleteResponse.FromString,
+                _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/modelbox.v1.ModelBox/DeleteModel',
+                request_serializer=modelbox_dot_v1_dot_service__pb2.GetModelRequest.SerializeToString,
+                response_deserializer=modelbox_dot_v1_dot_service__pb2.DeleteResponse.FromString,
+                _registered_method=True)
+        self.UpdateRun = channel.unary_unary(
+                '/modelbox.v1.ModelBox/UpdateRun',
+                request_serializer=modelbox_dot_v1_dot_service__pb2.UpdateRunRequest.SerializeToString,
+                response_deserializer=modelbox_dot_v1_dot_service__pb2.RunInfo.FromString,
+                _registered_method=True)
+        self.ArchiveRun = channel.unary_unary(
+                '/modelbox.v1.ModelBox/ArchiveRun',
+                request_serializer=modelbox_dot_v1_dot_service__pb2.ArchiveRunRequest.SerializeToString,
+                response_deserializer=modelbox_dot_v1_dot_service__pb2.RunInfo.FromString,
+                _registered_method=True)
+        self.ArchiveExperiment = channel.unary_unary(
+                '/modelbox.v1.ModelBox/ArchiveExperiment',
+                request_serializer=modelbox_dot_v1_dot_service__pb2.ArchiveExperimentRequest.SerializeToString,
+                response_deserializer=modelbox_dot_v1_dot_service__pb2.Experiment.FromString,
+                _registered_method=True)
+        self.DeleteRun = channel.unary_unary(
+                '/modelbox.v1.ModelBox/DeleteRun',
+                request_serializer=modelbox_dot_v1_dot_service__pb2.RunRequest.SerializeToString,
+                response_deserializer=modelbox_dot_v1_dot_service__pb2.DeleteResponse.FromString,
+                _registered_method=True)
+        self.DeleteExperiment = channel.unary_unary(
+                '/modelbox.v1.ModelBox/DeleteExperiment',
+                request_serializer=modelbox_dot_v1_dot_service__pb2.ExperimentRequest.SerializeToString,
+                response_deserializer=modelbox_dot_v1_dot_service__pb2.DeleteResponse.FromString,
+                _registered_method=True)
+        self.GetExperiment = channel.unary_unary(
+                '/modelbox.v1.ModelBox/GetExperiment',
+                request_serializer=modelbox_dot_v1_dot_service__pb2.ExperimentRequest.SerializeToString,
+                response_deserializer=modelbox_dot_v1_dot_service__pb2.Experiment.FromString,
+                _registered_method=True)
         self.ListChanges = channel.unary_unary(
                 '/modelbox.v1.ModelBox/ListChanges',
                 request_serializer=modelbox_dot_v1_dot_service__pb2.ListChangesRequest.SerializeToString,
@@ -249,6 +294,64 @@ class ModelBoxServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAlias(self, request, context):
+        """The registry and the run lifecycle. Model references everywhere (GetModel, UpdateModel,
+        FinalizeModel, DeleteModel) may be an id, a unique id prefix, NAME@VERSION, NAME@latest,
+        NAME@ALIAS, models:/NAME/VERSION or models:/NAME@ALIAS. Refusals (a final or aliased model,
+        a bad alias): FAILED_PRECONDITION with the reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAlias(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveExperiment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteExperiment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExperiment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListChanges(self, request, context):
         """Change events with seq > since, at most `limit`, plus the newest seq.
         """
@@ -355,6 +458,51 @@ def add_ModelBoxServicer_to_server(servicer, server):
                     servicer.SearchKeys,
                     request_deserializer=modelbox_dot_v1_dot_service__pb2.SearchKeysRequest.FromString,
                     response_serializer=modelbox_dot_v1_dot_service__pb2.SearchKeysResponse.SerializeToString,
+            ),
+            'SetAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAlias,
+                    request_deserializer=modelbox_dot_v1_dot_service__pb2.SetAliasRequest.FromString,
+                    response_serializer=modelbox_dot_v1_dot_service__pb2.ModelInfo.SerializeToString,
+            ),
+            'DeleteAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAlias,
+                    request_deserializer=modelbox_dot_v1_dot_service__pb2.DeleteAliasRequest.FromString,
+                    response_serializer=modelbox_dot_v1_dot_service__pb2.DeleteResponse.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=modelbox_dot_v1_dot_service__pb2.GetModelRequest.FromString,
+                    response_serializer=modelbox_dot_v1_dot_service__pb2.DeleteResponse.SerializeToString,
+            ),
+            'UpdateRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRun,
+                    request_deserializer=modelbox_dot_v1_dot_service__pb2.UpdateRunRequest.FromString,
+                    response_serializer=modelbox_dot_v1_dot_service__pb2.RunInfo.SerializeToString,
+            ),
+            'ArchiveRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveRun,
+                    request_deserializer=modelbox_dot_v1_dot_service__pb2.ArchiveRunRequest.FromString,
+                    response_serializer=modelbox_dot_v1_dot_service__pb2.RunInfo.SerializeToString,
+            ),
+            'ArchiveExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveExperiment,
+                    request_deserializer=modelbox_dot_v1_dot_service__pb2.ArchiveExperimentRequest.FromString,
+                    response_serializer=modelbox_dot_v1_dot_service__pb2.Experiment.SerializeToString,
+            ),
+            'DeleteRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRun,
+                    request_deserializer=modelbox_dot_v1_dot_service__pb2.RunRequest.FromString,
+                    response_serializer=modelbox_dot_v1_dot_service__pb2.DeleteResponse.SerializeToString,
+            ),
+            'DeleteExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteExperiment,
+                    request_deserializer=modelbox_dot_v1_dot_service__pb2.ExperimentRequest.FromString,
+                    response_serializer=modelbox_dot_v1_dot_service__pb2.DeleteResponse.SerializeToString,
+            ),
+            'GetExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExperiment,
+                    request_deserializer=modelbox_dot_v1_dot_service__pb2.ExperimentRequest.FromString,
+                    response_serializer=modelbox_dot_v1_dot_service__pb2.Experiment.SerializeToString,
             ),
             'ListChanges': grpc.unary_unary_rpc_method_handler(
                     servicer.ListChanges,
@@ -853,6 +1001,249 @@ class ModelBox:
             '/modelbox.v1.ModelBox/SearchKeys',
             modelbox_dot_v1_dot_service__pb2.SearchKeysRequest.SerializeToString,
             modelbox_dot_v1_dot_service__pb2.SearchKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelbox.v1.ModelBox/SetAlias',
+            modelbox_dot_v1_dot_service__pb2.SetAliasRequest.SerializeToString,
+            modelbox_dot_v1_dot_service__pb2.ModelInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelbox.v1.ModelBox/DeleteAlias',
+            modelbox_dot_v1_dot_service__pb2.DeleteAliasRequest.SerializeToString,
+            modelbox_dot_v1_dot_service__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelbox.v1.ModelBox/DeleteModel',
+            modelbox_dot_v1_dot_service__pb2.GetModelRequest.SerializeToString,
+            modelbox_dot_v1_dot_service__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelbox.v1.ModelBox/UpdateRun',
+            modelbox_dot_v1_dot_service__pb2.UpdateRunRequest.SerializeToString,
+            modelbox_dot_v1_dot_service__pb2.RunInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelbox.v1.ModelBox/ArchiveRun',
+            modelbox_dot_v1_dot_service__pb2.ArchiveRunRequest.SerializeToString,
+            modelbox_dot_v1_dot_service__pb2.RunInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelbox.v1.ModelBox/ArchiveExperiment',
+            modelbox_dot_v1_dot_service__pb2.ArchiveExperimentRequest.SerializeToString,
+            modelbox_dot_v1_dot_service__pb2.Experiment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelbox.v1.ModelBox/DeleteRun',
+            modelbox_dot_v1_dot_service__pb2.RunRequest.SerializeToString,
+            modelbox_dot_v1_dot_service__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelbox.v1.ModelBox/DeleteExperiment',
+            modelbox_dot_v1_dot_service__pb2.ExperimentRequest.SerializeToString,
+            modelbox_dot_v1_dot_service__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelbox.v1.ModelBox/GetExperiment',
+            modelbox_dot_v1_dot_service__pb2.ExperimentRequest.SerializeToString,
+            modelbox_dot_v1_dot_service__pb2.Experiment.FromString,
             options,
             channel_credentials,
             insecure,
