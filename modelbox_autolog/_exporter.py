@@ -727,6 +727,17 @@ def background_outlook() -> tuple[int, float | None] | None:
             left = max(0.0, exporter._deadline - time.monotonic()) if exporter._stopping else None
             return exporter._behind, left
     return None
+
+
+def current_exporter() -> Exporter | None:
+    """The exporter whose thread is running this (background work asks where its records go)."""
+    current = threading.current_thread()
+    for exporter in list(_live):
+        if exporter._thread is current:
+            return exporter
+    return None
+
+
 _abandoned: list[Any] = []
 _exporters: dict[str, Exporter] = {}
 _registry_lock = threading.Lock()
@@ -767,6 +778,12 @@ def shutdown_all(timeout: float) -> None:
     deadline = time.monotonic() + timeout
     for exporter in all_exporters():
         exporter.shutdown(max(0.0, deadline - time.monotonic()))
+    plots = sys.modules.get("modelbox_autolog.integrations._plot_worker")
+    if plots is not None:  # diagnostic plots still to draw go to a worker that outlives this process
+        try:
+            plots.at_exit()
+        except Exception:
+            pass
 
 
 _held_for_fork: list[Any] = []

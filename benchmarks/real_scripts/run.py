@@ -142,8 +142,23 @@ def run_once(name: str, mode: str, python: str) -> dict:
     seconds = time.perf_counter() - started
     result = {"mode": mode, "exit": code, "seconds": round(seconds, 2), "stdout": stdout, "stderr": stderr, "work": work}
     if mode == "autolog":
+        result["plots_after_exit_s"] = plots_delivered(os.path.join(work, "journal"))
         result["recorded"] = recorded(f"sqlite:///{work}/store/modelbox.db")
     return result
+
+
+def plots_delivered(journal: str, timeout: float = 300.0) -> float | None:
+    """Seconds after the script's exit until the detached plot worker stored the diagnostic plots
+    it was left (None: none were left). Not part of the script's time; the next run waits for it."""
+    import glob
+
+    pattern = os.path.join(journal, "*", "plots", "*.job")
+    started = time.perf_counter()
+    if not glob.glob(pattern):
+        return None
+    while glob.glob(pattern) and time.perf_counter() - started < timeout:
+        time.sleep(0.05)
+    return round(time.perf_counter() - started, 2)
 
 
 def recorded(uri: str) -> dict:
@@ -164,7 +179,7 @@ def recorded(uri: str) -> dict:
             "metric_keys": metric_keys, "frameworks": sorted({r.tags.get("framework", "") for r in runs} - {""})}
 
 
-def compare(name: str, plain: dict, auto: dict) -> dict:
+def compare(name: str, plain: dict, auto: dict, timings: list[tuple[float, float]] | None = None) -> dict:
     pattern = MANIFEST[name][2]
     a, b = normalize(plain["stdout"]), normalize(auto["stdout"])
     differing = [(x, y) for x, y in zip(a, b, strict=False) if x != y]
@@ -187,8 +202,21 @@ def compare(name: str, plain: dict, auto: dict) -> dict:
         "recorded": auto.get("recorded", {}),
         "seconds": [plain["seconds"], auto["seconds"]],
         "time_ratio": round(auto["seconds"] / plain["seconds"], 2) if plain["seconds"] else None,
+        **_paired(timings),
+        "plots_after_exit_s": auto.get("plots_after_exit_s"),
         "stderr_tail": [plain["stderr"][-600:], auto["stderr"][-600:]] if plain["exit"] != 0 or auto["exit"] != 0 else None,
     }
+
+
+def _paired(timings: list[tuple[float, float]] | None) -> dict:
+    """With ``--pairs N``: each pair's seconds, the median of the paired ratios and the ratio of medians."""
+    if not timings or len(timings) < 2:
+        return {}
+    import statistics
+
+    ratios = [a / p for p, a in timings if p]
+    return {"pairs": [[round(p, 2), round(a, 2)] for p, a in timings], "paired_ratio": round(statistics.median(ratios), 3),
+            "ratio_of_medians": round(statistics.median(a for _, a in timings) / statistics.median(p for p, _ in timings), 3)}
 
 
 def main() -> None:
@@ -197,6 +225,8 @@ def main() -> None:
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the working folders")
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--pairs", type=int, default=1, help="run each script N times each way, alternating the order "
+                        "pair by pair, and report the paired time ratio (the first pair's outputs are compared)")
     args = parser.parse_args()
     if args.list:
         print("\n".join(MANIFEST))
@@ -209,7 +239,14 @@ def main() -> None:
     for name in names:
         plain = run_once(name, "plain", args.python)
         auto = run_once(name, "autolog", args.python)
-        results[name] = compare(name, plain, auto)
+        timings = [(plain["seconds"], auto["seconds"])]
+        for index in range(1, args.pairs):
+            order = ("autolog", "plain") if index % 2 else ("plain", "autolog")
+            again = {mode: run_once(name, mode, args.python) for mode in order}
+            timings.append((again["plain"]["seconds"], again["autolog"]["seconds"]))
+            for r in again.values():
+                shutil.rmtree(r["work"], ignore_errors=True)
+        results[name] = compare(name, plain, auto, timings)
         if not args.keep:
             for r in (plain, auto):
                 shutil.rmtree(r["work"], ignore_errors=True)
@@ -217,7 +254,7 @@ def main() -> None:
         print(f"{name:32s} exit {row['exit']} stdout {'same' if row['stdout_same'] else 'DIFF'} "
               f"finals {'same' if row['finals_same'] else 'DIFF'} warnings +{len(row['warnings_added'])}/-{len(row['warnings_gone'])} "
               f"ours {len(row['ours_on_stderr'])} runs {row['recorded'].get('runs')} models {row['recorded'].get('models')} "
-              f"ratio {row['time_ratio']}", flush=True)
+              f"ratio {row.get('paired_ratio', row['time_ratio'])}", flush=True)
         row["load_average"] = [round(x, 1) for x in os.getloadavg()]
         save(results)  # after each script: a long run that is stopped keeps what it measured
     print_table(results)
@@ -238,7 +275,8 @@ def print_table(results: dict) -> None:
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(rec.get("statuses", {}).items()))
         print(f"| {name} | {row['exit'][0]}/{row['exit'][1]} | {'same' if row['stdout_same'] else 'differs'} | "
               f"{'same' if row['finals_same'] else 'differ'} | {len(row['warnings_added'])} | {len(row['ours_on_stderr'])} | "
-              f"{rec.get('runs', 0)} ({statuses}) | {rec.get('models', 0)} | {rec.get('artifacts', 0)} | {row['time_ratio']} |")
+              f"{rec.get('runs', 0)} ({statuses}) | {rec.get('models', 0)} | {rec.get('artifacts', 0)} | "
+              f"{row.get('paired_ratio', row['time_ratio'])} |")
 
 
 if __name__ == "__main__":

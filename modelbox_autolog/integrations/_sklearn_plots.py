@@ -1,4 +1,4 @@
-"""The standard diagnostic plots of a scikit-learn fit, drawn off the training thread.
+"""The standard diagnostic plots of a scikit-learn fit, drawn off the training process.
 
 Classifiers: ``training_confusion_matrix.png``, and for binary (or up to 10 classes, one curve
 per class) probabilistic or scoring models ``training_roc_curve.png`` and
@@ -7,19 +7,18 @@ prediction). The exporter thread predicts, from the model's snapshot, on at most
 ``MAX_PLOT_ROWS`` evenly spaced training rows (and only if the training data was not changed in
 place meanwhile), and computes the confusion matrix and curves (a few ms with scikit-learn, which
 is loaded here anyway); the drawing (matplotlib's object API on an Agg canvas, tens of ms a
-figure) happens in a separate low-priority process (``_plot_worker``) that imports only
-matplotlib, so it never holds the training process's GIL between fits.
+figure) and the delivery of the PNGs are the detached plot worker's (``_plot_worker``): the
+training process waits for neither, not even at exit.
 
 Drawing costs far more than the fit of a small model (a quarter of a second against a few
 milliseconds for an SVC on iris), so a process's plots share one budget (``PlotBudget``) and
-yield when the background work falls behind; a fit whose plots were skipped says so on its run
-(tag ``plots_skipped`` and a ``plots_not_logged`` event with the reason), never silently.
+yield when the background work or the worker falls behind; a fit whose plots were skipped says
+so on its run (tag ``plots_skipped`` and a ``plots_not_logged`` event with the reason), never
+silently.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -27,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from .._exporter import background_outlook
-from .._records import Artifact, Event, RunUpdate, new_id
-from ._plot_worker import draw, prestart
+from .._exporter import background_outlook, current_exporter
+from .._records import Event, RunUpdate, new_id
+from . import _plot_worker
 
 MAX_CLASSES_CONFUSION = 30
 MAX_CLASSES_CURVES = 10
@@ -211,31 +210,33 @@ class PlotBudget:
 
     A fit's plots are drawn when all of these hold, else skipped with the reason on its run:
     - the background keeps up: at most ``MAX_BEHIND`` background items wait behind this fit's
-      (quick fits in a loop outrun drawing: their models and metrics come first);
-    - at exit, the time left in the exit budget covers drawing this fit's plots and, at the same
-      cost, those of every item still behind it, plus a reserve of half the budget (models and
-      the delivery of every record never wait for plots); a wait for the plot worker is also
-      abandoned once only that reserve is left;
+      (quick fits in a loop outrun even the plot data: their models and metrics come first), and
+      at most ``MAX_QUEUED`` of this process's jobs wait for the plot worker;
+    - at exit, at least the reserve of the exit budget is left (half of it: the records go first);
+      where figures are drawn in process (no worker), the time left must also cover drawing this
+      fit's and those of every item still behind it;
     - the drawing credit is not spent: ``credit_s`` seconds (the option ``plot_time_budget_s``,
-      default 3 s: about a dozen fits' plots at once), refilled at ``SHARE`` of wall time, so
-      drawing takes at most a tenth of a long-running process's time. ``None`` or ``0`` for the
-      option: no credit limit (the other two rules still hold).
+      default 3 s: about a dozen fits' plots at once), refilled at ``SHARE`` of wall time, so the
+      worker draws for at most a tenth of a long-running process's time. ``None`` or ``0`` for the
+      option: no credit limit (the other rules still hold).
     """
 
     MAX_BEHIND = 25
+    MAX_QUEUED = 25
     SHARE = 0.1
     EXIT_RESERVE_S = 1.0
     DEFAULT_CREDIT_S = 3.0
+    DRAWING_ESTIMATE_S = 0.25  # a job's drawing in the worker (not measured here), charged to the credit
 
     def __init__(self, credit_s: float | None = DEFAULT_CREDIT_S) -> None:
         self._lock = threading.Lock()
         self.credit_s = credit_s
         self.credit = credit_s or 0.0
         self.at = time.monotonic()
-        self.cost = 0.3  # seconds one fit's plots take, as last measured (smoothed)
+        self.cost = 0.3  # seconds one fit's plots take in process, as last measured (smoothed)
         self.drawn = 0
         self.skipped = 0
-        self.exit_budget_s = 10.0  # MODELBOX_SHUTDOWN_TIMEOUT: drawing may take its first half at most
+        self.exit_budget_s = 10.0  # MODELBOX_SHUTDOWN_TIMEOUT: plots may use its first half at most
 
     def configure(self, credit_s: float | None, exit_budget_s: float = 10.0) -> None:
         self.exit_budget_s = float(exit_budget_s)
@@ -245,42 +246,40 @@ class PlotBudget:
                 self.credit_s = credit_s
                 self.credit = min(self.credit, credit_s) if credit_s else 0.0
 
-    def reason_to_skip(self) -> str | None:
-        """None when this fit's plots may be drawn now, else why not (on the exporter thread)."""
+    def reason_to_skip(self, in_process: bool) -> str | None:
+        """None when this fit's plots may be made now, else why not (on the exporter thread)."""
         outlook = background_outlook()
         behind, left = outlook if outlook is not None else (0, None)
+        queued = 0 if in_process else _plot_worker.pending()
         with self._lock:
             now = time.monotonic()
             if self.credit_s:
                 self.credit = min(self.credit_s, self.credit + (now - self.at) * self.SHARE)
             self.at = now
             if left is not None:
-                needed = (behind + 1) * self.cost + self._exit_reserve()
+                needed = self._exit_reserve() + ((behind + 1) * self.cost if in_process else 0.0)
                 if left < needed:
-                    return (f"the process was exiting: {left:.1f} s left in the exit budget, drawing needs about "
+                    return (f"the process was exiting: {left:.1f} s left in the exit budget, plots need about "
                             f"{needed:.1f} s ({behind} fit(s) still waiting)")
             elif behind > self.MAX_BEHIND:
                 return f"background work fell behind the fits ({behind} items waiting): quick fits outrun drawing"
+            if queued >= self.MAX_QUEUED:
+                return f"the plot worker fell behind the fits ({queued} fits' plots waiting): quick fits outrun drawing"
             if self.credit_s and self.credit <= 0:
                 return (f"the drawing budget ({self.credit_s:g} s, refilled at {self.SHARE:.0%} of wall time) was "
                         f"spent on earlier fits; raise it with autolog(options={{'sklearn': {{'plot_time_budget_s': S}}}})")
             return None
 
-    def patient(self) -> bool:
-        """While drawing: False once the process is exiting and its exit budget is nearly spent
-        (the exporter must not be held past it by a plot)."""
-        outlook = background_outlook()
-        return outlook is None or outlook[1] is None or outlook[1] > self._exit_reserve()
-
     def _exit_reserve(self) -> float:
-        """At exit, the part of the budget drawing leaves to the records (delivering them waits
+        """At exit, the part of the budget plots leave to the records (delivering them waits
         for background work): half the budget, at least EXIT_RESERVE_S."""
         return max(self.EXIT_RESERVE_S, self.exit_budget_s / 2)
 
-    def spent(self, seconds: float) -> None:
+    def spent(self, seconds: float, measured: bool) -> None:
         with self._lock:
             self.credit -= seconds
-            self.cost = 0.7 * self.cost + 0.3 * seconds
+            if measured:
+                self.cost = 0.7 * self.cost + 0.3 * seconds
             self.drawn += 1
 
     def reset(self) -> None:
@@ -295,7 +294,6 @@ def wanted(config: Any, estimator: Any, X: Any, y: Any) -> bool:
     if not (config.log_plots and X is not None and y is not None and hasattr(estimator, "predict") and _have_matplotlib()):
         return False
     budget.configure(config.option("sklearn", "plot_time_budget_s", PlotBudget.DEFAULT_CREDIT_S), config.shutdown_timeout_s)
-    prestart()
     return True
 
 
@@ -310,24 +308,29 @@ def _have_matplotlib() -> bool:
     return _matplotlib_found[0]
 
 
-def _not_logged(run_id: str, reason: str) -> list[Any]:
+def not_logged(run_id: str, reason: str) -> list[Any]:
     """Said on the run: the tag ``plots_skipped`` (searchable) and an event with the reason."""
     return [RunUpdate(run_id, tags={"plots_skipped": "true"}),
             Event(new_id(), run_id, "plots_not_logged", time.time(), None, {"reason": reason})]
 
 
 def plots_producer(run_id: str, load: Callable[[], Any], X: Any, y: Any, unchanged: Callable[[], bool]) -> Callable[[], list]:
-    """Work for the exporter thread: the fit's diagnostic plots, as staged artifacts."""
+    """Work for the exporter thread: the fit's plot data, handed to the plot worker as a job (or,
+    where no worker can draw for this backend, the figures drawn here as staged artifacts)."""
     def produce() -> list[Any]:
         if y is None:
             return []
         try:
             if not unchanged():
                 return []
-            reason = budget.reason_to_skip()
+            exporter = current_exporter()
+            uri = exporter.uri if exporter is not None else "memory://"
+            journal_dir = exporter.config.journal_dir if exporter is not None else _staging_dir()
+            here = _plot_worker.in_process(uri)
+            reason = budget.reason_to_skip(here)
             if reason is not None:
                 budget.skipped += 1
-                return _not_logged(run_id, reason)
+                return not_logged(run_id, reason)
             started = time.monotonic()
             model = load()
             y_true = np.asarray(y)
@@ -343,12 +346,25 @@ def plots_producer(run_id: str, load: Callable[[], Any], X: Any, y: Any, unchang
                 job = ("regressor", y_true, y_pred)
             else:
                 return []
-            folder = tempfile.mkdtemp(prefix="modelbox-plot-")
-            predicting_s = time.monotonic() - started
-            written, drawing_s = draw(job, [os.path.join(folder, name) for name in FILES[job[0]]], budget.patient)
-            budget.spent(predicting_s + drawing_s)
-            return [Artifact(new_id(), run_id, os.path.basename(p), p, "plot", True) for p in written]
+            if not here:
+                try:
+                    _plot_worker.submit(uri, journal_dir, run_id, job, FILES[job[0]])
+                    budget.spent(time.monotonic() - started + PlotBudget.DRAWING_ESTIMATE_S, measured=False)
+                    return []
+                except OSError:
+                    pass  # the job cannot be written (a full disk): drawn here instead
+            records = _plot_worker.draw_records({"journal_dir": journal_dir, "run_id": run_id,
+                                                 "job": job, "names": FILES[job[0]],
+                                                 "ids": [new_id() for _ in FILES[job[0]]]})
+            budget.spent(time.monotonic() - started, measured=True)
+            return records
         except Exception as exc:  # plots are a bonus; say why there are none
-            return _not_logged(run_id, f"{type(exc).__name__}: {exc}"[:300])
+            return not_logged(run_id, f"{type(exc).__name__}: {exc}"[:300])
 
     return produce
+
+
+def _staging_dir() -> str:
+    from .._config import current
+
+    return current().journal_dir
