@@ -166,6 +166,7 @@ def at_exit() -> None:
     process waits neither for their drawing nor for their delivery."""
     if pending():
         start()
+    detach()  # nothing of the worker's is left for the interpreter's teardown
 
 
 def detach() -> None:

@@ -199,9 +199,31 @@ def regressor_figures(y_true: np.ndarray, y_pred: np.ndarray, path: str) -> list
     return [path]
 
 
+def classifier_model_figures(pickled: bytes, X: Any, y_true: np.ndarray, confusion_path: str, roc_path: str,
+                             pr_path: str) -> list[str]:
+    """(In the plot worker.) From the model's pickle: predict, the plot data, the figures."""
+    import pickle
+
+    model = pickle.loads(pickled)
+    y_pred = np.asarray(model.predict(X)).reshape(-1)
+    classes = getattr(model, "classes_", None)
+    data = classifier_data(y_true, y_pred, _scores(model, X), None if classes is None else np.asarray(classes))
+    return classifier_figures(*data, confusion_path, roc_path, pr_path)
+
+
+def regressor_model_figures(pickled: bytes, X: Any, y_true: np.ndarray, path: str) -> list[str]:
+    """(In the plot worker.) From the model's pickle: predict, the residuals figure."""
+    import pickle
+
+    model = pickle.loads(pickled)
+    return regressor_figures(y_true, np.asarray(model.predict(X)), path)
+
+
 FILES = {"classifier": ["training_confusion_matrix.png", "training_roc_curve.png", "training_precision_recall_curve.png"],
          "regressor": ["training_residuals.png"]}
-JOBS = {"classifier": classifier_figures, "regressor": regressor_figures}
+FILES["classifier_model"], FILES["regressor_model"] = FILES["classifier"], FILES["regressor"]
+JOBS = {"classifier": classifier_figures, "regressor": regressor_figures,
+        "classifier_model": classifier_model_figures, "regressor_model": regressor_model_figures}
 
 
 class PlotBudget:
@@ -314,9 +336,13 @@ def not_logged(run_id: str, reason: str) -> list[Any]:
             Event(new_id(), run_id, "plots_not_logged", time.time(), None, {"reason": reason})]
 
 
-def plots_producer(run_id: str, load: Callable[[], Any], X: Any, y: Any, unchanged: Callable[[], bool]) -> Callable[[], list]:
-    """Work for the exporter thread: the fit's plot data, handed to the plot worker as a job (or,
-    where no worker can draw for this backend, the figures drawn here as staged artifacts)."""
+def plots_producer(run_id: str, load: Callable[[], Any], pickled: Callable[[], bytes | None], X: Any, y: Any,
+                   unchanged: Callable[[], bool]) -> Callable[[], list]:
+    """Work for the exporter thread: the fit's plots, handed to the plot worker as a job. A model
+    whose pickle is in memory (small) goes as it is, with the row sample: the worker predicts
+    and computes the curves too, and this process spends about a millisecond. Otherwise the
+    plot data is computed here and the worker only draws. Where no worker can draw for this
+    backend, the figures are drawn here, as staged artifacts."""
     def produce() -> list[Any]:
         if y is None:
             return []
@@ -332,20 +358,25 @@ def plots_producer(run_id: str, load: Callable[[], Any], X: Any, y: Any, unchang
                 budget.skipped += 1
                 return not_logged(run_id, reason)
             started = time.monotonic()
-            model = load()
             y_true = np.asarray(y)
             if y_true.ndim > 1 and y_true.shape[1] > 1:
                 return []  # multi-output: no standard plot
             y_true = y_true.reshape(-1)
-            y_pred = np.asarray(model.predict(X))
-            if _is_classifier(model):
-                classes = getattr(model, "classes_", None)
-                job = ("classifier", *classifier_data(y_true, y_pred.reshape(-1), _scores(model, X),
-                                                      None if classes is None else np.asarray(classes)))
-            elif np.issubdtype(y_true.dtype, np.number):
-                job = ("regressor", y_true, y_pred)
-            else:
+            data = None if here else pickled()
+            model = load()  # (already unpickled for the training metrics: shared)
+            classifier = _is_classifier(model)
+            if not classifier and not np.issubdtype(y_true.dtype, np.number):
                 return []
+            if data is not None:
+                job = ("classifier_model" if classifier else "regressor_model", data, X, y_true)
+            else:
+                y_pred = np.asarray(model.predict(X))
+                if classifier:
+                    classes = getattr(model, "classes_", None)
+                    job = ("classifier", *classifier_data(y_true, y_pred.reshape(-1), _scores(model, X),
+                                                          None if classes is None else np.asarray(classes)))
+                else:
+                    job = ("regressor", y_true, y_pred)
             if not here:
                 try:
                     _plot_worker.submit(uri, journal_dir, run_id, job, FILES[job[0]])
@@ -353,9 +384,8 @@ def plots_producer(run_id: str, load: Callable[[], Any], X: Any, y: Any, unchang
                     return []
                 except OSError:
                     pass  # the job cannot be written (a full disk): drawn here instead
-            records = _plot_worker.draw_records({"journal_dir": journal_dir, "run_id": run_id,
-                                                 "job": job, "names": FILES[job[0]],
-                                                 "ids": [new_id() for _ in FILES[job[0]]]})
+            records = _plot_worker.draw_records({"journal_dir": journal_dir, "run_id": run_id, "job": job,
+                                                 "names": FILES[job[0]], "ids": [new_id() for _ in FILES[job[0]]]})
             budget.spent(time.monotonic() - started, measured=True)
             return records
         except Exception as exc:  # plots are a bonus; say why there are none
