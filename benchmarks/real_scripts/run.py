@@ -3,6 +3,7 @@
     python benchmarks/real_scripts/run.py                 # every script in MANIFEST
     python benchmarks/real_scripts/run.py sklearn_digits xgboost_sklearn   # some of them
     python benchmarks/real_scripts/run.py --list
+    python benchmarks/real_scripts/run.py --pairs 3 sklearn_digits   # paired timing, alternating order
 
 Each script runs twice in a fresh interpreter and a fresh working folder: once plain, once under a
 runner that calls ``mbx.autolog()`` and then ``runpy.run_path`` (as ``python script.py`` would:
@@ -11,7 +12,10 @@ plain run goes through the same runner without the ``autolog()`` line, so both s
 interpreter start. Compared: exit code, stdout (timings masked), the set of Python warnings on
 stderr, the final numbers each script prints (a regex per script), what we printed on stderr
 (lines starting ``modelbox-autolog``), and what was recorded (runs and their statuses, models,
-artifacts, metric keys). Any difference is a defect of ours. Writes
+artifacts, metric keys; after the plot worker has stored the diagnostic plots the script left,
+``plots_after_exit_s`` after its exit, which is not counted in its time). Any difference is a
+defect of ours. ``--pairs N`` runs each script N times each way, alternating which goes first,
+and reports the median of the paired time ratios. Writes
 ``benchmarks/results/real_scripts.json`` and prints a table. Scripts and their sources/licences:
 the header of each file.
 """
