@@ -315,7 +315,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     try:
         for change in client.watch(since=args.since, poll_interval=args.interval, timeout=args.timeout):
             payload = json.dumps(change.payload, default=str)
-            console.print(f"{change.seq:>6}  {change.kind:<9} {change.object_type:<10} {change.object_id[:12]}  {payload}", markup=False, highlight=False)
+            console.print(f"{change.seq:>6}  {change.kind:<9} {change.object_type:<10} {change.object_id[:12]}  "
+                          f"{change.actor or '-':<12} {payload}", markup=False, highlight=False)
     except KeyboardInterrupt:
         pass
     return 0

@@ -52,10 +52,23 @@ class ModelFileInfo(NamedTuple):
 
 class ChangeEvent(NamedTuple):
     seq: int
-    kind: str  # created | updated | appended | deleted
-    object_type: str  # experiment | run | model | alias | artifact | metrics | event
+    kind: str  # created | updated | appended | deleted | revoked
+    object_type: str  # experiment | run | model | alias | artifact | metrics | params | event | token
     object_id: str
     payload: dict[str, Any]
+    actor: str = ""  # who made the change (see modelbox_autolog._actor); "" for events stored before actors were kept
+
+
+class AccessToken(NamedTuple):
+    """A team server's per-user token, as listed: never the token itself (only its sha256 is stored)."""
+
+    id: str  # the public part, shown in lists and accepted by ``token revoke``
+    user: str
+    role: str  # reader | writer | admin
+    created_at: float
+    created_by: str | None
+    revoked_at: float | None = None
+    revoked_by: str | None = None
 
 
 class Failure(NamedTuple):

@@ -160,12 +160,14 @@ def test_an_existing_version_1_store_is_upgraded(grid, store_uri):
         " DROP INDEX metric_series_by_min; DROP INDEX metric_series_by_max;"
         + "".join(f"ALTER TABLE metric_series DROP COLUMN {c};" for c in
                   ("count", "last_step", "last_value", "last_time", "min_value", "max_value"))
-        + "PRAGMA user_version=1;")
+        + "DROP TABLE access_tokens; ALTER TABLE runs DROP COLUMN created_by; ALTER TABLE models DROP COLUMN created_by;"
+        " ALTER TABLE changes DROP COLUMN actor; PRAGMA user_version=1;")
     conn.close()
     store = SQLiteStore(store_uri)
     assert [r.name for r in store.search_runs(where="metrics.acc > 0.5 and params.lr = 1", order_by="metrics.acc desc")] == [
         "run-08"]
     assert store._query("PRAGMA user_version")[0][0] == SCHEMA_VERSION  # upgraded to the current version
+    assert store.changes(0)[0].actor == ""  # stored before actors were kept
     store.close()
 
 

@@ -150,10 +150,13 @@ def _error(exc: grpc.RpcError, target: str, tls: bool = True) -> Exception:
         return NotFound(detail)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         return ImmutableModel(detail) if "is final and cannot be changed" in detail else Refused(detail)
+    if code == grpc.StatusCode.PERMISSION_DENIED:  # the token is good; its role may not do this (the detail says why)
+        return AuthRefused(f"modelbox server {target} refused the request (PERMISSION_DENIED): {detail}; use a token whose role allows it "
+                           "(MODELBOX_TOKEN)")
     if code in AUTH:
         given = "no token was given" if not os.environ.get("MODELBOX_TOKEN") else "the token in MODELBOX_TOKEN was refused"
-        return AuthRefused(f"modelbox server {target} refused the request ({given}: {detail}); "
-                           "set MODELBOX_TOKEN to the server's --token")
+        return AuthRefused(f"modelbox server {target} refused the request ({given}: {detail}); set MODELBOX_TOKEN to a "
+                           "token the server accepts (its --token, or one made with modelbox server token create)")
     return BackendError(f"modelbox server {target}: {code.name}: {detail}")
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,6 +26,7 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from .._actor import LIVENESS_ACTOR, current_actor
 from .._records import (
     FINAL_STATUSES,
     Batch,
@@ -43,7 +43,7 @@ from .._records import Event as EventRecord
 from .._records import Input as InputRecord
 from ..artifacts import ArtifactStore, ArtifactStoreError, open_artifacts, place_files
 from ..artifacts.layout import Placed
-from . import pg_migrations
+from . import change_feed, pg_migrations
 from .base import (
     Backend,
     BackendError,
@@ -305,9 +305,11 @@ class PostgresStore(SqlStore, Backend, Store):
         return _Timer(self.observer, operation)
 
     # ---------------------------------------------------------------- write side
-    def write(self, batch: Batch, placed: Placed | None = None) -> bool:
+    def write(self, batch: Batch, placed: Placed | None = None, actor: str | None = None) -> bool:
         """Store a batch once (False: its id was stored before); ``placed`` names files already
-        in the artifact store. Names no store takes are refused (RecordRefused) before anything."""
+        in the artifact store. Names no store takes are refused (RecordRefused) before anything.
+        ``actor`` creates the batch's runs and models and is recorded on its change events (see _actor)."""
+        actor = current_actor(actor)
         groups = batch.by_type()
         heartbeat_only = _only_heartbeats(groups)
         if not heartbeat_only and self.applied(batch.id):
@@ -327,8 +329,8 @@ class PostgresStore(SqlStore, Backend, Store):
                         if cur.rowcount == 0:
                             raise _Duplicate
                     changes: list[tuple] = []
-                    self._apply(conn, groups, files, new_series, changes, now)
-                    self._append_changes(conn, changes)
+                    self._apply(conn, groups, files, new_series, changes, now, actor)
+                    self._append_changes(conn, changes, actor)
             except _Duplicate:
                 return False
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
@@ -348,14 +350,16 @@ class PostgresStore(SqlStore, Backend, Store):
         return bool(self._query("SELECT 1 FROM applied_batches WHERE id=%s", (batch_id,), "applied"))
 
     @staticmethod
-    def _append_changes(conn: psycopg.Connection, changes: list[tuple]) -> None:
+    def _append_changes(conn: psycopg.Connection, changes: list[tuple], actor: str | None = None) -> None:
         """Last statements of a transaction: the lock orders sequence numbers by commit."""
         if not changes:
             return
+        actor = current_actor(actor)  # rows of a registry write (Tx.change) carry their own
         with conn.pipeline(), conn.cursor() as cur:  # one round trip for the lock, the rows and the NOTIFY
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
             cur.executemany(
-                "INSERT INTO changes (kind, object_type, object_id, payload, timestamp) VALUES (%s, %s, %s, %s, %s)", changes
+                "INSERT INTO changes (kind, object_type, object_id, payload, timestamp, actor) VALUES (%s, %s, %s, %s, %s, %s)",
+                [change if len(change) == 6 else (*change, actor) for change in changes],
             )
             cur.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
 
@@ -389,16 +393,17 @@ class PostgresStore(SqlStore, Backend, Store):
                 found[(run_id, key)] = new_series[(run_id, key)] = sid
         return found
 
-    def _apply(self, conn, groups, files, new_series, changes, now) -> None:  # noqa: C901 - one step per type
+    def _apply(self, conn, groups, files, new_series, changes, now, actor) -> None:  # noqa: C901 - one step per type
         for rec in groups.get(RunStart, ()):
             exp_id = self._experiment_id(conn, rec.experiment, now, changes)
             owner = rec.owner or None
             cur = conn.execute(
                 "INSERT INTO runs (id, experiment_id, name, status, parent_run_id, start_time, tags, updated_at, owner,"
-                " heartbeat_at, lease_s) VALUES (%s, %s, %s, 'running', %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                " heartbeat_at, lease_s, created_by) VALUES (%s, %s, %s, 'running', %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
                 (rec.run_id, exp_id, rec.name, rec.parent_run_id, rec.start_time, _dumps(rec.tags), now,
                  _dumps(owner) if owner else None, min(rec.start_time, now) if owner else None,
-                 owner.get("lease_s") if owner else None),
+                 owner.get("lease_s") if owner else None, actor),
             )
             if cur.rowcount:
                 payload = {"name": rec.name, "experiment": rec.experiment, "parent_run_id": rec.parent_run_id}
@@ -417,6 +422,7 @@ class PostgresStore(SqlStore, Backend, Store):
                     " SET num = EXCLUDED.num, text = EXCLUDED.text",
                     [param_value_row(r, k, v) for (r, k), v in latest.items()],
                 )
+            changes.extend(change_feed.param_changes(params, now))
 
         metrics = groups.get(Metric)
         if metrics:  # tuples (run_id, key, value, step, timestamp, epoch), read by position
@@ -427,17 +433,18 @@ class PostgresStore(SqlStore, Backend, Store):
                     points = by_series[(m[0], m[1])] = []
                 points.append(m)
             ids = self._series_ids(conn, list(by_series), new_series)
+            packed = {ident: pack_points(points) for ident, points in by_series.items()}
             with conn.cursor() as cur:
                 cur.executemany(
                     "INSERT INTO metric_chunks (series_id, count, min_step, max_step, steps, vals, times, epochs)"
                     " VALUES (%s, %s, %s, %s, %b, %b, %b, %b)",
-                    [(ids[ident], *pack_points(points)) for ident, points in by_series.items()],
+                    [(ids[ident], *chunk) for ident, chunk in packed.items()],
                 )
                 # in series-id order: two replicas updating the same series never deadlock
                 cur.executemany(SUMMARY_UPDATE, sorted((summary_params(ids[ident], points) for ident, points in by_series.items()),
                                                        key=lambda params: params["id"]))
-            for run_id, count in Counter(m[0] for m in metrics).items():
-                changes.append(("appended", "metrics", run_id, _dumps({"count": count}), now))
+            changes.extend(change_feed.metric_changes(
+                ((run_id, key, chunk[0], chunk[1], chunk[2]) for (run_id, key), chunk in packed.items()), now))
 
         events = groups.get(EventRecord)
         if events:
@@ -477,9 +484,9 @@ class PostgresStore(SqlStore, Backend, Store):
             version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM models WHERE name=%s", (m.name,)).fetchone()[0]
             exp = conn.execute("SELECT experiment_id FROM runs WHERE id=%s", (m.run_id,)).fetchone() if m.run_id else None
             conn.execute(
-                f"INSERT INTO models ({MODEL_INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO models ({MODEL_INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (m.id, m.name, version, m.framework, m.run_id, exp[0] if exp else None, _dumps(m.metadata),
-                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now, m.source_uri),
+                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now, m.source_uri, actor),
             )
             with conn.cursor() as cur:
                 cur.executemany(
@@ -489,13 +496,17 @@ class PostgresStore(SqlStore, Backend, Store):
                 )
             changes.append(("created", "model", m.id, _dumps(model_created(m, version)), now))
 
-        for u in groups.get(RunUpdate, ()):
-            self._apply_run_update(conn, u, now, changes)
+        updates = groups.get(RunUpdate)
+        if updates:
+            folded = change_feed.RunUpdates()
+            for u in updates:
+                self._apply_run_update(conn, u, now, folded)
+            changes.extend(folded.rows(now))
 
-    def _apply_run_update(self, conn, u: RunUpdate, now: float, changes: list) -> None:
+    def _apply_run_update(self, conn, u: RunUpdate, now: float, folded: change_feed.RunUpdates) -> None:
         """Fields merge; a final status is set once (see "Run status and liveness" in ARCHITECTURE)."""
         if u.heartbeat is not None:
-            self._apply_heartbeat(conn, u.run_id, min(u.heartbeat, now), now, changes)
+            self._apply_heartbeat(conn, u.run_id, min(u.heartbeat, now), now, folded)
         # "running" never replaces a status: runs start running, and only a heartbeat revives a lost one.
         if u.status in FINAL_STATUSES:
             # Only a running run, or one liveness declared lost (its owner speaks after all), takes
@@ -509,7 +520,7 @@ class PostgresStore(SqlStore, Backend, Store):
                 payload: dict[str, Any] = {"status": u.status, "end_time": u.end_time}
                 if u.failure:
                     payload["failure"] = {"type": u.failure.get("type"), "message": str(u.failure.get("message", ""))[:500]}
-                changes.append(("updated", "run", u.run_id, _dumps(payload), now))
+                folded.add(u.run_id, payload)
         sets, values, payload = [], [], {}
         for column in ("progress", "name"):
             value = getattr(u, column)
@@ -525,16 +536,17 @@ class PostgresStore(SqlStore, Backend, Store):
                     merged = {**(json.loads(row[index]) if row else {}), **value}
                     sets.append(f"{column}=%s")
                     values.append(_dumps(merged))
-                    payload[column] = True
+                    if column == "tags":
+                        payload["tags"] = value
         if not sets:
             return
         values.extend([now, u.run_id])
         cur = conn.execute(f"UPDATE runs SET {', '.join(sets)}, updated_at=%s WHERE id=%s", values)
-        if cur.rowcount and ("name" in payload or "tags" in payload):
-            changes.append(("updated", "run", u.run_id, _dumps(payload), now))
+        if cur.rowcount and payload:
+            folded.add(u.run_id, payload)
 
     @staticmethod
-    def _apply_heartbeat(conn, run_id: str, at: float, now: float, changes: list) -> None:
+    def _apply_heartbeat(conn, run_id: str, at: float, now: float, folded: change_feed.RunUpdates) -> None:
         conn.execute("UPDATE runs SET heartbeat_at=GREATEST(coalesce(heartbeat_at, 0), %s) WHERE id=%s", (at, run_id))
         revived = conn.execute(
             "UPDATE runs SET status='running', end_time=NULL, failure=NULL, lost_at=NULL, updated_at=%s"
@@ -542,7 +554,7 @@ class PostgresStore(SqlStore, Backend, Store):
             (now, run_id),
         )
         if revived.rowcount:  # declared lost while its process was alive (e.g. cut off from the store)
-            changes.append(("updated", "run", run_id, _dumps({"status": "running"}), now))
+            folded.add(run_id, {"status": "running"})
 
     # ---------------------------------------------------------------- liveness
     def _last_seen(self, run_id: str, fallback: float) -> float:
@@ -580,7 +592,7 @@ class PostgresStore(SqlStore, Backend, Store):
                     )
                     if cur.rowcount:
                         changes.append(("updated", "run", run_id, _dumps({"status": "killed", "end_time": last_seen}), now))
-                self._append_changes(conn, changes)
+                self._append_changes(conn, changes, LIVENESS_ACTOR)
         except (psycopg.Error, PoolTimeout) as exc:
             raise classify(exc, f"marking dead runs killed in {self.uri}") from exc
         return [run_id for run_id, _last, _failure in dead]

@@ -7,7 +7,10 @@ provides three things: ``_read(sql, args, operation)`` for a query, ``_transacti
 (a ``Tx`` whose change rows commit with it) and its ``artifact_store``.
 
 Registry writes (aliases, labels, run edits, archive, delete) are one method each, with an
-optional ``actor`` that goes into the change event: a role check can wrap any of them.
+optional ``actor`` recorded on their change events (default: ``_actor.current_actor()``, the
+caller a server is serving, else the OS user); the server's policy (``server.policy``) decides
+beforehand who may call which. Owners of runs and models and the per-user access tokens
+(only their sha256) are read and written here too, for ``server.access`` and ``server.policy``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
+from .._actor import current_actor
 from ..entities import (
+    AccessToken,
     Artifact,
     ChangeEvent,
     DeleteReport,
@@ -103,7 +108,7 @@ class Tx:
         self.conn = conn
         self.dialect = dialect
         self.now = now
-        self.changes: list[tuple[str, str, str, str, float]] = []
+        self.changes: list[tuple[str, str, str, str, float, str]] = []  # ... timestamp, actor
         self.deleted_files: list[tuple[str, int | None]] = []  # removed from the artifact store after commit
 
     def execute(self, sql: str, args: Iterable[Any] = ()) -> Any:
@@ -119,9 +124,8 @@ class Tx:
         return self.dialect.in_list(column, values)
 
     def change(self, kind: str, object_type: str, object_id: str, payload: dict[str, Any], actor: str | None = None) -> None:
-        if actor is not None:
-            payload = {**payload, "actor": actor}
-        self.changes.append((kind, object_type, object_id, dumps(payload), self.now))
+        """A change event committed with the transaction, recording ``actor`` (see ``_actor``)."""
+        self.changes.append((kind, object_type, object_id, dumps(payload), self.now, current_actor(actor)))
 
 
 def _chunks(values: list[Any], size: int = DELETE_CHUNK) -> Iterator[list[Any]]:
@@ -688,10 +692,69 @@ class SqlStore:
         return self.artifact_store.read_file(path_or_uri)
 
     def changes(self, since: int = 0, limit: int = 1000) -> list[ChangeEvent]:
-        rows = self._q("SELECT seq, kind, object_type, object_id, payload FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+        rows = self._q("SELECT seq, kind, object_type, object_id, payload, actor FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
                        (since, limit), "changes")
-        return [ChangeEvent(seq, kind, otype, oid, json.loads(payload)) for seq, kind, otype, oid, payload in rows]
+        return [ChangeEvent(seq, kind, otype, oid, json.loads(payload), actor or "")  # "": stored before actors were kept
+                for seq, kind, otype, oid, payload, actor in rows]
 
     def last_change_seq(self) -> int:
         return self._q("SELECT coalesce(max(seq), 0) FROM changes", (), "changes")[0][0]
 
+
+    # ------------------------------------------------------------------ access: owners and tokens
+    # Tokens are made and checked by modelbox_autolog.server.access; only their sha256 is stored.
+    def run_owners(self, run_ids: Iterable[str]) -> dict[str, str | None]:
+        """The user who created each of ``run_ids`` that exists (None: created before owners were kept)."""
+        owners: dict[str, str | None] = {}
+        for part in _chunks(list(run_ids)):
+            where, args = self._in("id", part)
+            owners.update(self._q(f"SELECT id, created_by FROM runs WHERE {where}", args, "owners"))
+        return owners
+
+    def run_owner(self, run_ref: str) -> tuple[str, str | None]:
+        """(run id, the user who created it) of any reference ``run`` accepts (an id prefix too)."""
+        run_id = self._resolve_run_id(run_ref)
+        return run_id, self._q("SELECT created_by FROM runs WHERE id=?", (run_id,), "owners")[0][0]
+
+    def model_owner(self, model_ref: str) -> tuple[str, str | None]:
+        """(model id, the user who created it) of any reference ``model`` accepts (NAME@ALIAS too)."""
+        model_id = self._resolve_model_id(model_ref)
+        return model_id, self._q("SELECT created_by FROM models WHERE id=?", (model_id,), "owners")[0][0]
+
+    def add_token(self, token: AccessToken, token_sha256: str, actor: str | None = None) -> None:
+        """Keep a new token's digest (never the token) and record its creation in the change feed."""
+        actor = current_actor(actor)
+        with self._transaction("add_token") as tx:
+            tx.execute("INSERT INTO access_tokens (id, user_name, role, token_sha256, created_at, created_by)"
+                       " VALUES (?, ?, ?, ?, ?, ?)", (token.id, token.user, token.role, token_sha256, token.created_at, actor))
+            tx.change("created", "token", token.id, {"user": token.user, "role": token.role}, actor)
+
+    _TOKEN_COLUMNS = "id, user_name, role, created_at, created_by, revoked_at, revoked_by"
+
+    def tokens(self) -> list[AccessToken]:
+        """Every token, oldest first (revoked ones included, with when and by whom)."""
+        return [AccessToken(*row) for row in self._q(f"SELECT {self._TOKEN_COLUMNS} FROM access_tokens ORDER BY created_at",
+                                                     (), "tokens")]
+
+    def token_digest(self, token_id: str) -> tuple[AccessToken, str] | None:
+        """(token, its sha256) for the authentication of one call; None for an unknown id."""
+        rows = self._q(f"SELECT {self._TOKEN_COLUMNS}, token_sha256 FROM access_tokens WHERE id=?", (token_id,), "tokens")
+        return (AccessToken(*rows[0][:-1]), rows[0][-1]) if rows else None
+
+    def has_tokens(self) -> bool:
+        """Whether a token was ever made: a server without --token then requires one (revoking every
+        token does not open it again)."""
+        return bool(self._q("SELECT 1 FROM access_tokens LIMIT 1", (), "tokens"))
+
+    def revoke_tokens(self, token_id: str | None = None, user: str | None = None, actor: str | None = None) -> list[AccessToken]:
+        """Revoke one token by id, or every token of ``user``; the tokens revoked now."""
+        actor = current_actor(actor)
+        column, value = ("id", token_id) if token_id is not None else ("user_name", user)
+        with self._transaction("revoke_tokens") as tx:
+            rows = tx.all(f"SELECT {self._TOKEN_COLUMNS} FROM access_tokens WHERE {column}=? AND revoked_at IS NULL"
+                          f"{self.dialect.for_update}", (value,))
+            revoked = [AccessToken(*row[:5], tx.now, actor) for row in rows]
+            for token in revoked:
+                tx.execute("UPDATE access_tokens SET revoked_at=?, revoked_by=? WHERE id=?", (tx.now, actor, token.id))
+                tx.change("revoked", "token", token.id, {"user": token.user, "role": token.role}, actor)
+        return revoked

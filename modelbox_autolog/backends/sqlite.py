@@ -19,12 +19,12 @@ import sys
 import threading
 import time
 from array import array
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from .. import _liveness
+from .._actor import LIVENESS_ACTOR, current_actor
 from .._records import (
     FINAL_STATUSES,
     Batch,
@@ -44,6 +44,7 @@ from ..artifacts.layout import Placed
 from ..entities import (
     MetricPoint,
 )
+from . import change_feed
 from .base import (
     Backend,
     BackendError,
@@ -57,8 +58,8 @@ from .sql_store import SqlStore, Tx
 from .uris import artifacts_param, sqlite_path
 
 # 2: the queryable side (SEARCH_STATEMENTS); 3: run liveness and failure (LIVENESS_COLUMNS);
-# 4: the registry and the run lifecycle (REGISTRY_STATEMENTS)
-SCHEMA_VERSION = 4
+# 4: the registry and the run lifecycle (REGISTRY_STATEMENTS); 5: access tokens, owners, actors (ACCESS_STATEMENTS)
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -144,6 +145,18 @@ REGISTRY_STATEMENTS = (
     "CREATE INDEX IF NOT EXISTS models_by_run ON models(run_id)",
 )
 
+# Version 5: who did what. Per-user access tokens of a team server (only a sha256 of each token
+# is kept), the user who created each run and model (a writer may change only its own), and the
+# actor of every change event (the feed is the audit log). Rows from before have no owner.
+ACCESS_STATEMENTS = (
+    "ALTER TABLE runs ADD COLUMN created_by TEXT",
+    "ALTER TABLE models ADD COLUMN created_by TEXT",
+    "ALTER TABLE changes ADD COLUMN actor TEXT",
+    "CREATE TABLE IF NOT EXISTS access_tokens (id TEXT PRIMARY KEY, user_name TEXT NOT NULL, role TEXT NOT NULL,"
+    " token_sha256 TEXT NOT NULL, created_at REAL NOT NULL, created_by TEXT, revoked_at REAL, revoked_by TEXT)",
+    "CREATE INDEX IF NOT EXISTS access_tokens_by_user ON access_tokens(user_name)",
+)
+
 SUMMARY_UPDATE = """UPDATE metric_series SET count = count + ?1,
     last_value = CASE WHEN last_step IS NULL OR ?2 >= last_step THEN ?3 ELSE last_value END,
     last_time = CASE WHEN last_step IS NULL OR ?2 >= last_step THEN ?4 ELSE last_time END,
@@ -154,7 +167,7 @@ SUMMARY_UPDATE = """UPDATE metric_series SET count = count + ?1,
 
 
 MODEL_INSERT_COLUMNS = ("id, name, version, framework, run_id, experiment_id, metadata, labels, datasets, status, created_at,"
-                        " updated_at, source_uri")
+                        " updated_at, source_uri, created_by")
 
 
 def model_created(m: ModelRecord, version: int) -> dict[str, Any]:
@@ -366,7 +379,8 @@ class SQLiteStore(SqlStore, Backend, Store):
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 if conn.execute("PRAGMA user_version").fetchone()[0] == 0:  # not created meanwhile by another connection
-                    for statement in [*SCHEMA.split(";"), *SEARCH_STATEMENTS, LIVENESS_INDEX, *REGISTRY_STATEMENTS]:
+                    for statement in [*SCHEMA.split(";"), *SEARCH_STATEMENTS, LIVENESS_INDEX, *REGISTRY_STATEMENTS,
+                                      *ACCESS_STATEMENTS]:
                         if statement.strip():
                             conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -381,7 +395,8 @@ class SQLiteStore(SqlStore, Backend, Store):
     def _upgrade(self, conn: sqlite3.Connection) -> None:
         """An older store, upgraded in place in one transaction (another connection may race us):
         version 1 -> 2 adds the queryable side and fills it from what is stored; -> 3 adds the
-        liveness and failure columns of runs; -> 4 the registry (aliases, archive, notes, references)."""
+        liveness and failure columns of runs; -> 4 the registry (aliases, archive, notes, references);
+        -> 5 the access tokens, owners and actors (existing runs and models have no owner)."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -402,6 +417,9 @@ class SQLiteStore(SqlStore, Backend, Store):
             conn.execute(LIVENESS_INDEX)
             if version < 4:
                 for statement in REGISTRY_STATEMENTS:
+                    conn.execute(statement)
+            if version < 5:
+                for statement in ACCESS_STATEMENTS:
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
@@ -448,9 +466,11 @@ class SQLiteStore(SqlStore, Backend, Store):
                 pass
 
     # ---------------------------------------------------------------- write side
-    def write(self, batch: Batch, placed: Placed | None = None) -> bool:
+    def write(self, batch: Batch, placed: Placed | None = None, actor: str | None = None) -> bool:
         """Store a batch once; ``placed`` names files already in the artifact store (the server's
-        verified uploads), the others are copied there first, outside the transaction."""
+        verified uploads), the others are copied there first, outside the transaction. ``actor``
+        creates the batch's runs and models and is recorded on its change events (see _actor)."""
+        actor = current_actor(actor)
         groups = batch.by_type()
         heartbeat_only = _only_heartbeats(groups)
         if not heartbeat_only and self._applied(batch.id):
@@ -474,11 +494,11 @@ class SQLiteStore(SqlStore, Backend, Store):
                         return False
                     conn.execute("INSERT INTO applied_batches VALUES (?, ?)", (batch.id, now))
                 changes: list[tuple[str, str, str, str, float]] = []
-                self._apply(conn, groups, files, new_series, changes, now)
+                self._apply(conn, groups, files, new_series, changes, now, actor)
                 if changes:
                     conn.executemany(
-                        "INSERT INTO changes(kind, object_type, object_id, payload, timestamp) VALUES (?,?,?,?,?)",
-                        changes,
+                        "INSERT INTO changes(kind, object_type, object_id, payload, timestamp, actor) VALUES (?,?,?,?,?,?)",
+                        [(*change, actor) for change in changes],
                     )
                 conn.execute("COMMIT")
             except BaseException as exc:
@@ -527,16 +547,16 @@ class SQLiteStore(SqlStore, Backend, Store):
             new_series[ident] = sid
         return sid
 
-    def _apply(self, conn, groups, files, new_series, changes, now) -> None:  # noqa: C901 - one step per type
+    def _apply(self, conn, groups, files, new_series, changes, now, actor) -> None:  # noqa: C901 - one step per type
         for rec in groups.get(RunStart, ()):
             exp_id = self._experiment_id(conn, rec.experiment, now, changes)
             owner = rec.owner or None
             lease = owner.get("lease_s") if owner else None
             cur = conn.execute(
                 "INSERT OR IGNORE INTO runs(id, experiment_id, name, status, parent_run_id, start_time, tags, updated_at,"
-                " owner, heartbeat_at, lease_s) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " owner, heartbeat_at, lease_s, created_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (rec.run_id, exp_id, rec.name, "running", rec.parent_run_id, rec.start_time, _dumps(rec.tags), now,
-                 _dumps(owner) if owner else None, min(rec.start_time, now) if owner else None, lease),
+                 _dumps(owner) if owner else None, min(rec.start_time, now) if owner else None, lease, actor),
             )
             if cur.rowcount:
                 payload = {"name": rec.name, "experiment": rec.experiment, "parent_run_id": rec.parent_run_id}
@@ -545,6 +565,7 @@ class SQLiteStore(SqlStore, Backend, Store):
         params = groups.get(Param)
         if params:
             conn.executemany("INSERT OR REPLACE INTO params VALUES (?,?,?)", [(p.run_id, p.key, p.value) for p in params])
+            changes.extend(change_feed.param_changes(params, now))
 
         metrics = groups.get(Metric)
         if metrics:  # tuples (run_id, key, value, step, timestamp, epoch), read by position
@@ -554,19 +575,20 @@ class SQLiteStore(SqlStore, Backend, Store):
                 if points is None:
                     points = by_series[(m[0], m[1])] = []
                 points.append(m)
-            rows, summaries = [], []
+            rows, summaries, ranges = [], [], []
             for (run_id, key), points in by_series.items():
                 sid = self._series.get((run_id, key)) or self._series_id(conn, run_id, key, new_series)
-                rows.append((sid, *pack_points(points)))
+                packed = pack_points(points)
+                rows.append((sid, *packed))
                 summaries.append(series_summary(sid, points))
+                ranges.append((run_id, key, packed[0], packed[1], packed[2]))
             conn.executemany(
                 "INSERT INTO metric_chunks(series_id, count, min_step, max_step, steps, vals, times, epochs)"
                 " VALUES (?,?,?,?,?,?,?,?)",
                 rows,
             )
             conn.executemany(SUMMARY_UPDATE, summaries)
-            for run_id, count in Counter(m[0] for m in metrics).items():
-                changes.append(("appended", "metrics", run_id, _dumps({"count": count}), now))
+            changes.extend(change_feed.metric_changes(ranges, now))
 
         events = groups.get(EventRecord)
         if events:
@@ -599,22 +621,26 @@ class SQLiteStore(SqlStore, Backend, Store):
             version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM models WHERE name=?", (m.name,)).fetchone()[0]
             exp = conn.execute("SELECT experiment_id FROM runs WHERE id=?", (m.run_id,)).fetchone() if m.run_id else None
             conn.execute(
-                f"INSERT INTO models ({MODEL_INSERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO models ({MODEL_INSERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (m.id, m.name, version, m.framework, m.run_id, exp[0] if exp else None, _dumps(m.metadata),
-                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now, m.source_uri),
+                 _dumps(m.labels), _dumps(m.datasets), m.status, m.created_at, now, m.source_uri, actor),
             )
             for f in m.files:
                 rel, size, sha = files[f"{m.id}/{f.name}"]
                 conn.execute("INSERT OR REPLACE INTO model_files VALUES (?,?,?,?,?)", (m.id, f.name, rel, size, sha))
             changes.append(("created", "model", m.id, _dumps(model_created(m, version)), now))
 
-        for u in groups.get(RunUpdate, ()):
-            self._apply_run_update(conn, u, now, changes)
+        updates = groups.get(RunUpdate)
+        if updates:
+            folded = change_feed.RunUpdates()
+            for u in updates:
+                self._apply_run_update(conn, u, now, folded)
+            changes.extend(folded.rows(now))
 
-    def _apply_run_update(self, conn, u: RunUpdate, now: float, changes: list) -> None:
+    def _apply_run_update(self, conn, u: RunUpdate, now: float, folded: change_feed.RunUpdates) -> None:
         """Fields merge; a final status is set once (see "Run status and liveness" in ARCHITECTURE)."""
         if u.heartbeat is not None:
-            self._apply_heartbeat(conn, u.run_id, min(u.heartbeat, now), now, changes)
+            self._apply_heartbeat(conn, u.run_id, min(u.heartbeat, now), now, folded)
         # "running" never replaces a status: runs start running, and only a heartbeat revives a lost one.
         if u.status in FINAL_STATUSES:
             # Only a running run, or one liveness declared lost (its owner speaks after all),
@@ -628,7 +654,7 @@ class SQLiteStore(SqlStore, Backend, Store):
                 payload = {"status": u.status, "end_time": u.end_time}
                 if u.failure:
                     payload["failure"] = {"type": u.failure.get("type"), "message": str(u.failure.get("message", ""))[:500]}
-                changes.append(("updated", "run", u.run_id, _dumps(payload), now))
+                folded.add(u.run_id, payload)
         sets, values, payload = [], [], {}
         for column in ("progress", "name"):
             value = getattr(u, column)
@@ -643,15 +669,16 @@ class SQLiteStore(SqlStore, Backend, Store):
                 merged = {**(json.loads(row[0]) if row else {}), **value}
                 sets.append(f"{column}=?")
                 values.append(_dumps(merged))
-                payload[column] = True
+                if column == "tags":
+                    payload["tags"] = value
         if not sets:
             return
         values.extend([now, u.run_id])
         cur = conn.execute(f"UPDATE runs SET {', '.join(sets)}, updated_at=? WHERE id=?", values)
-        if cur.rowcount and ("name" in payload or "tags" in payload):
-            changes.append(("updated", "run", u.run_id, _dumps(payload), now))
+        if cur.rowcount and payload:
+            folded.add(u.run_id, payload)
 
-    def _apply_heartbeat(self, conn, run_id: str, at: float, now: float, changes: list) -> None:
+    def _apply_heartbeat(self, conn, run_id: str, at: float, now: float, folded: change_feed.RunUpdates) -> None:
         conn.execute("UPDATE runs SET heartbeat_at=max(coalesce(heartbeat_at, 0), ?) WHERE id=?", (at, run_id))
         revived = conn.execute(
             "UPDATE runs SET status='running', end_time=NULL, failure=NULL, lost_at=NULL, updated_at=?"
@@ -659,7 +686,7 @@ class SQLiteStore(SqlStore, Backend, Store):
             (now, run_id),
         )
         if revived.rowcount:  # declared lost while its process was alive (e.g. cut off from the store)
-            changes.append(("updated", "run", run_id, _dumps({"status": "running"}), now))
+            folded.add(run_id, {"status": "running"})
 
     # ---------------------------------------------------------------- liveness
     def _last_seen(self, run_id: str, fallback: float) -> float:
@@ -700,8 +727,8 @@ class SQLiteStore(SqlStore, Backend, Store):
                     )
                     if cur.rowcount:
                         conn.execute(
-                            "INSERT INTO changes(kind, object_type, object_id, payload, timestamp) VALUES (?,?,?,?,?)",
-                            ("updated", "run", run_id, _dumps({"status": "killed", "end_time": last_seen}), now),
+                            "INSERT INTO changes(kind, object_type, object_id, payload, timestamp, actor) VALUES (?,?,?,?,?,?)",
+                            ("updated", "run", run_id, _dumps({"status": "killed", "end_time": last_seen}), now, LIVENESS_ACTOR),
                         )
                 conn.execute("COMMIT")
             except sqlite3.Error:
@@ -745,8 +772,8 @@ class SQLiteStore(SqlStore, Backend, Store):
             try:
                 yield tx
                 if tx.changes:
-                    conn.executemany("INSERT INTO changes(kind, object_type, object_id, payload, timestamp) VALUES (?,?,?,?,?)",
-                                     tx.changes)
+                    conn.executemany("INSERT INTO changes(kind, object_type, object_id, payload, timestamp, actor)"
+                                     " VALUES (?,?,?,?,?,?)", tx.changes)
                 conn.execute("COMMIT")
             except BaseException as exc:
                 try:

@@ -317,7 +317,7 @@ def metric_pages(points: Sequence[MetricPoint], page: int) -> Iterable[spb.Metri
 
 def change_message(change: ChangeEvent) -> spb.ChangeEvent:
     return spb.ChangeEvent(seq=change.seq, kind=change.kind, object_type=change.object_type,
-                           object_id=change.object_id, payload_json=dumps(change.payload))
+                           object_id=change.object_id, payload_json=dumps(change.payload), actor=change.actor)
 
 
 # ---------------------------------------------------------------------- read side: message -> entities
@@ -378,4 +378,4 @@ def delete_report(msg: spb.DeleteResponse) -> DeleteReport:
 
 
 def change_event(msg: spb.ChangeEvent) -> ChangeEvent:
-    return ChangeEvent(msg.seq, msg.kind, msg.object_type, msg.object_id, json.loads(msg.payload_json or "{}"))
+    return ChangeEvent(msg.seq, msg.kind, msg.object_type, msg.object_id, json.loads(msg.payload_json or "{}"), msg.actor)

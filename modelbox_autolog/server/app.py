@@ -16,8 +16,10 @@ from ..backends.base import BackendError
 from ..backends.sqlite import SQLiteStore
 from ..backends.uris import artifacts_param, sqlite_path
 from ..proto.modelbox.v1 import service_pb2_grpc as sgrpc
+from .access import TOKEN_PATTERN, Authenticator
 from .interceptors import ServerInterceptor
 from .metrics import ServerMetrics
+from .policy import Policy
 from .service import ModelBoxService
 from .uploads import Staging
 
@@ -53,12 +55,18 @@ class Server:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        if settings.token and TOKEN_PATTERN.fullmatch(settings.token):
+            raise StartupError("--token (or $MODELBOX_TOKEN) holds a per-user token (mbx_...): the shared token of one-token mode "
+                               "is a secret of its own; per-user tokens are checked against the store without --token")
         self.metrics = ServerMetrics()
         self.store = open_served_store(settings, self.metrics)
         self.artifacts = self.store.artifact_store
         self.metrics.watch_store(self.store)
         self.staging = Staging(self.artifacts, settings.max_upload_bytes)
         self.service = ModelBoxService(self.store, self.staging, self.metrics, settings.max_watchers)
+        # One authenticator and one policy for both APIs: the shared --token and the store's per-user tokens.
+        self.authenticator = Authenticator(self.store, settings.token)
+        self.policy = Policy(self.store)
         self.health = health.HealthServicer()
         limits = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -67,7 +75,7 @@ class Server:
         ]
         self.grpc = grpc.server(
             ThreadPoolExecutor(max_workers=settings.workers + settings.max_watchers, thread_name_prefix="modelbox-rpc"),
-            interceptors=[ServerInterceptor(settings.token, self.metrics)],
+            interceptors=[ServerInterceptor(self.authenticator, self.policy, self.metrics)],
             options=limits,
         )
         sgrpc.add_ModelBoxServicer_to_server(self.service, self.grpc)
@@ -116,7 +124,7 @@ class Server:
         return httpd.server_address[1]
 
     def _serve_http(self):
-        """The UI and HTTP API over the same store (its own connection), behind the same token."""
+        """The UI and HTTP API over the same store (its own connection), behind the same tokens and policy."""
         if self.settings.http_port is None:
             return None
         try:
@@ -130,7 +138,7 @@ class Server:
         except OSError as exc:
             self.store.close()
             raise StartupError(f"cannot serve HTTP on {self.settings.host}:{self.settings.http_port}: {exc.strerror}") from exc
-        app = create_app(self._uri_for_clients(), token=self.settings.token, host=self.settings.host)
+        app = create_app(self._uri_for_clients(), host=self.settings.host, authenticator=self.authenticator, policy=self.policy)
         return BackgroundServer(app, sock)
 
     def _uri_for_clients(self) -> str:

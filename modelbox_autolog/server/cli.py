@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes the server)")
     parser.add_argument("--port", type=int, default=50051, help="gRPC port (default 50051; 0 picks a free one)")
     parser.add_argument("--token", default=os.environ.get("MODELBOX_TOKEN"),
-                        help="shared token every call must carry (default: $MODELBOX_TOKEN; none = no check)")
+                        help="one-token mode: a shared secret every call must carry, acting as admin (default: $MODELBOX_TOKEN). "
+                        "Per-user tokens with roles: modelbox server token create USER --role ROLE; with neither, no check")
     parser.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (clients use grpcs://)")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (same host)")
@@ -35,15 +36,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-watchers", type=int, default=32, help="concurrent Watch streams (default 32)")
     parser.add_argument("--grace", type=float, default=30.0, help="seconds in-flight calls get at shutdown (default 30)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    from . import token_cli
+
+    token_cli.add_arguments(parser, DEFAULT_STORE)
+
+
+def store_from(args: argparse.Namespace) -> str:
+    """--store, else --backend / $MODELBOX_BACKEND when it names a SQL store, else the default store."""
+    if args.store is not None:
+        return args.store
+    backend = getattr(args, "backend", None) or os.environ.get("MODELBOX_BACKEND")
+    return backend if backend and backend.startswith(("sqlite:", "postgresql:", "postgres:")) else DEFAULT_STORE
 
 
 def settings_from(args: argparse.Namespace):
     from .app import Settings
 
-    store = args.store
-    if store is None:
-        backend = getattr(args, "backend", None) or os.environ.get("MODELBOX_BACKEND")
-        store = backend if backend and backend.startswith(("sqlite:", "postgresql:", "postgres:")) else DEFAULT_STORE
+    store = store_from(args)
     for name in ("port", "max_message_mb", "max_upload_mb", "workers", "max_watchers"):
         if getattr(args, name) < (0 if name == "port" else 1):
             raise ValueError(f"--{name.replace('_', '-')} must be {'non-negative' if name == 'port' else 'positive'}")
@@ -57,7 +66,12 @@ def settings_from(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start the server and serve until SIGTERM/SIGINT; 2 with a clear message when it cannot start."""
+    """Start the server and serve until SIGTERM/SIGINT; 2 with a clear message when it cannot start.
+    ``modelbox server token ...`` manages per-user tokens instead."""
+    if getattr(args, "server_command", None) == "token":
+        from . import token_cli
+
+        return token_cli.run(args, store_from(args))
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(levelname)s %(message)s")
     for chatty in ("botocore", "boto3", "s3transfer", "urllib3", "psycopg.pool"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -78,7 +92,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"  metrics http://{where}:{server.metrics_port}/metrics", flush=True)
     if server.http_port is not None:
         print(f"  web UI and HTTP API http://{where}:{server.http_port}/", flush=True)
-    if not s.token:
+    if server.authenticator.required():
+        kinds = ["--token (admin)"] if s.token else []
+        store_tokens = getattr(server.store, "tokens", None)
+        if store_tokens is not None:
+            in_force = sum(t.revoked_at is None for t in store_tokens())
+            if in_force or not s.token:
+                kinds.append(f"{in_force} per-user token(s)")
+        print(f"  tokens required: {' and '.join(kinds)}", flush=True)
+    else:
         exposed = s.host not in ("127.0.0.1", "localhost", "::1")
         print("  warning: no --token: anyone who can reach the port can read and write" if exposed else "  no token (local only)",
               flush=True)

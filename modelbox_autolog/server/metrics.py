@@ -96,6 +96,8 @@ class ServerMetrics:
         self.active_streams = Gauge("modelbox_active_streams", "Streaming RPCs in progress", ["method"], registry=r)
         self.in_flight = Gauge("modelbox_rpcs_in_flight", "RPCs being served", registry=r)
         self.auth_failures = Counter("modelbox_auth_failures", "Calls refused for a missing or wrong token", registry=r)
+        self.permission_denied = Counter("modelbox_permission_denied", "Calls refused by the access policy, by method",
+                                         ["method"], registry=r)
         self.store_up = Gauge("modelbox_store_up", "1 while the metadata store answers (health SERVING), else 0", registry=r)
         self.db_seconds = Histogram("modelbox_db_operation_seconds", "Time of one database operation (a query, a batch's "
                                     "transaction), including waiting for a pooled connection", ["operation", "outcome"],

@@ -25,9 +25,12 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from .. import __version__
+from .._actor import ANONYMOUS, acting_as
 from ..backends import BackendError, BackendUnavailable, NotFound, Refused
 from ..backends.uris import redact_uri
 from ..search import SearchError
+from ..server.access import Principal
+from ..server.policy import Denied, Policy, http_rule
 from . import encode
 from .live import ChangeHub, event_stream
 from .security import FILE_CSP
@@ -239,9 +242,10 @@ async def _chunks_in_thread(chunks: Iterable[bytes]):
 class Api:
     """Route handlers over one Client (opened lazily; an unreachable store answers 503 and is retried)."""
 
-    def __init__(self, open_client: Callable[[], Any]) -> None:
+    def __init__(self, open_client: Callable[[], Any], policy: Policy | None = None) -> None:
         self._open_client = open_client
         self._client = None
+        self.policy = policy  # what each caller may do (server.policy), route by route
         self.hub = ChangeHub(lambda since, limit: self.client.changes(since, limit), lambda: self.client.last_change_seq())
 
     @property
@@ -253,17 +257,42 @@ class Api:
     def routes(self) -> list[Route]:
         routes = []
         for e in ENDPOINTS:
-            routes.append(Route(PREFIX + e.path, self._wrap(e.handler), methods=[e.method]))
+            routes.append(Route(PREFIX + e.path, self._wrap(e.handler, e.method), methods=[e.method]))
         return routes
 
-    def _wrap(self, fn: Callable) -> Callable:
+    @staticmethod
+    def _caller(request: Request) -> Principal:
+        return request.scope.get("principal") or Principal(ANONYMOUS, "admin")  # no security layer: a bare app in tests
+
+    def _refusal(self, fn: Callable, method: str, request: Request) -> Response | None:
+        """403 unless the caller's role allows this route (the server's policy, one rule per route)."""
+        if self.policy is None:
+            return None
+        who = self._caller(request)
+        rule = http_rule(self.policy, method, fn.__name__)
+        try:
+            self.policy.authorize(who, rule, request.path_params.get(rule.field) if rule.field else None)
+        except Denied as exc:
+            return json_response({"error": "forbidden", "message": str(exc), "role": who.role}, 403)
+        return None
+
+    def _as_caller(self, fn: Callable, method: str, request: Request) -> Response:
+        """``fn`` if the policy allows it, acting as the caller (the actor of what it changes)."""
+        refused = self._refusal(fn, method, request)
+        if refused is not None:
+            return refused
+        with acting_as(self._caller(request).name):
+            return fn(self, request)
+
+    def _wrap(self, fn: Callable, method: str) -> Callable:
         @functools.wraps(fn)
         async def handler(request: Request) -> Response:
             started = time.perf_counter()
             try:
                 if fn.__name__ in ASYNC_HANDLERS:
-                    return await fn(self, request)
-                response = await anyio.to_thread.run_sync(fn, self, request)
+                    refused = await anyio.to_thread.run_sync(self._refusal, fn, method, request)
+                    return refused if refused is not None else await fn(self, request)
+                response = await anyio.to_thread.run_sync(self._as_caller, fn, method, request)
                 response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
                 return response
             except Exception as exc:

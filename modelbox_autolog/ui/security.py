@@ -1,9 +1,13 @@
 """Who may use the UI, and what a browser may do with it.
 
-- **Token.** When the server has a token, every page and API call needs it: as
-  ``Authorization: Bearer TOKEN`` (scripts, other languages), or through the login form, which
-  keeps a random session id in an HttpOnly, SameSite=Strict cookie. Only the token's sha256 is
-  kept in memory; comparisons are constant-time.
+- **Tokens.** The gRPC service's: the shared ``--token`` (acting as admin) and the per-user
+  tokens of the store (reader, writer, admin), checked by ``server.access``. When any is
+  required, every page and API call needs one: as ``Authorization: Bearer TOKEN`` (scripts, other
+  languages), or through the login form, which keeps a random session id in an HttpOnly,
+  SameSite=Strict cookie, bound to the token's user and role. A revoked token ends its sessions
+  at their next request. The browser never gets the token back; nothing logs it.
+- **Roles.** Each request's ``Principal`` (``scope["principal"]``) is checked by the same policy
+  as the gRPC service, route by route (``server.policy.HTTP_RULES``), in ``ui.api``.
 - **Cross-site writes.** A request that changes something (POST, PATCH, PUT, DELETE) must carry
   ``X-CSRF-Token`` equal to the ``mbx_csrf`` cookie (double submit: another site can neither read
   the cookie nor send the header without a CORS preflight, which is never granted), or a Bearer
@@ -11,22 +15,21 @@
 - **DNS rebinding.** Bound to a loopback address, only loopback ``Host`` names are answered.
 - **Headers.** A strict Content-Security-Policy (no inline script, nothing from elsewhere),
   ``nosniff``, no framing, no referrer.
-
-Roles (reader / writer / admin) come with per-user tokens; ``Principal.role`` is where they land.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..server.access import Authenticator, AuthError, Principal, bearer
 
 SESSION_COOKIE = "mbx_session"
 CSRF_COOKIE = "mbx_csrf"
@@ -42,52 +45,53 @@ PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inl
 FILE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none'"
 
 
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    role: str  # reader | writer | admin
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
 class Guard:
-    """The token check and the login sessions of one app."""
+    """The token checks (``server.access``) and the login sessions of one app."""
 
-    def __init__(self, token: str | None) -> None:
-        self._token_sha = _digest(token) if token else None
-        self._sessions: dict[str, float] = {}  # session id -> expiry
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.authenticator = authenticator
+        self._sessions: dict[str, tuple[Principal, float]] = {}  # session id -> (who, expiry)
 
     @property
     def required(self) -> bool:
-        return self._token_sha is not None
+        return self.authenticator.required()
 
-    def check_token(self, token: str) -> bool:
-        return self._token_sha is not None and hmac.compare_digest(_digest(token), self._token_sha)
+    def log_in(self, token: str) -> Principal | None:
+        """The principal of a token typed into the login form (None: refused)."""
+        try:
+            return self.authenticator.authenticate(token or None) if token else None
+        except AuthError:
+            return None
 
-    def new_session(self) -> str:
+    def new_session(self, principal: Principal) -> str:
         now = time.time()
-        self._sessions = {k: v for k, v in self._sessions.items() if v > now}
+        self._sessions = {k: v for k, v in self._sessions.items() if v[1] > now}
         session = secrets.token_urlsafe(32)
-        self._sessions[session] = now + SESSION_TTL_S
+        self._sessions[session] = (principal, now + SESSION_TTL_S)
         return session
 
     def end_session(self, session: str | None) -> None:
         if session:
             self._sessions.pop(session, None)
 
-    def principal(self, request: Request) -> tuple[Principal | None, bool]:
-        """(who, by bearer token?) for a request; (None, False) when it must log in."""
-        if not self.required:
-            return Principal("local", "admin"), False
-        auth = request.headers.get("authorization", "")
-        if auth[:7].lower() == "bearer " and self.check_token(auth[7:].strip()):
-            return Principal("token", "admin"), True
+    def principal(self, request: Request) -> tuple[Principal | None, bool, str | None]:
+        """(who, by bearer token?, why refused) for a request; who is None when it must log in.
+        Runs on a worker thread: it may look a token up in the store."""
+        token = bearer(request.headers.get("authorization"))
+        if token is not None:
+            try:
+                return self.authenticator.authenticate(token), True, None
+            except AuthError as exc:
+                return None, True, str(exc)
         session = request.cookies.get(SESSION_COOKIE)
-        if session and self._sessions.get(session, 0) > time.time():
-            return Principal("session", "admin"), False
-        return None, False
+        found = self._sessions.get(session) if session else None
+        if found is not None and found[1] > time.time():
+            if self.authenticator.still_valid(found[0]):
+                return found[0], False, None
+            self.end_session(session)  # its token was revoked
+        if not self.required:
+            return self.authenticator.authenticate(None), False, None
+        return None, False, None
 
 
 def same_origin(request: Request) -> bool:
@@ -111,7 +115,7 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        response = self.refuse(request)
+        response = await anyio.to_thread.run_sync(self.refuse, request)
         if response is not None:
             await response(scope, receive, send)
             return
@@ -138,11 +142,14 @@ class SecurityMiddleware:
             if host not in self.allowed_hosts:
                 return JSONResponse({"error": "bad host", "message": f"this server does not answer for host {host!r}"}, 421)
         path = request.url.path
-        who, by_token = self.guard.principal(request)
+        try:
+            who, by_token, refusal = self.guard.principal(request)
+        except Exception as exc:  # the store holding the tokens cannot answer
+            return JSONResponse({"error": "store unreachable", "message": f"cannot check the token now: {exc}"}, 503)
         if who is None and path not in PUBLIC_PATHS:
-            if path.startswith("/api/"):
-                return JSONResponse({"error": "unauthorized", "message": "log in, or send Authorization: Bearer TOKEN"}, 401,
-                                    headers={"www-authenticate": "Bearer"})
+            if path.startswith("/api/") or refusal is not None:
+                message = refusal or "log in, or send Authorization: Bearer TOKEN"
+                return JSONResponse({"error": "unauthorized", "message": message}, 401, headers={"www-authenticate": "Bearer"})
             return RedirectResponse("/login", 303)
         request.scope["principal"] = who
         if request.method in WRITE_METHODS and path not in ("/login", "/logout"):  # logging out is harmless

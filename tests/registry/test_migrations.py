@@ -1,5 +1,6 @@
 """The registry schema is added to stores written by the previous release, data kept: SQLite v3 -> v4
-(in place, on open) and PostgreSQL v4 -> v5 (``modelbox db upgrade``)."""
+(in place, on open) and PostgreSQL v4 -> v5 (``modelbox db upgrade``), and on to the current
+version (the access schema after it: tests/access/test_migrations.py)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def test_sqlite_v3_store_is_upgraded_in_place(tmp_path):
     conn.close()
     uri = f"sqlite:///{path}"
     store = SQLiteStore(uri)
-    assert store._query("PRAGMA user_version")[0][0] == SCHEMA_VERSION == 4
+    assert store._query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
     store.close()
     _check_upgraded(mbx.Client(uri))
 
@@ -77,5 +78,6 @@ def test_postgres_v4_store_is_upgraded_by_db_upgrade(pg_uri, tmp_path, capsys):
     with pytest.raises(BackendError, match=r"schema v4, older .* modelbox db upgrade"):
         mbx.Client(uri).experiments()
     assert cli_main(["db", "upgrade", pg_uri]) == 0
-    assert "0005_registry" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0005_registry" in out and "0006_access" in out
     _check_upgraded(mbx.Client(uri))

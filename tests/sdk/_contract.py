@@ -87,6 +87,7 @@ class SdkContract:
             assert [line["seq"] for line in seen] == list(range(since + 1, last + 1))
             mine = [(line["kind"], line["object_type"]) for line in seen if line["object_id"] == run_id]
             assert ("created", "run") in mine and ("updated", "run") in mine and ("appended", "metrics") in mine
+            assert {line["actor"] for line in seen if line["object_id"] == run_id} == {"token"}  # one-token mode
             appended = sum(line["payload"]["count"] for line in seen
                            if line["object_id"] == run_id and line["object_type"] == "metrics")
             assert appended == POINTS

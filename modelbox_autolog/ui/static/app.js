@@ -72,6 +72,10 @@ function statusBadge(run) {
   return badge;
 }
 function runLink(run) { return h("a", { href: "#/run/" + encodeURIComponent(run.id) }, run.name || short(run.id)); }
+// Who is logged in (GET /session); the page only offers what the role may do, the API checks anyway.
+let session = { user: null, role: "admin" };
+const RANKS = { reader: 0, writer: 1, admin: 2 };
+function may(role) { return (RANKS[session.role] ?? 2) >= RANKS[role]; }
 function csrf() {
   const m = document.cookie.match(/(?:^|; )mbx_csrf=([^;]*)/);
   return m ? decodeURIComponent(m[1]) : "";
@@ -246,9 +250,10 @@ async function experimentsPage(params) {
       h("td", {}, h("a", { href: "#/runs?" + q({ experiment: e.id }) }, e.name), e.archived_at ? h("span", { class: "tag muted" }, " archived") : null),
       c.runs, c.running, c.failed, c.latest, c.activity,
       h("td", {}, when(e.created_at)), h("td", { class: "mono muted" }, short(e.id)),
-      h("td", { class: "actions" }, e.archived_at ? h("button", { class: "link", onclick: () => act(e, "restore") }, "restore")
+      // Experiments hold everyone's runs: archiving and deleting them is for admins (server.policy).
+      h("td", { class: "actions" }, !may("admin") ? null : e.archived_at ? h("button", { class: "link", onclick: () => act(e, "restore") }, "restore")
         : h("button", { class: "link", onclick: () => act(e, "archive") }, "archive"),
-        h("button", { class: "link danger", onclick: () => act(e, "delete") }, "delete")));
+        may("admin") ? h("button", { class: "link danger", onclick: () => act(e, "delete") }, "delete") : null));
   });
   const toggle = h("label", {}, h("input", { type: "checkbox", id: "show-archived", checked: showArchived,
     onchange: (ev) => setHash("/", { archived: ev.target.checked ? "all" : "" }) }), " show archived");
@@ -480,8 +485,10 @@ async function runPage(params, runId) {
   }));
 }
 // Rename, note, archive/restore and delete of a run (edits call back with the updated run; a
-// deletion goes back to the runs table).
+// deletion goes back to the runs table). Writers and admins see them; the API refuses a writer
+// another's run, naming its owner.
 function runActions(run, changed) {
+  if (!may("writer")) return null;
   const message = h("span", { class: "message", id: "run-message" });
   const fail = (err) => fill(message, h("span", { class: "error" }, err.message));
   const call = async (path, method, body) => {
@@ -510,12 +517,13 @@ function runActions(run, changed) {
 // Tags (set, change, remove) and the note of a run, editable whatever its state.
 const notesSaved = new Map(); // run id -> when its tags and note were saved (the overview is redrawn by live updates)
 function runNotes(run, changed) {
+  const editable = may("writer"); // a reader sees them, read-only
   const message = h("span", { class: "message", id: "tags-message" }, Date.now() - (notesSaved.get(run.id) || 0) < 5000 ? "saved" : "");
   const rows = h("tbody", {});
-  const addRow = (k = "", v = "") => rows.append(h("tr", {}, h("td", {}, h("input", { class: "tag-key", value: k, dataset: { original: k } })),
-    h("td", {}, h("input", { class: "tag-value", value: v })), h("td", {}, h("button", { class: "link", title: "remove", onclick: (e) => e.target.closest("tr").remove() }, "×"))));
+  const addRow = (k = "", v = "") => rows.append(h("tr", {}, h("td", {}, h("input", { class: "tag-key", value: k, dataset: { original: k }, disabled: !editable })),
+    h("td", {}, h("input", { class: "tag-value", value: v, disabled: !editable })), h("td", {}, editable ? h("button", { class: "link", title: "remove", onclick: (e) => e.target.closest("tr").remove() }, "×") : null)));
   Object.entries(run.tags || {}).sort().forEach(([k, v]) => addRow(k, v));
-  const note = h("textarea", { id: "run-note", rows: 3, placeholder: "what this run was for, what came out of it" }, run.note || "");
+  const note = h("textarea", { id: "run-note", rows: 3, placeholder: "what this run was for, what came out of it", disabled: !editable }, run.note || "");
   const save = async () => {
     const tags = {};
     for (const k of Object.keys(run.tags || {})) tags[k] = null; // removed unless still listed
@@ -528,8 +536,8 @@ function runNotes(run, changed) {
   // Edits in progress are not redrawn away by live updates (see runPage's refresh).
   const box = h("div", { class: "run-notes", oninput: () => { box.dataset.dirty = "1"; } }, h("h2", {}, "Tags"),
     h("table", { class: "grid small", id: "tags" }, rows),
-    h("button", { onclick: () => { box.dataset.dirty = "1"; addRow(); } }, "+ tag"), h("h2", {}, "Note"), note,
-    h("div", { class: "actions" }, h("button", { id: "save-run", onclick: save }, "Save tags and note"), message));
+    editable ? h("button", { onclick: () => { box.dataset.dirty = "1"; addRow(); } }, "+ tag") : null, h("h2", {}, "Note"), note,
+    editable ? h("div", { class: "actions" }, h("button", { id: "save-run", onclick: save }, "Save tags and note"), message) : null);
   return box;
 }
 function failureBox(run) {
@@ -746,11 +754,14 @@ async function modelsPage(params) {
 async function modelPage(params, modelId) {
   const m = await api("/models/" + encodeURIComponent(modelId));
   const final = m.status === "final";
+  // Writers change (and delete) models, the API refusing them another's; aliases and finalizing are for admins.
+  const mayChange = may("writer");
+  const locked = final || !mayChange;
   const message = h("div", { class: "message", id: "model-message" });
-  const metadata = h("textarea", { id: "metadata", rows: 8, spellcheck: "false", disabled: final }, JSON.stringify(m.metadata, null, 2));
+  const metadata = h("textarea", { id: "metadata", rows: 8, spellcheck: "false", disabled: locked }, JSON.stringify(m.metadata, null, 2));
   const labelRows = h("tbody", {});
-  const addLabel = (k = "", v = "") => labelRows.append(h("tr", {}, h("td", {}, h("input", { class: "label-key", value: k, disabled: final })),
-    h("td", {}, h("input", { class: "label-value", value: v, disabled: final }))));
+  const addLabel = (k = "", v = "") => labelRows.append(h("tr", {}, h("td", {}, h("input", { class: "label-key", value: k, disabled: locked })),
+    h("td", {}, h("input", { class: "label-value", value: v, disabled: locked }))));
   Object.entries(m.labels).forEach(([k, v]) => addLabel(k, v));
   const save = async () => {
     let meta;
@@ -786,8 +797,8 @@ async function modelPage(params, modelId) {
   };
   const aliasBox = h("div", { class: "aliases", id: "aliases" },
     m.aliases.length ? m.aliases.map((a) => h("span", { class: "alias", dataset: { alias: a } }, `${m.name}@${a}`, " ",
-      h("button", { class: "link", title: "remove this alias", onclick: () => dropAlias(a) }, "×"))) : h("span", { class: "muted" }, "no alias points here"),
-    h("span", { class: "set-alias" }, aliasName, h("button", { id: "set-alias", onclick: setAlias }, "point alias here")));
+      may("admin") ? h("button", { class: "link", title: "remove this alias", onclick: () => dropAlias(a) }, "×") : null)) : h("span", { class: "muted" }, "no alias points here"),
+    may("admin") ? h("span", { class: "set-alias" }, aliasName, h("button", { id: "set-alias", onclick: setAlias }, "point alias here")) : null);
   mount(h("h1", {}, `${m.name} v${m.version} `, h("span", { class: "status " + m.status, id: "model-status" }, m.status)),
     h("div", { class: "meta" }, h("span", {}, "framework " + m.framework), m.run_id ? h("span", {}, "run ", h("a", { href: "#/run/" + m.run_id }, short(m.run_id))) : null,
       h("span", {}, "created " + when(m.created_at))),
@@ -799,10 +810,10 @@ async function modelPage(params, modelId) {
       h("tbody", {}, m.files.map((f) => h("tr", {}, h("td", {}, f.name), h("td", { class: "num" }, size(f.bytes)), h("td", { class: "mono muted" }, (f.sha256 || "").slice(0, 12)),
         h("td", {}, f.bytes === null ? "" : h("a", { href: f.download_url }, "download")))))),
     h("h2", {}, "Labels"), h("table", { class: "grid small", id: "labels" }, h("thead", {}, h("tr", {}, h("th", {}, "key"), h("th", {}, "value"))), labelRows),
-    final ? null : h("button", { onclick: () => addLabel() }, "+ label"),
+    locked ? null : h("button", { onclick: () => addLabel() }, "+ label"),
     h("h2", {}, "Metadata"), metadata,
-    final ? null : h("div", { class: "actions" }, h("button", { id: "save-model", onclick: save }, "Save"), h("button", { id: "finalize", class: "danger", onclick: finalize }, "Finalize")),
-    final || m.aliases.length ? null : h("div", { class: "actions" }, h("button", { id: "delete-model", class: "danger", onclick: deleteModel }, "Delete this version")),
+    final || !mayChange ? null : h("div", { class: "actions" }, h("button", { id: "save-model", onclick: save }, "Save"), may("admin") ? h("button", { id: "finalize", class: "danger", onclick: finalize }, "Finalize") : null),
+    final || m.aliases.length || !mayChange ? null : h("div", { class: "actions" }, h("button", { id: "delete-model", class: "danger", onclick: deleteModel }, "Delete this version")),
     message,
     h("h2", {}, "Lineage"), h("div", { class: "lineage" },
       h("div", { class: "lineage-col" }, h("h3", {}, "datasets"), m.datasets.length ? m.datasets.map((d) => h("div", { class: "node" }, d)) : h("p", { class: "muted" }, "—")),
@@ -820,7 +831,9 @@ async function modelPage(params, modelId) {
 (async function start() {
   try {
     const s = await api("/session");
+    session = { user: s.user, role: s.role || "admin" };
     if (s.login_required) document.getElementById("logout").hidden = false;
+    if (s.login_required && s.user) { const who = document.getElementById("who"); who.textContent = `${s.user} (${s.role})`; who.hidden = false; }
   } catch (e) { /* the page shows the error itself */ }
   startLive();
   route();

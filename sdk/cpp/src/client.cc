@@ -438,7 +438,8 @@ std::vector<ChangeEvent> Client::Changes(uint64_t since, uint32_t limit, uint64_
   if (last_seq) *last_seq = response.last_seq();
   std::vector<ChangeEvent> out;
   for (const auto& c : response.changes()) {
-    out.push_back({c.seq(), c.kind(), c.object_type(), c.object_id(), c.payload_json().empty() ? "{}" : c.payload_json()});
+    out.push_back({c.seq(), c.kind(), c.object_type(), c.object_id(), c.payload_json().empty() ? "{}" : c.payload_json(),
+                   c.actor()});
   }
   return out;
 }
@@ -469,7 +470,7 @@ bool Client::Watch(uint64_t since, const std::function<bool(const ChangeEvent&)>
       if (message.seq() <= seq) continue;  // delivered before a reconnect
       seq = message.seq();
       ChangeEvent event{message.seq(), message.kind(), message.object_type(), message.object_id(),
-                        message.payload_json().empty() ? "{}" : message.payload_json()};
+                        message.payload_json().empty() ? "{}" : message.payload_json(), message.actor()};
       stop = !fn(event);
     }
     if (stop) {

@@ -216,7 +216,8 @@ int Watch(const Flags& flags) {
       from,
       [&](const modelbox::ChangeEvent& e) {
         std::cout << "{\"seq\":" << e.seq << ",\"kind\":" << Quote(e.kind) << ",\"object_type\":" << Quote(e.object_type)
-                  << ",\"object_id\":" << Quote(e.object_id) << ",\"payload\":" << e.payload_json << "}" << std::endl;
+                  << ",\"object_id\":" << Quote(e.object_id) << ",\"payload\":" << e.payload_json
+                  << ",\"actor\":" << Quote(e.actor) << "}" << std::endl;
         return ++seen < count;
       },
       deadline);

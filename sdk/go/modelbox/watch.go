@@ -16,10 +16,11 @@ import (
 // appended, models created, ...), numbered by an increasing sequence number.
 type ChangeEvent struct {
 	Seq        uint64
-	Kind       string // created | updated | appended
+	Kind       string // created | updated | appended | revoked
 	ObjectType string
 	ObjectID   string
 	Payload    json.RawMessage // a JSON object
+	Actor      string          // who made the change: a token's user, "token", "anonymous", or an OS user
 }
 
 func changeOf(m *v1.ChangeEvent) ChangeEvent {
@@ -27,7 +28,7 @@ func changeOf(m *v1.ChangeEvent) ChangeEvent {
 	if len(payload) == 0 {
 		payload = json.RawMessage("{}")
 	}
-	return ChangeEvent{Seq: m.Seq, Kind: m.Kind, ObjectType: m.ObjectType, ObjectID: m.ObjectId, Payload: payload}
+	return ChangeEvent{Seq: m.Seq, Kind: m.Kind, ObjectType: m.ObjectType, ObjectID: m.ObjectId, Payload: payload, Actor: m.Actor}
 }
 
 // Changes lists at most limit change events after since, and the server's newest sequence

@@ -215,6 +215,7 @@ struct ChangeEvent {
   uint64_t seq = 0;
   std::string kind, object_type, object_id;
   std::string payload_json;
+  std::string actor;  // who made the change: a token's user, "token", "anonymous", or an OS user
 };
 
 // Parses grpc://HOST[:PORT] or grpcs://HOST[:PORT]; throws Error(INVALID_ARGUMENT) otherwise.

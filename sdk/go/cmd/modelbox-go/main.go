@@ -249,7 +249,8 @@ func watchCmd(args []string) error {
 	seen := 0
 	errEnough := errors.New("enough")
 	err = client.Watch(ctx, from, func(e modelbox.ChangeEvent) error {
-		emit(map[string]any{"seq": e.Seq, "kind": e.Kind, "object_type": e.ObjectType, "object_id": e.ObjectID, "payload": e.Payload})
+		emit(map[string]any{"seq": e.Seq, "kind": e.Kind, "object_type": e.ObjectType, "object_id": e.ObjectID, "payload": e.Payload,
+			"actor": e.Actor})
 		seen++
 		if seen >= *count {
 			return errEnough
