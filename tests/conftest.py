@@ -19,6 +19,7 @@ except ImportError:
 
 import modelbox_autolog as mbx  # noqa: E402
 from modelbox_autolog import testing  # noqa: E402
+from tests._browser import artifacts_dir, browser, page  # noqa: E402,F401  (one Chromium per session)
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ import time
 
 from modelbox_autolog._records import Batch, ModelFile, ModelRecord, RunStart, new_id
 
-from ..ui.conftest import artifacts_dir, browser, page  # noqa: F401  (headless Chromium, as the UI tests use it)
 from .conftest import TeamServer, make_token
 
 
