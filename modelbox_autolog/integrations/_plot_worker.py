@@ -48,6 +48,21 @@ IDLE_EXIT_S = 30.0  # a worker with nothing to do for this long exits (the next 
 POLL_S = 1.0  # how often an idle worker looks for jobs it was not told about (a dead worker's)
 JOB_FLUSH_TIMEOUT_S = 60.0  # a job's artifacts wait this long to be stored (else they stay journaled)
 JOB_SUFFIX = ".job"
+EXIT_WAIT_S = 10.0  # a worker started at its parent's exit waits at most this long for it to be gone
+# The worker's first lines, before any import: its lower priority, and when it was started at its
+# parent's exit, a wait until that parent is gone (reparented), so that an interpreter importing
+# scikit-learn and matplotlib never competes with the parent's own exit on a busy machine.
+_BOOT = """import os, time
+try:
+    os.nice({niceness})
+except (AttributeError, OSError):
+    pass
+deadline = time.monotonic() + {wait_s}
+while {parent} and os.getppid() == {parent} and time.monotonic() < deadline:
+    time.sleep(0.02)
+from modelbox_autolog.integrations._plot_worker import serve
+serve()
+"""
 
 
 def jobs_folder(journal_dir: str, uri: str) -> str:
@@ -112,8 +127,9 @@ def pending() -> int:
         return len(parent.submitted)
 
 
-def start() -> bool:
-    """Have a worker draw this process's pending jobs (started if none runs); False if none can."""
+def start(after_exit: bool = False) -> bool:
+    """Have a worker draw this process's pending jobs (started if none runs); False if none can.
+    ``after_exit``: this process is exiting; the worker lets it finish before it imports anything."""
     parent = _parent.mine()
     with parent.lock:
         if parent.timer is not None:
@@ -129,7 +145,7 @@ def start() -> bool:
         env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         try:
             parent.proc = subprocess.Popen(
-                [sys.executable, "-c", "from modelbox_autolog.integrations._plot_worker import serve; serve()"],
+                [sys.executable, "-c", _BOOT.format(parent=os.getpid() if after_exit else 0, niceness=NICENESS, wait_s=EXIT_WAIT_S)],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, close_fds=True,
                 start_new_session=True,  # a Ctrl-C in the terminal, or the end of the process, does not stop it
             )
@@ -165,7 +181,7 @@ def at_exit() -> None:
     """(After the exporters' shutdown.) Jobs still pending go to a worker that outlives us: this
     process waits neither for their drawing nor for their delivery."""
     if pending():
-        start()
+        start(after_exit=True)
     detach()  # nothing of the worker's is left for the interpreter's teardown
 
 
@@ -203,13 +219,6 @@ def draw_records(job: dict[str, Any]) -> list[Any]:
 
 
 # ---------------------------------------------------------------------- the worker process
-def _lower_priority(by: int) -> None:
-    try:
-        os.nice(by)
-    except (AttributeError, OSError):
-        pass
-
-
 class _Worker:
     def __init__(self) -> None:
         self.queue: deque[str] = deque()
@@ -319,8 +328,7 @@ def _unlocked(path: str) -> bool:
 
 def serve() -> None:
     """The worker's main loop (``python -c ...serve()``)."""
-    sys.stdout = sys.stderr  # nothing of ours on a channel nobody reads
-    _lower_priority(NICENESS)
+    sys.stdout = sys.stderr  # nothing of ours on a channel nobody reads (its priority was lowered by _BOOT)
     with contextlib.suppress(Exception):  # imported before the first job: its drawing time is its own
         import matplotlib.backends.backend_agg  # noqa: F401
     _Worker().serve()
