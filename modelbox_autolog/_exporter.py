@@ -135,6 +135,7 @@ class Exporter:
         self._sender_stop = threading.Event()  # a fresh one for each sender thread
         self._busy = False
         self._waiting: list[Deferred] = []  # background work held back while fits run
+        self._behind = 0  # background items waiting behind the one being produced
         self._held_since: float | None = None  # since when the sender waits for a fit to end
         self._flush_asked = False
         self._deadline = float("inf")
@@ -403,7 +404,9 @@ class Exporter:
                     records, self._produced = self._produced, []
                     self._enqueue(Batch(new_id(), self.writer, records, time.time()))
                 self._waiting = [*keep, *todo]  # not produced yet, this one included (shutdown may count them)
+                self._behind = len(todo) - 1
                 produced = self._produce(item)
+                self._behind = 0
                 self._produced.extend(produced)
             else:
                 keep.append(item)
@@ -814,6 +817,30 @@ def _remove_staged(batch: Batch) -> None:
 
 # ---------------------------------------------------------------------- registry
 _live: weakref.WeakSet[Exporter] = weakref.WeakSet()
+
+
+def background_outlook() -> tuple[int, float | None] | None:
+    """Asked by background work while it runs on an exporter thread, so that optional work (drawing
+    plots) can yield when the background falls behind: how many background items wait behind the
+    current one, and the seconds left in the exit budget (None while the process is not exiting).
+    None on any other thread."""
+    current = threading.current_thread()
+    for exporter in list(_live):
+        if exporter._thread is current:
+            left = max(0.0, exporter._deadline - time.monotonic()) if exporter._stopping else None
+            return exporter._behind, left
+    return None
+
+
+def current_exporter() -> Exporter | None:
+    """The exporter whose thread is running this (background work asks where its records go)."""
+    current = threading.current_thread()
+    for exporter in list(_live):
+        if exporter._thread is current:
+            return exporter
+    return None
+
+
 _abandoned: list[Any] = []
 _exporters: dict[str, Exporter] = {}
 _registry_lock = threading.Lock()
@@ -869,6 +896,12 @@ def shutdown_all(timeout: float) -> None:
     deadline = time.monotonic() + timeout
     for exporter in exporters:
         exporter.shutdown(max(0.0, deadline - time.monotonic()))
+    plots = sys.modules.get("modelbox_autolog.integrations._plot_worker")
+    if plots is not None:  # diagnostic plots still to draw go to a worker that outlives this process
+        try:
+            plots.at_exit()
+        except Exception:
+            pass
 
 
 _held_for_fork: list[Any] = []

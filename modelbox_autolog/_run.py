@@ -881,9 +881,17 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def flush(timeout: float | None = 10.0) -> bool:
-    """Block until everything logged so far is stored (True) or ``timeout`` passes (False)."""
-    return flush_all(timeout)
+def flush(timeout: float | None = 10.0, *, plots: bool = False) -> bool:
+    """Block until everything logged so far is stored (True) or ``timeout`` passes (False).
+
+    Diagnostic plots are drawn and delivered by the plot worker, which nobody waits for;
+    ``plots=True`` also waits until the plots of every fit so far are stored."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    stored = flush_all(timeout)
+    worker = sys.modules.get("modelbox_autolog.integrations._plot_worker") if plots else None
+    if worker is not None:
+        stored = worker.wait(None if deadline is None else max(0.0, deadline - time.monotonic())) and stored
+    return stored
 
 
 def shutdown(timeout: float | None = None) -> None:

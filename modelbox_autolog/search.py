@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyparsing as pp
+if TYPE_CHECKING:
+    import pyparsing as pp
 
 ATTRIBUTES = ("status", "name", "id", "experiment", "parent", "started", "ended", "duration")
 _ATTRIBUTE_ALIASES = {"start_time": "started", "end_time": "ended", "run_id": "id", "parent_run_id": "parent"}
@@ -92,6 +93,7 @@ class OrderKey:
 
 # ---------------------------------------------------------------------- grammar
 def _field_action(text: str, loc: int, tokens: pp.ParseResults) -> Field:
+    import pyparsing as pp
     agg = tokens.get("agg")
     kind = tokens.get("kind")
     if kind is None:
@@ -112,6 +114,7 @@ def _number_action(text: str, loc: int, tokens: pp.ParseResults) -> float | int 
 
 
 def _date_action(text: str, loc: int, tokens: pp.ParseResults) -> float:
+    import pyparsing as pp
     try:
         return _dt.datetime.fromisoformat(tokens[0]).timestamp()
     except ValueError as exc:
@@ -125,6 +128,7 @@ class _Duration:
 
 
 def _build_grammar() -> tuple[pp.ParserElement, pp.ParserElement]:
+    import pyparsing as pp
     kw = pp.CaselessKeyword
     AND, OR, NOT, IN, LIKE, IS, NULL = (kw(w) for w in ("and", "or", "not", "in", "like", "is", "null"))
     TRUE, FALSE = kw("true"), kw("false")
@@ -189,6 +193,7 @@ def _comparison_action(text: str, loc: int, tokens: pp.ParseResults) -> Compare:
 
 def _checked(node: Compare, text: str) -> Compare:
     """Type rules that do not depend on the store; the value's own position is reported."""
+    import pyparsing as pp
     field, values = node.field, node.value if isinstance(node.value, tuple) else (node.value,)
     durations = [v for v in values if isinstance(v, _Duration)]
     if durations and not (field.kind == "attr" and field.key == "duration"):
@@ -220,6 +225,7 @@ def _grammar() -> tuple[pp.ParserElement, pp.ParserElement]:
 
 
 def _parse(element: pp.ParserElement, text: str, what: str) -> pp.ParseResults:
+    import pyparsing as pp
     if not isinstance(text, str):
         raise SearchError(f"{what} must be text, not {type(text).__name__}", "", 0)
     try:

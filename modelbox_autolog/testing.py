@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,3 +71,9 @@ def reset(timeout: float = 10.0) -> None:
     with _exporter._registry_lock:
         _exporter._exporters.clear()  # a clean slate: the next run opens its backend afresh
     _config.set_current(_config.build_config())
+    worker = sys.modules.get("modelbox_autolog.integrations._plot_worker")
+    if worker is not None:
+        worker.detach()  # it draws what it was given, then exits
+    plots = sys.modules.get("modelbox_autolog.integrations._sklearn_plots")
+    if plots is not None:
+        plots.budget.reset()  # each test's fits start with the whole drawing budget

@@ -689,6 +689,13 @@ class SQLiteStore(SqlStore, Backend, Store):
             folded.add(run_id, {"status": "running"})
 
     # ---------------------------------------------------------------- liveness
+    def _last_seen(self, run_id: str, fallback: float) -> float:
+        """A dead run's end: its last sign of life (heartbeat, latest point or event), not the last
+        heartbeat alone (a run killed before its first heartbeat would last no time at all)."""
+        rows = self._query("SELECT max(last_time) FROM metric_series WHERE run_id=?"
+                           " UNION ALL SELECT max(timestamp) FROM events WHERE run_id=?", (run_id, run_id))
+        return max([fallback, *(row[0] for row in rows if row[0] is not None)])
+
     def reap(self, now: float | None = None) -> list[str]:
         """Mark ``killed`` the running runs whose process is gone: on this machine by pid (at
         once), elsewhere when their lease ran out. Best effort (a read-only store is left as it
@@ -704,7 +711,7 @@ class SQLiteStore(SqlStore, Backend, Store):
                 owner = None
             failure = _lost(owner, heartbeat_at, lease_s, now)
             if failure is not None:
-                dead.append((run_id, heartbeat_at or start_time, _dumps(failure)))
+                dead.append((run_id, self._last_seen(run_id, heartbeat_at or start_time), _dumps(failure)))
         if not dead:
             return []
         with self._lock:

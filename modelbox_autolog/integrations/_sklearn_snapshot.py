@@ -307,6 +307,12 @@ class Snapshot:
             self._drop()
             self._model = None
 
+    def pickled(self) -> bytes | None:
+        """The model's pickle when it is held in memory (small models), else None."""
+        if not self.take():
+            return None
+        return self._data
+
     def load(self) -> Any:
         """The unpickled copy (shared by the exporter's producers; they only read it)."""
         if self._model is None:

@@ -735,7 +735,7 @@ class SklearnIntegration(Integration):
                                                unchanged=_unchanged_check(X, fingerprint)))
         if want_plots:  # the diagnostic plots (confusion matrix, ROC, PR, residuals) on a row sample
             step = max(1, math.ceil((m.n_rows(X) or 0) / _sklearn_plots.MAX_PLOT_ROWS))
-            producers.append(_sklearn_plots.plots_producer(run.id, snapshot.load, m.rows_every(X, step),
+            producers.append(_sklearn_plots.plots_producer(run.id, snapshot.load, snapshot.pickled, m.rows_every(X, step),
                                                            m.rows_every(y, step), _unchanged_check(X, fingerprint)))
         if log_models:  # last: the producers before it read the snapshot that becomes the model file
             metadata = {"estimator_class": _class_path(estimator), "saved_by": "autolog"}

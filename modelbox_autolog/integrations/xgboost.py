@@ -1,4 +1,5 @@
-"""XGBoost: ``xgboost.train`` and the scikit-learn wrappers, through an injected ``TrainingCallback``.
+"""XGBoost: ``xgboost.train``, ``xgboost.cv`` and the scikit-learn wrappers, through an injected
+``TrainingCallback``.
 
 Layering: ``train`` does the training record (params, per-iteration metrics, best iteration,
 feature importance, and the booster as a Model when called directly); a wrapper's ``fit`` opens
@@ -6,6 +7,9 @@ the run, adds the estimator's params and logs the fitted wrapper as the Model in
 ``client.load_model`` gives back an ``XGBClassifier``). ``Booster``/wrapper ``save_model`` and
 ``load_model`` are recorded as checkpoint files and model inputs. Inside a scikit-learn
 meta-estimator's fit (Pipeline, GridSearchCV) a fit is a child run of it, without a Model.
+``cv`` is one run (as ``lgb.cv``): params, ``cv.*`` settings, each iteration's mean and standard
+deviation over the folds (``test-error-mean``, ``test-error-std``: the names of ``cv``'s own
+result) and the best iteration; it trains no model to keep.
 """
 
 from __future__ import annotations
@@ -65,9 +69,11 @@ def _callback_class(base: type) -> type:
                     if key is None:
                         key = keys[(dataset, metric)] = boosting.metric_key(dataset, metric)
                     value = values[-1]
-                    if value.__class__ is tuple:  # (mean, std) when run by xgboost.cv
-                        value = value[0]
-                    log_metric(key, value, step=epoch)
+                    if value.__class__ is tuple:  # (mean, std) over the folds when run by xgboost.cv
+                        log_metric(key + "-mean", value[0], step=epoch)
+                        log_metric(key + "-std", value[1], step=epoch)
+                    else:
+                        log_metric(key, value, step=epoch)
             if self._progress_every and (epoch + 1) % self._progress_every == 0:
                 self._run.set_progress((epoch + 1) / self._rounds)
             return False
@@ -91,6 +97,8 @@ class XGBoostIntegration(Integration):
         for owner in (module, xgboost.training, sys.modules.get("xgboost.sklearn")):
             if owner is not None:  # the wrappers import ``train`` by name: patch that name too
                 self.patch(owner, "train", self._train_hook, group=TRAIN_GROUP)
+        for owner in (module, xgboost.training):
+            self.patch(owner, "cv", self._cv_hook, group=TRAIN_GROUP)
         booster = xgboost.core.Booster
         self.patch(booster, "save_model", self._save_hook, group=SAVE_GROUP)
         self.patch(booster, "load_model", self._load_hook, group=LOAD_GROUP)
@@ -129,6 +137,37 @@ class XGBoostIntegration(Integration):
             if where != boosting.INNER:  # inside a wrapper's fit, the fit logs the model
                 logged = self._log_booster(run, booster) if where == boosting.TOP and self.config.log_models else None
                 boosting.remember_trained(run, logged, booster)
+
+    def _cv_hook(self, call: Call):
+        where = boosting.placement(FIT_GROUP, FRAMEWORK)
+        if where == boosting.SKIP:
+            return
+        with boosting.training_run(FRAMEWORK, "xgboost.cv", where) as run:
+            rounds = boosting.argument(call, "num_boost_round")
+            params = boosting.params_dict(call.argument("params"))
+            settings = {"num_boost_round": rounds, "cv.nfold": boosting.argument(call, "nfold"),
+                        "cv.stratified": boosting.argument(call, "stratified"), "cv.seed": boosting.argument(call, "seed")}
+            metrics = call.argument("metrics")
+            if metrics:
+                settings["cv.metrics"] = ",".join(sorted(metrics)) if not isinstance(metrics, str) else metrics
+            stopping = call.argument("early_stopping_rounds")
+            if stopping is not None:
+                settings["early_stopping_rounds"] = stopping
+            run.log_params({**{k: v for k, v in params.items() if v is not None}, **settings})
+            callbacks = [*(call.argument("callbacks") or ()), self._callback(run, rounds)]
+            results = yield call.replace(callbacks=callbacks)
+            boosting.training_done(run)
+            if stopping is not None:
+                safe("xgboost:cv.outcome", self._log_cv_outcome, run, results)
+
+    @staticmethod
+    def _log_cv_outcome(run: Run, results: Any) -> None:
+        """With early stopping, ``cv`` keeps the rows up to the best iteration."""
+        rows = len(results) if hasattr(results, "__len__") and not isinstance(results, dict) else None
+        if isinstance(results, dict) and results:
+            rows = len(next(iter(results.values())))
+        if rows:
+            run.log_metric("best_iteration", rows - 1)
 
     def _fit_hook(self, call: Call):
         return boosting.wrapper_fit(call, FRAMEWORK, FIT_GROUP, self.config.log_models, self._log_wrapper,

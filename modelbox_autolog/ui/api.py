@@ -340,6 +340,21 @@ class Api:
     def delete_experiment(self, request: Request) -> Response:
         return json_response(_delete_document(self.client.delete_experiment(request.path_params["experiment"])))
 
+    @endpoint("GET", "/experiments/summary", "Per experiment id: its runs (top-level), how many are running, "
+              "failed or killed, and its latest run (id, name, status, start)")
+    def experiment_summaries(self, request: Request) -> Response:
+        client = self.client
+        summaries = {}
+        for e in client.experiments():
+            latest = client.runs(experiment=e.id, limit=1)  # newest first
+            summaries[e.id] = {
+                "runs": client.count_runs(experiment=e.id, where="parent is null"),
+                "running": client.count_runs(experiment=e.id, status="running"),
+                "failed": client.count_runs(experiment=e.id, where="status in ('failed', 'killed')"),
+                "latest": encode.latest_run(latest[0]) if latest else None,
+            }
+        return json_response({"summaries": summaries})
+
     @endpoint("GET", "/keys", "Param, metric and tag keys of recent runs (column choices)", Param("experiment"))
     def keys(self, request: Request) -> Response:
         return json_response(self.client.search_keys(request.query_params.get("experiment") or None))

@@ -35,6 +35,11 @@ def experiment(e: Experiment) -> dict[str, Any]:
     return {"id": e.id, "name": e.name, "created_at": e.created_at, "archived_at": e.archived_at}
 
 
+def latest_run(r: Any) -> dict[str, Any]:
+    """The few fields of an experiment's latest run that its summary shows."""
+    return {"id": r.id, "name": r.name, "status": r.status, "start_time": r.start_time, "end_time": r.end_time}
+
+
 def run(r: Any, *, summaries: dict[str, MetricSummary] | None = None, params: list[str] | None = None,
         children: int | None = None, env: bool = False) -> dict[str, Any]:
     """A RunView (or RunInfo) as JSON; ``params`` picks keys (None: all)."""

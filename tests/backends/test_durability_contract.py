@@ -67,6 +67,34 @@ def test_liveness_marks_a_dead_owner_killed_and_yields_when_the_owner_speaks(sto
     assert ("updated", "killed") in kinds  # watchers hear of it
 
 
+def test_a_killed_run_ends_at_its_last_sign_of_life_not_at_its_start(store_uri):
+    """Killed before its first heartbeat (most crashes of short jobs): the run lasted until its
+    latest point or event, not zero seconds."""
+    dead = {**_liveness.process_owner(), "pid": 2**22 + 12346, "start": 1, "lease_s": 30.0}
+    run_id, started = new_id(), time.time() - 60
+    store = SQLiteStore(store_uri)
+    with _liveness_paused(store):
+        _write(store, RunStart(run_id, "exp", "r", started, owner=dead),
+               Metric(run_id, "loss", 0.5, 0, started + 5), Metric(run_id, "loss", 0.4, 1, started + 9),
+               Event(new_id(), run_id, "epoch", started + 12, 1.0, {}))
+    store.reap()
+    info = store.run(run_id)
+    assert info.status == "killed" and info.end_time == pytest.approx(started + 12)
+
+
+class _liveness_paused:
+    """Hold reaping while the records go in (a write reaps now and then)."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        self.reap, self.store.reap = self.store.reap, lambda *a, **k: []
+
+    def __exit__(self, *exc) -> None:
+        del self.store.reap
+
+
 def test_a_version_1_store_is_upgraded_in_place(tmp_path):
     path = tmp_path / "old.db"
     version_1 = SCHEMA.replace(",\n    owner TEXT, heartbeat_at REAL, lease_s REAL, failure TEXT, lost_at REAL", "")

@@ -192,3 +192,24 @@ def test_killed_run_reason_in_show_and_json(tmp_path):
 
     doc = json.loads(shown.stdout)
     assert doc["status"] == "killed" and doc["failure"]["type"] == "ProcessLost"
+
+
+def test_saving_a_model_after_its_fit_prints_nothing_of_ours(tmp_path):
+    """fit, then joblib.dump: the integration links the file to the fit's (ended) run; that is ours
+    to do, not the user logging into an ended run, so no warning is printed."""
+    pytest.importorskip("sklearn")
+    uri = f"sqlite:///{tmp_path}/store/modelbox.db"
+    result = run_script(f"""
+        import joblib
+        import numpy as np
+        import modelbox_autolog as mbx
+        mbx.autolog(backend={uri!r})
+        from sklearn.linear_model import LogisticRegression
+        X = np.random.default_rng(0).normal(size=(100, 3))
+        model = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+        joblib.dump(model, {str(tmp_path / "model.joblib")!r})
+    """, child_env(tmp_path), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert not [line for line in result.stderr.splitlines() if "modelbox" in line], result.stderr
+    (run,) = mbx.Client(uri).runs()
+    assert any(e.name == "model_saved" for e in run.events()) and len(run.models()) == 2  # the fit's model, the saved file

@@ -333,3 +333,26 @@ def test_a_refitted_wrapper_keeps_each_runs_model(autologged, data):
     runs = sorted(autologged.runs(), key=lambda r: r.start_time)
     rounds = [autologged.load_model(r.models()[0].id).get_booster().num_boosted_rounds() for r in runs]
     assert rounds == [3, 6]
+
+
+def test_cv_is_one_run_with_mean_and_std_per_iteration(autologged, data):
+    """``xgb.cv`` (k boosters trained side by side, no ``train`` call) is one run, as ``lgb.cv`` and
+    scikit-learn's CV helpers: params and settings, each iteration's mean and std over the folds
+    under the names of cv's own result, the best iteration with early stopping; the result is
+    unchanged and no model is stored (cv keeps none)."""
+    X, y = data
+    dtrain = xgb.DMatrix(X, label=y)
+    plain = xgb.cv(_params(eta=0.3), dtrain, num_boost_round=6, nfold=3, metrics={"error"}, seed=1,
+                   early_stopping_rounds=3, as_pandas=False)
+    mbx.autolog(disable=True)
+    expected = xgb.cv(_params(eta=0.3), dtrain, num_boost_round=6, nfold=3, metrics={"error"}, seed=1,
+                      early_stopping_rounds=3, as_pandas=False)
+    assert plain == expected
+    run = _only_run(autologged)
+    assert run.name == "xgboost.cv" and run.status == "finished" and not run.models()
+    assert run.params["eta"] == 0.3 and run.params["cv.nfold"] == 3 and run.params["cv.metrics"] == "error"
+    assert run.params["early_stopping_rounds"] == 3 and run.params["num_boost_round"] == 6
+    means = [p.value for p in run.metrics("test-error-mean")]
+    assert means == pytest.approx(expected["test-error-mean"])
+    assert [p.value for p in run.metrics("train-error-std")] == pytest.approx(expected["train-error-std"])
+    assert run.metrics("best_iteration")[-1].value == len(expected["test-error-mean"]) - 1

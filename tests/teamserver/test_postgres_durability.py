@@ -65,6 +65,16 @@ def test_liveness_marks_a_dead_owner_killed_and_yields_when_the_owner_speaks(sto
     assert kinds.count(("updated", "killed")) == 1  # watchers hear of it, once
 
 
+def test_a_killed_run_ends_at_its_last_sign_of_life_not_at_its_start(store):
+    dead = {**_liveness.process_owner(), "pid": 2**22 + 12346, "start": 1, "lease_s": 30.0}
+    run_id, started = new_id(), time.time() - 60
+    _write(store, RunStart(run_id, "exp", "r", started, owner=dead), Metric(run_id, "loss", 0.5, 0, started + 5),
+           Metric(run_id, "loss", 0.4, 1, started + 9), Event(new_id(), run_id, "epoch", started + 12, 1.0, {}))
+    store.reap()
+    info = store.run(run_id)
+    assert info.status == "killed" and info.end_time == pytest.approx(started + 12)
+
+
 @pytest.mark.parametrize("bad", ["", "nul\x00byte", "k" * (MAX_NAME_CHARS + 1)], ids=["empty", "nul", "too-long"])
 def test_the_store_refuses_exactly_the_names_the_server_refuses(store, bad):
     run_id = new_id()

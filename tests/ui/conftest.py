@@ -105,7 +105,3 @@ def ui_factory(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ui(ui_store, ui_factory) -> UiProcess:
     return ui_factory(ui_store)
-
-
-# The browser, its pages and the screenshots folder are in tests/conftest.py: one Chromium per
-# session, shared with the access tests (two sync Playwright instances cannot share a thread).

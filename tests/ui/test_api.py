@@ -50,6 +50,20 @@ def test_search_sort_page_and_columns(http, ui_store):
     assert parent and parent[0]["children"] == 3  # the grid search's candidates fold under it
 
 
+def test_experiment_summaries_count_runs_and_name_the_latest(http, ui_store):
+    client = mbx.Client(ui_store)
+    summaries = http.get("/api/v1/experiments/summary").json()["summaries"]
+    assert set(summaries) == {e.id for e in client.experiments()}
+    (experiment,) = [e for e in client.experiments() if e.name == "ui-test"]
+    summary = summaries[experiment.id]
+    runs = client.runs(experiment="ui-test")
+    assert summary["runs"] == len([r for r in runs if r.parent_run_id is None]) > 3
+    assert summary["failed"] == len([r for r in runs if r.status in ("failed", "killed")]) >= 1  # the "broken" run
+    assert summary["running"] == len([r for r in runs if r.status == "running"])
+    assert summary["latest"]["id"] == runs[0].id and summary["latest"]["start_time"] == runs[0].start_time
+    assert "/api/v1/experiments/summary" in http.get("/api/v1/openapi.json").json()["paths"]
+
+
 def test_invalid_where_is_a_400_with_position_and_unknown_ids_404(http):
     r = http.get("/api/v1/runs", params={"where": "params.C > 0.1 and and"})
     assert r.status_code == 400

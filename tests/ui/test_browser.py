@@ -57,6 +57,25 @@ def test_runs_table_shows_and_filters(page, ui, ui_store, artifacts_dir):
     no_problems(page, expected=("status of 400",))  # the invalid filter's answer
 
 
+def test_experiments_page_shows_run_counts_and_the_latest_run(page, ui, ui_store, artifacts_dir):
+    client = mbx.Client(ui_store)
+    (experiment,) = [e for e in client.experiments() if e.name == "ui-test"]
+    page.goto(f"{ui.url}/#/")
+    page.wait_for_selector("#experiments tbody tr")
+    page.wait_for_function("() => [...document.querySelectorAll('#experiments td.num')].every(td => !td.textContent.includes('…'))")
+    cells = page.locator("#experiments tbody tr", has_text="ui-test").locator("td").all_inner_texts()
+    runs = client.runs(experiment=experiment.id)
+    assert cells[1] == str(len([r for r in runs if r.parent_run_id is None]))
+    assert cells[3] == str(len([r for r in runs if r.status in ("failed", "killed")]))
+    assert cells[4].startswith(runs[0].name or runs[0].id[:8]) and runs[0].status in cells[4]
+    assert cells[5]  # last activity
+    shot(page, artifacts_dir, "experiments")
+    page.click("#experiments tbody tr:has-text('ui-test') td:nth-child(4) a")  # the failed/killed count opens those runs
+    page.wait_for_selector("#runs-table tbody tr")
+    assert "status in ('failed', 'killed')" in page.input_value("#where")
+    no_problems(page)
+
+
 def test_compare_draws_one_line_per_selected_run(page, ui, ui_store, artifacts_dir):
     client = mbx.Client(ui_store)
     chosen = client.runs(experiment="ui-test", where="params.max_depth in (1, 2, 3)")  # XGBoost fits: a curve each

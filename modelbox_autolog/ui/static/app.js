@@ -242,20 +242,45 @@ async function experimentsPage(params) {
       route();
     } catch (err) { fill(message, h("span", { class: "error" }, err.message)); }
   };
-  const rows = experiments.slice().reverse().map((e) => h("tr", { class: e.archived_at ? "archived" : "", dataset: { experiment: e.name } },
-    h("td", {}, h("a", { href: "#/runs?" + q({ experiment: e.id }) }, e.name), e.archived_at ? h("span", { class: "tag muted" }, " archived") : null),
-    h("td", {}, when(e.created_at)), h("td", { class: "mono muted" }, short(e.id)),
-    // Experiments hold everyone's runs: archiving and deleting them is for admins (server.policy).
-    h("td", { class: "actions" }, !may("admin") ? null : e.archived_at ? h("button", { class: "link", onclick: () => act(e, "restore") }, "restore")
-      : h("button", { class: "link", onclick: () => act(e, "archive") }, "archive"),
-      may("admin") ? h("button", { class: "link danger", onclick: () => act(e, "delete") }, "delete") : null)));
+  const cells = {};  // per experiment: the cells its summary fills in (counts are a second, slower question)
+  const rows = experiments.slice().reverse().map((e) => {
+    const c = cells[e.id] = { runs: h("td", { class: "num" }, "…"), running: h("td", { class: "num" }), failed: h("td", { class: "num" }),
+      latest: h("td", {}), activity: h("td", {}) };
+    return h("tr", { class: e.archived_at ? "archived" : "", dataset: { experiment: e.name } },
+      h("td", {}, h("a", { href: "#/runs?" + q({ experiment: e.id }) }, e.name), e.archived_at ? h("span", { class: "tag muted" }, " archived") : null),
+      c.runs, c.running, c.failed, c.latest, c.activity,
+      h("td", {}, when(e.created_at)), h("td", { class: "mono muted" }, short(e.id)),
+      // Experiments hold everyone's runs: archiving and deleting them is for admins (server.policy).
+      h("td", { class: "actions" }, !may("admin") ? null : e.archived_at ? h("button", { class: "link", onclick: () => act(e, "restore") }, "restore")
+        : h("button", { class: "link", onclick: () => act(e, "archive") }, "archive"),
+        may("admin") ? h("button", { class: "link danger", onclick: () => act(e, "delete") }, "delete") : null));
+  });
   const toggle = h("label", {}, h("input", { type: "checkbox", id: "show-archived", checked: showArchived,
     onchange: (ev) => setHash("/", { archived: ev.target.checked ? "all" : "" }) }), " show archived");
   mount(h("h1", {}, "Experiments"), h("div", { class: "toolbar" }, toggle), message,
-    experiments.length ? h("table", { class: "grid", id: "experiments" }, h("thead", {}, h("tr", {}, h("th", {}, "name"), h("th", {}, "created"), h("th", {}, "id"), h("th", {}, ""))),
+    experiments.length ? h("table", { class: "grid", id: "experiments" }, h("thead", {}, h("tr", {}, h("th", {}, "name"), h("th", { class: "num" }, "runs"),
+      h("th", { class: "num" }, "running"), h("th", { class: "num" }, "failed / killed"), h("th", {}, "latest run"), h("th", {}, "last activity"),
+      h("th", {}, "created"), h("th", {}, "id"), h("th", {}, ""))),
       h("tbody", {}, rows)) : h("p", { class: "muted" }, "Nothing logged yet. Run a script with mbx.autolog() and this page fills in."));
+  const fillSummaries = () => api("/experiments/summary").then(({ summaries }) => {
+    for (const [id, s] of Object.entries(summaries)) {
+      const c = cells[id];
+      if (!c) continue;  // an archived experiment not shown, or one created since (its change redraws the page)
+      fill(c.runs, String(s.runs));
+      fill(c.running, s.running ? h("span", { class: "status running" }, String(s.running)) : "");
+      fill(c.failed, s.failed ? h("a", { href: "#/runs?" + q({ experiment: id, where: "status in ('failed', 'killed')" }) }, String(s.failed)) : "");
+      fill(c.latest, s.latest ? [runLink(s.latest), " ", h("span", { class: "status " + s.latest.status }, s.latest.status)] : "");
+      fill(c.activity, s.latest ? when(s.latest.end_time || s.latest.start_time) : "");
+    }
+    for (const c of Object.values(cells)) if (c.runs.textContent === "…") fill(c.runs, "0");
+  }).catch(() => {});
+  await fillSummaries();
   const again = stillHere(500);
-  leave.push(onChange((c) => { if (c && c.object_type === "experiment") again(); }));
+  const refresh = debounce(() => fillSummaries(), 1500);
+  leave.push(onChange((change) => {
+    if (!change || change.object_type === "experiment") again();
+    else if (change.object_type === "run") refresh();
+  }));
 }
 
 // ------------------------------------------------------------------ runs table
@@ -268,8 +293,18 @@ async function runsPage(params) {
   };
   const selected = new Set();
   const [keys, experiments] = await Promise.all([api("/keys?" + q({ experiment: state.experiment })), api("/experiments")]);
-  if (state.params === null) state.params = keys.params.slice(0, 5);
-  if (state.metrics === null) state.metrics = keys.metrics.slice(0, 5);
+  if (state.params === null || state.metrics === null) {
+    // Default columns: the keys most of the latest runs share (not the first five in alphabetical
+    // order, which for a Trainer run are its accelerator settings); system metrics last.
+    const sample = await api("/runs?" + q({ experiment: state.experiment, limit: 50, top_level: "1" })).catch(() => ({ runs: [] }));
+    const common = (pick, all, skip) => {
+      const count = new Map(all.map((k) => [k, 0]));
+      for (const r of sample.runs) for (const k of Object.keys(pick(r) || {})) if (count.has(k)) count.set(k, count.get(k) + 1);
+      return all.slice().sort((a, b) => (skip(a) - skip(b)) || (count.get(b) - count.get(a)) || (a < b ? -1 : 1)).slice(0, 5);
+    };
+    if (state.params === null) state.params = common((r) => r.params, keys.params, (k) => (k.includes(".") ? 1 : 0));
+    if (state.metrics === null) state.metrics = common((r) => r.metrics, keys.metrics, (k) => (k.startsWith("system/") ? 1 : 0));
+  }
   const exp = experiments.experiments.find((e) => e.id === state.experiment || e.name === state.experiment);
   const push = () => setHash("/runs", { experiment: state.experiment, where: state.where, order: state.order,
     offset: state.offset || "", params: state.params.join(","), metrics: state.metrics.join(","), archived: state.archived });
@@ -518,12 +553,25 @@ function kvTable(obj, id) {
   if (!keys.length) return h("p", { class: "muted" }, "none");
   return h("table", { class: "grid small", id }, h("tbody", {}, keys.map((k) => h("tr", {}, h("th", {}, k), h("td", { class: "value" }, fmt(obj[k]))))));
 }
+function paramsBlock(params) {
+  // A Trainer's or a boosting library's full settings run to hundreds of params: past a screenful
+  // they get a filter box and a scrolling table instead of a page of their own.
+  const table = kvTable(params, "params");
+  const count = Object.keys(params || {}).length;
+  if (count <= 25) return table;
+  const search = h("input", { type: "search", id: "params-filter", placeholder: `filter ${count} params`, spellcheck: "false" });
+  search.addEventListener("input", () => {
+    const needle = search.value.trim().toLowerCase();
+    for (const tr of table.querySelectorAll("tr")) tr.hidden = Boolean(needle) && !tr.textContent.toLowerCase().includes(needle);
+  });
+  return h("div", { class: "params-block" }, search, h("div", { class: "scroll-box" }, table));
+}
 function drawOverview(el, run) {
   const env = run.env || {};
   const git = env.git || {};
   const packages = env.packages || {};
   fill(el, h("div", { class: "columns3" },
-    h("div", {}, h("h2", {}, "Params"), kvTable(run.params, "params")),
+    h("div", {}, h("h2", {}, "Params"), paramsBlock(run.params)),
     runNotes(run, (updated) => { if (updated) drawOverview(el, { ...run, ...updated }); }),
     h("div", {}, h("h2", {}, "Environment"), h("table", { class: "grid small", id: "env" }, h("tbody", {},
       h("tr", {}, h("th", {}, "python"), h("td", {}, env.python || "")),
