@@ -516,8 +516,7 @@ class Run:
             except Exception as exc:
                 self._warn_once("console-stop", f"console capture failed: {exc!r}")
             self._console = None
-        if _console_owner is self and _interactive():
-            _pass_console_to(None)  # a notebook never exits: its cell's output is stored with the run now
+        _console_run_ends(self)  # the console goes back to the run this one interrupted, if it still runs
         self.status = status
         reason = failure_of(failure) if isinstance(failure, BaseException) else (dict(failure) if failure else None)
         self._submit(RunUpdate(self.id, status=status, end_time=_time(), failure=reason))
@@ -761,10 +760,13 @@ def open_runs() -> list[Run]:
 
 def _forget_runs_after_fork() -> None:
     """A forked child did not open its parent's runs: it neither ends them nor marks them killed."""
-    global _open_lock, _console_owner
+    global _open_lock, _console_owner, _console_lock
     _open_lock = threading.Lock()
     _open_runs.clear()
+    _console_lock = threading.Lock()
     _console_owner = None  # nor does it store the parent's console
+    _interrupted.clear()
+    _held_console.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -773,11 +775,17 @@ if hasattr(os, "register_at_fork"):
 
 # ---------------------------------------------------------------------- the process console
 # Under autolog() the console is captured from autolog() to exit and cut into the console.log
-# of each top-level fit's run: a run's part runs from the previous cut (autolog(), or where the
-# run before it was cut) to the start of the next top-level fit, or to exit (so the prints
-# before and after the fit, and a final traceback, are its own). In an interactive session,
-# where the process does not exit, a run's part is cut when it ends.
+# of each top-level automatic run (a fit's run, or the process-level run): a run's part runs
+# from the previous cut (autolog(), or where the run before it was cut) to the start of the
+# next top-level automatic run, or to exit (so the prints before and after a fit, and a final
+# traceback, are its own). A run cut off while it still runs (the process-level run, when a
+# fit opens a run of its own) gets the console back when the run that interrupted it ends; its
+# parts are kept together and stored as one console.log when it is cut for good. In an
+# interactive session, where the process does not exit, a run's part is cut when it ends.
 _console_owner: Run | None = None
+_interrupted: list[Run] = []  # owners cut off while running, the latest last: the console returns to them
+_held_console: dict[str, str] = {}  # run id -> the parts so far of a run in _interrupted
+_console_lock = threading.Lock()
 
 
 def _interactive() -> bool:
@@ -786,11 +794,42 @@ def _interactive() -> bool:
 
 def _pass_console_to(run: Run | None) -> None:
     """Cut the process console: what was printed since the last cut goes to the current owner
-    (with no owner yet, it stays for the next one: the first fit's run starts at autolog())."""
+    (with no owner yet, it stays for the next one: the first fit's run starts at autolog()).
+    An owner still running is interrupted: its part is held until it is cut for good."""
     global _console_owner
-    owner, _console_owner = _console_owner, run
-    if owner is not None:
-        _store_console(owner, _console.take_process_text())
+    with _console_lock:
+        owner, _console_owner = _console_owner, run
+        if owner is None or owner is run:
+            return
+        text = _console.take_process_text()
+        if run is not None and owner.status == "running":
+            _interrupted.append(owner)
+            _held_console[owner.id] = _held_console.get(owner.id, "") + text
+            return
+        text = _held_console.pop(owner.id, "") + text
+    _store_console(owner, text)
+
+
+def _console_run_ends(run: Run) -> None:
+    """``run`` ends. The console's owner: its part is cut now if the run it interrupted still runs
+    (which owns the console again) or in an interactive session; else it keeps the console (the
+    prints after a fit are its own) until the next cut. An interrupted run: its parts are stored."""
+    global _console_owner
+    with _console_lock:
+        if _console_owner is run:
+            while _interrupted and _interrupted[-1].status != "running":
+                _interrupted.pop()
+            resume = _interrupted.pop() if _interrupted else None
+            if resume is None and not _interactive():
+                return
+            _console_owner = resume
+            text = _held_console.pop(run.id, "") + _console.take_process_text()
+        elif run in _interrupted:
+            _interrupted.remove(run)
+            text = _held_console.pop(run.id, "")
+        else:
+            return
+    _store_console(run, text)
 
 
 def _store_console(owner: Run | None, text: str) -> None:
@@ -810,10 +849,20 @@ def start_process_console(config: _config.Config) -> None:
 
 
 def _store_process_console() -> None:
-    """At exit (or ``autolog(disable=True)``): the last cut goes to the last fit's run; capture stops."""
+    """At exit (or ``autolog(disable=True)``): the last cut goes to the console's owner, the parts
+    held for interrupted runs to theirs; capture stops."""
     global _console_owner
-    owner, _console_owner = _console_owner, None
-    _store_console(owner, _console.stop_process_capture())
+    with _console_lock:
+        owner, _console_owner = _console_owner, None
+        held = [(run, _held_console.pop(run.id, "")) for run in _interrupted if run is not owner]
+        _interrupted.clear()
+        text = _console.stop_process_capture()
+        if owner is not None:
+            text = _held_console.pop(owner.id, "") + text
+        _held_console.clear()
+    for run, part in held:
+        _store_console(run, part)
+    _store_console(owner, text)
 
 
 # ---------------------------------------------------------------------- process exit

@@ -171,6 +171,50 @@ def test_a_failed_run_stores_its_reason_and_the_whole_console(tmp_path, figures)
     figures(statuses=[r.status for r in runs], failure_type=failure.type, console_parts=len(consoles))
 
 
+INTERRUPTED_SCRIPT = """
+import warnings
+import modelbox_autolog as mbx
+mbx.autolog(backend={uri!r}, capture_env=False, system_metrics_interval=None)
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+warnings.simplefilter("ignore", ConvergenceWarning)
+X, y = np.random.RandomState(0).rand(40, 3), np.arange(40) % 2
+print("loading data: done")
+plt.plot([3.0, 2.0, 1.0])
+plt.savefig("baseline.png")  # saved with no run active: opens the process-level run
+print("baseline plotted")
+MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, verbose=True).fit(X, y)  # a run of its own
+print("mlp fitted")
+MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, verbose=True).fit(X, y)
+print("summary: done")
+"""
+
+
+def test_a_fit_interrupting_the_process_run_takes_only_its_own_console(tmp_path):
+    """The process-level run is open, fits open runs of their own: each fit's console.log holds
+    what it printed, and the process-level run gets the console back after each fit, in one file."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    uri = f"sqlite:///{tmp_path}/store/modelbox.db"
+    result = subprocess.run([sys.executable, "-c", INTERRUPTED_SCRIPT.format(uri=uri)], env=child_env(tmp_path),
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = sorted(mbx.Client(uri).runs(), key=lambda r: r.start_time)
+    assert [r.name for r in runs] == ["process", "MLPClassifier", "MLPClassifier"]
+    consoles = []
+    for run in runs:
+        (console,) = [a for a in run.artifacts() if a.kind == "console"]
+        with open(console.path_or_uri, encoding="utf-8") as handle:
+            consoles.append(handle.read().splitlines())
+    assert consoles[0] == ["loading data: done", "baseline plotted", "mlp fitted", "summary: done"]
+    for lines, iterations in zip(consoles[1:], (3, 2), strict=True):
+        assert [line.split(",")[0] for line in lines] == [f"Iteration {i}" for i in range(1, iterations + 1)]
+
+
 def test_killed_run_reason_in_show_and_json(tmp_path):
     uri = f"sqlite:///{tmp_path}/store/modelbox.db"
     env = child_env(tmp_path)
