@@ -27,8 +27,8 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .._actor import LIVENESS_ACTOR, current_actor
+from .._records import Artifact as ArtifactRecord
 from .._records import (
-    FINAL_STATUSES,
     Batch,
     Metric,
     ModelRecord,
@@ -38,7 +38,6 @@ from .._records import (
     name_refusals,
     new_id,
 )
-from .._records import Artifact as ArtifactRecord
 from .._records import Event as EventRecord
 from .._records import Input as InputRecord
 from ..artifacts import ArtifactStore, ArtifactStoreError, open_artifacts, place_files
@@ -54,6 +53,7 @@ from .base import (
 )
 from .search_sql import POSTGRESQL
 from .sql_store import SqlStore, Tx
+from .sql_store import dumps as _dumps
 
 # One rule for both SQL stores: chunk packing, summaries, and when a run counts as lost.
 from .sqlite import (
@@ -111,10 +111,6 @@ def param_value_row(run_id: str, key: str, text: str) -> tuple[str, str, float |
 
 
 _NOT_JSON = object()  # NaN / Infinity: not JSON for SQLite's json_valid either
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=repr)
 
 
 def split_uri(uri: str) -> tuple[str, str, dict[str, str]]:
@@ -502,59 +498,6 @@ class PostgresStore(SqlStore, Backend, Store):
             for u in updates:
                 self._apply_run_update(conn, u, now, folded)
             changes.extend(folded.rows(now))
-
-    def _apply_run_update(self, conn, u: RunUpdate, now: float, folded: change_feed.RunUpdates) -> None:
-        """Fields merge; a final status is set once (see "Run status and liveness" in ARCHITECTURE)."""
-        if u.heartbeat is not None:
-            self._apply_heartbeat(conn, u.run_id, min(u.heartbeat, now), now, folded)
-        # "running" never replaces a status: runs start running, and only a heartbeat revives a lost one.
-        if u.status in FINAL_STATUSES:
-            # Only a running run, or one liveness declared lost (its owner speaks after all), takes
-            # a final status: a late or replayed update (from any replica) never overwrites one.
-            cur = conn.execute(
-                "UPDATE runs SET status=%s, end_time=coalesce(%s, end_time), failure=%s, lost_at=NULL, updated_at=%s"
-                " WHERE id=%s AND (status='running' OR lost_at IS NOT NULL)",
-                (u.status, u.end_time, _dumps(u.failure) if u.failure else None, now, u.run_id),
-            )
-            if cur.rowcount:
-                payload: dict[str, Any] = {"status": u.status, "end_time": u.end_time}
-                if u.failure:
-                    payload["failure"] = {"type": u.failure.get("type"), "message": str(u.failure.get("message", ""))[:500]}
-                folded.add(u.run_id, payload)
-        sets, values, payload = [], [], {}
-        for column in ("progress", "name"):
-            value = getattr(u, column)
-            if value is not None:
-                sets.append(f"{column}=%s")
-                values.append(value)
-                payload[column] = value
-        if u.tags or u.env:
-            row = conn.execute("SELECT tags, env FROM runs WHERE id=%s FOR UPDATE", (u.run_id,)).fetchone()
-            for index, column in enumerate(("tags", "env")):
-                value = getattr(u, column)
-                if value:
-                    merged = {**(json.loads(row[index]) if row else {}), **value}
-                    sets.append(f"{column}=%s")
-                    values.append(_dumps(merged))
-                    if column == "tags":
-                        payload["tags"] = value
-        if not sets:
-            return
-        values.extend([now, u.run_id])
-        cur = conn.execute(f"UPDATE runs SET {', '.join(sets)}, updated_at=%s WHERE id=%s", values)
-        if cur.rowcount and payload:
-            folded.add(u.run_id, payload)
-
-    @staticmethod
-    def _apply_heartbeat(conn, run_id: str, at: float, now: float, folded: change_feed.RunUpdates) -> None:
-        conn.execute("UPDATE runs SET heartbeat_at=GREATEST(coalesce(heartbeat_at, 0), %s) WHERE id=%s", (at, run_id))
-        revived = conn.execute(
-            "UPDATE runs SET status='running', end_time=NULL, failure=NULL, lost_at=NULL, updated_at=%s"
-            " WHERE id=%s AND status='killed' AND lost_at IS NOT NULL",
-            (now, run_id),
-        )
-        if revived.rowcount:  # declared lost while its process was alive (e.g. cut off from the store)
-            folded.add(run_id, {"status": "running"})
 
     # ---------------------------------------------------------------- liveness
     def _last_seen(self, run_id: str, fallback: float) -> float:

@@ -37,6 +37,7 @@ class Dialect:
     insertion: str = "rowid"  # the column that keeps insertion order (SQLite's rowid, PostgreSQL's ordinal)
     for_update: str = ""  # row lock in a transaction (SQLite locks the whole database at BEGIN IMMEDIATE)
     arrays: bool = False  # ``= ANY(%s)`` with one list parameter instead of ``IN (?, ?, ...)``
+    greatest: str = "max"  # the larger of two values (SQLite's scalar max, PostgreSQL's GREATEST)
 
     def tag(self, column: str) -> str:
         return self.tag_template.format(column=column, p=self.placeholder)
@@ -54,7 +55,7 @@ class Dialect:
 
 SQLITE = Dialect("sqlite", "?", "LIKE", "json_extract({column}, '$.\"' || {p} || '\"')", "r.start_time DESC, r.rowid DESC")
 POSTGRESQL = Dialect("postgresql", "%s", "ILIKE", "(({column})::jsonb ->> {p})", "r.start_time DESC, r.ordinal DESC",
-                     insertion="ordinal", for_update=" FOR UPDATE", arrays=True)
+                     insertion="ordinal", for_update=" FOR UPDATE", arrays=True, greatest="GREATEST")
 
 _COMPARISONS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _METRIC_COLUMNS = {"last": "last_value", "min": "min_value", "max": "max_value"}

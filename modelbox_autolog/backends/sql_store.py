@@ -2,7 +2,8 @@
 
 Statements are written once, with ``?`` placeholders, and run through the store's ``Dialect``
 (``search_sql.py``), which also says how the dialects differ (lists of values, row locks,
-insertion order). Each store keeps its own write path for batches (the fast paths) and
+insertion order). Each store keeps its own write path for batches (the fast paths; run updates
+and heartbeats within them are shared here) and
 provides three things: ``_read(sql, args, operation)`` for a query, ``_transaction(operation)``
 (a ``Tx`` whose change rows commit with it) and its ``artifact_store``.
 
@@ -24,6 +25,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from .._actor import current_actor
+from .._records import FINAL_STATUSES, RunUpdate
 from ..entities import (
     AccessToken,
     Artifact,
@@ -40,6 +42,7 @@ from ..entities import (
     RunInfo,
     SeriesSample,
 )
+from . import change_feed
 from .base import ImmutableModel, NotFound, Refused
 from .search_sql import Dialect
 
@@ -163,6 +166,61 @@ class SqlStore:
         return self.dialect.in_list(column, values)
 
     # ------------------------------------------------------------------ ids and references
+    # the batch write path's run updates (in the store's open transaction, on its connection) ----
+    def _apply_run_update(self, conn: Any, u: RunUpdate, now: float, folded: change_feed.RunUpdates) -> None:
+        """Fields merge; a final status is set once (see "Run status and liveness" in ARCHITECTURE)."""
+        sql = self.dialect.sql
+        if u.heartbeat is not None:
+            self._apply_heartbeat(conn, u.run_id, min(u.heartbeat, now), now, folded)
+        # "running" never replaces a status: runs start running, and only a heartbeat revives a lost one.
+        if u.status in FINAL_STATUSES:
+            # Only a running run, or one liveness declared lost (its owner speaks after all), takes
+            # a final status: a late or replayed update (from any replica) never overwrites one.
+            cur = conn.execute(sql(
+                "UPDATE runs SET status=?, end_time=coalesce(?, end_time), failure=?, lost_at=NULL, updated_at=?"
+                " WHERE id=? AND (status='running' OR lost_at IS NOT NULL)"),
+                (u.status, u.end_time, dumps(u.failure) if u.failure else None, now, u.run_id),
+            )
+            if cur.rowcount:
+                payload: dict[str, Any] = {"status": u.status, "end_time": u.end_time}
+                if u.failure:
+                    payload["failure"] = {"type": u.failure.get("type"), "message": str(u.failure.get("message", ""))[:500]}
+                folded.add(u.run_id, payload)
+        sets, values, payload = [], [], {}
+        for column in ("progress", "name"):
+            value = getattr(u, column)
+            if value is not None:
+                sets.append(f"{column}=?")
+                values.append(value)
+                payload[column] = value
+        if u.tags or u.env:
+            row = conn.execute(sql(f"SELECT tags, env FROM runs WHERE id=?{self.dialect.for_update}"), (u.run_id,)).fetchone()
+            for index, column in enumerate(("tags", "env")):
+                value = getattr(u, column)
+                if value:
+                    sets.append(f"{column}=?")
+                    values.append(dumps({**(json.loads(row[index]) if row else {}), **value}))
+                    if column == "tags":
+                        payload["tags"] = value
+        if not sets:
+            return
+        values.extend([now, u.run_id])
+        cur = conn.execute(sql(f"UPDATE runs SET {', '.join(sets)}, updated_at=? WHERE id=?"), values)
+        if cur.rowcount and payload:
+            folded.add(u.run_id, payload)
+
+    def _apply_heartbeat(self, conn: Any, run_id: str, at: float, now: float, folded: change_feed.RunUpdates) -> None:
+        sql = self.dialect.sql
+        conn.execute(sql(f"UPDATE runs SET heartbeat_at={self.dialect.greatest}(coalesce(heartbeat_at, 0), ?) WHERE id=?"),
+                     (at, run_id))
+        revived = conn.execute(sql(
+            "UPDATE runs SET status='running', end_time=NULL, failure=NULL, lost_at=NULL, updated_at=?"
+            " WHERE id=? AND status='killed' AND lost_at IS NOT NULL"),
+            (now, run_id),
+        )
+        if revived.rowcount:  # declared lost while its process was alive (e.g. cut off from the store)
+            folded.add(run_id, {"status": "running"})
+
     def _resolve(self, table: str, ident: str, what: str) -> str:
         """Full ids, or a unique prefix of at least MIN_PREFIX characters (as the CLI shows them)."""
         if not isinstance(ident, str) or not ident.strip():

@@ -25,8 +25,8 @@ from typing import Any
 
 from .. import _liveness
 from .._actor import LIVENESS_ACTOR, current_actor
+from .._records import Artifact as ArtifactRecord
 from .._records import (
-    FINAL_STATUSES,
     Batch,
     Metric,
     ModelRecord,
@@ -36,7 +36,6 @@ from .._records import (
     name_refusals,
     new_id,
 )
-from .._records import Artifact as ArtifactRecord
 from .._records import Event as EventRecord
 from .._records import Input as InputRecord
 from ..artifacts import ArtifactStore, open_artifacts, place_files
@@ -55,6 +54,7 @@ from .base import (
 )
 from .search_sql import SQLITE
 from .sql_store import SqlStore, Tx
+from .sql_store import dumps as _dumps
 from .uris import artifacts_param, sqlite_path
 
 # 2: the queryable side (SEARCH_STATEMENTS); 3: run liveness and failure (LIVENESS_COLUMNS);
@@ -205,10 +205,6 @@ _DISK = {10, 13}  # SQLITE_IOERR, SQLITE_FULL: the disk; retry
 _UNWRITABLE = {3, 8, 14, 23}  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_AUTH: someone must act
 _DAMAGED = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 _TRANSIENT = ("locked", "busy", "disk i/o", "full", "unable to open")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=repr)
 
 
 NO_EPOCH = -(2**63)  # an absent epoch, inside a packed int64 array
@@ -636,57 +632,6 @@ class SQLiteStore(SqlStore, Backend, Store):
             for u in updates:
                 self._apply_run_update(conn, u, now, folded)
             changes.extend(folded.rows(now))
-
-    def _apply_run_update(self, conn, u: RunUpdate, now: float, folded: change_feed.RunUpdates) -> None:
-        """Fields merge; a final status is set once (see "Run status and liveness" in ARCHITECTURE)."""
-        if u.heartbeat is not None:
-            self._apply_heartbeat(conn, u.run_id, min(u.heartbeat, now), now, folded)
-        # "running" never replaces a status: runs start running, and only a heartbeat revives a lost one.
-        if u.status in FINAL_STATUSES:
-            # Only a running run, or one liveness declared lost (its owner speaks after all),
-            # takes a final status: a late or replayed update never overwrites one.
-            cur = conn.execute(
-                "UPDATE runs SET status=?, end_time=coalesce(?, end_time), failure=?, lost_at=NULL, updated_at=?"
-                " WHERE id=? AND (status='running' OR lost_at IS NOT NULL)",
-                (u.status, u.end_time, _dumps(u.failure) if u.failure else None, now, u.run_id),
-            )
-            if cur.rowcount:
-                payload = {"status": u.status, "end_time": u.end_time}
-                if u.failure:
-                    payload["failure"] = {"type": u.failure.get("type"), "message": str(u.failure.get("message", ""))[:500]}
-                folded.add(u.run_id, payload)
-        sets, values, payload = [], [], {}
-        for column in ("progress", "name"):
-            value = getattr(u, column)
-            if value is not None:
-                sets.append(f"{column}=?")
-                values.append(value)
-                payload[column] = value
-        for column in ("tags", "env"):
-            value = getattr(u, column)
-            if value:
-                row = conn.execute(f"SELECT {column} FROM runs WHERE id=?", (u.run_id,)).fetchone()
-                merged = {**(json.loads(row[0]) if row else {}), **value}
-                sets.append(f"{column}=?")
-                values.append(_dumps(merged))
-                if column == "tags":
-                    payload["tags"] = value
-        if not sets:
-            return
-        values.extend([now, u.run_id])
-        cur = conn.execute(f"UPDATE runs SET {', '.join(sets)}, updated_at=? WHERE id=?", values)
-        if cur.rowcount and payload:
-            folded.add(u.run_id, payload)
-
-    def _apply_heartbeat(self, conn, run_id: str, at: float, now: float, folded: change_feed.RunUpdates) -> None:
-        conn.execute("UPDATE runs SET heartbeat_at=max(coalesce(heartbeat_at, 0), ?) WHERE id=?", (at, run_id))
-        revived = conn.execute(
-            "UPDATE runs SET status='running', end_time=NULL, failure=NULL, lost_at=NULL, updated_at=?"
-            " WHERE id=? AND status='killed' AND lost_at IS NOT NULL",
-            (now, run_id),
-        )
-        if revived.rowcount:  # declared lost while its process was alive (e.g. cut off from the store)
-            folded.add(run_id, {"status": "running"})
 
     # ---------------------------------------------------------------- liveness
     def _last_seen(self, run_id: str, fallback: float) -> float:
