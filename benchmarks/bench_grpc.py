@@ -38,6 +38,25 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_serving(proc: subprocess.Popen, port: int, log_name: str, timeout: float = 60.0) -> None:
+    """Until the server on ``port`` answers its health check; exits the benchmark if it died or never did."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"a server exited with {proc.returncode}; see {log_name}")
+            try:
+                stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                return
+            except grpc.RpcError:
+                time.sleep(0.1)
+    raise SystemExit(f"a server did not start; see {log_name}")
+
+
 class Server:
     def __init__(self, folder: str) -> None:
         self.port = _free_port()
@@ -46,24 +65,8 @@ class Server:
                "--port", str(self.port), "--log-level", "warning"]
         self.log = open(os.path.join(folder, "server.log"), "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        self._wait()
+        wait_until_serving(self.proc, self.port, self.log.name)
 
-    def _wait(self) -> None:
-        import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        deadline = time.monotonic() + 60
-        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise SystemExit(f"the server exited with {self.proc.returncode}")
-                try:
-                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    return
-                except grpc.RpcError:
-                    time.sleep(0.1)
-        raise SystemExit("the server did not start")
 
     def rss_mb(self) -> float:
         import psutil

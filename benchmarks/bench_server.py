@@ -31,6 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from bench_grpc import wait_until_serving  # noqa: E402  (a sibling script)
+
 BATCH_POINTS = 5_000
 SERIES = 10  # keys per run: a batch holds 500 steps of 10 metrics
 
@@ -75,24 +77,8 @@ class Replica:
         cmd = [sys.executable, "-m", "modelbox_autolog", "server", "--store", store, "--artifacts", artifacts,
                "--port", str(self.port), "--log-level", "warning", "--workers", "16"]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **env})
-        self._wait()
+        wait_until_serving(self.proc, self.port, self.log.name)
 
-    def _wait(self) -> None:
-        import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        deadline = time.monotonic() + 60
-        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise SystemExit(f"a server exited with {self.proc.returncode}; see {self.log.name}")
-                try:
-                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    return
-                except grpc.RpcError:
-                    time.sleep(0.1)
-        raise SystemExit("a server did not start")
 
     def cpu_s(self) -> float:
         import psutil
