@@ -86,10 +86,9 @@ def test_values_are_bound_never_spliced():
 
 
 # ---------------------------------------------------------------------- in a real store
-@pytest.fixture
-def grid(store_uri):
-    """Twelve runs of a small grid, logged for real; one diverged (NaN latest) and one failed."""
-    mbx.autolog(backend=store_uri, frameworks=[], capture_console=False)
+def log_grid(uri: str) -> mbx.Client:
+    """Twelve runs of a small grid, logged for real into ``uri``; one diverged (NaN latest) and one failed."""
+    mbx.autolog(backend=uri, frameworks=[], capture_console=False)
     for i in range(12):
         status = "failed" if i == 11 else "finished"
         try:
@@ -107,7 +106,13 @@ def grid(store_uri):
         except RuntimeError:
             pass
     assert mbx.flush(10)
-    return mbx.Client(store_uri)
+    return mbx.Client(uri)
+
+
+@pytest.fixture
+def grid(store_uri):
+    """Twelve runs of a small grid, logged for real; one diverged (NaN latest) and one failed."""
+    return log_grid(store_uri)
 
 
 def names(runs) -> list[str]:

@@ -18,26 +18,7 @@ from .. import test_search
 @pytest.fixture
 def pg_grid(pg_uri):
     """test_search's grid of twelve runs (the same runs), logged into PostgreSQL."""
-    uri = pg_uri
-    mbx.autolog(backend=uri, frameworks=[], capture_console=False)
-    for i in range(12):
-        status = "failed" if i == 11 else "finished"
-        try:
-            with mbx.start_run(name=f"run-{i:02d}", experiment="grid" if i < 10 else "other",
-                               tags={"team": "vision" if i % 2 else "nlp"}) as run:
-                run.log_params({"lr": 10.0 ** -(i % 4), "optimizer": {"name": "adam" if i % 3 else "sgd"}, "layers": i,
-                                "flag": i % 2 == 0})
-                for step in range(5):
-                    run.log_metric("loss", 1.0 / (step + 1 + i), step=step)
-                run.log_metric("acc", i / 10, step=0)
-                if i == 9:
-                    run.log_metric("acc", math.nan, step=1)
-                if status == "failed":
-                    raise RuntimeError("boom")
-        except RuntimeError:
-            pass
-    assert mbx.flush(10)
-    return mbx.Client(uri)
+    return test_search.log_grid(pg_uri)
 
 
 def test_the_same_answers_as_sqlite(pg_grid):
