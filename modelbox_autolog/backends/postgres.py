@@ -52,15 +52,12 @@ from .base import (
     StoreUnwritable,
 )
 from .search_sql import POSTGRESQL
-from .sql_store import SqlStore, Tx
+from .sql_store import SqlStore, Tx, only_heartbeats
 from .sql_store import dumps as _dumps
 
-# One rule for both SQL stores: chunk packing, summaries, and when a run counts as lost.
+# One rule for both SQL stores: chunk packing and summaries (liveness is in sql_store).
 from .sqlite import (
     MODEL_INSERT_COLUMNS,
-    REAP_EVERY_S,
-    _lost,
-    _only_heartbeats,
     model_created,
     pack_points,
     series_summary,
@@ -307,7 +304,7 @@ class PostgresStore(SqlStore, Backend, Store):
         ``actor`` creates the batch's runs and models and is recorded on its change events (see _actor)."""
         actor = current_actor(actor)
         groups = batch.by_type()
-        heartbeat_only = _only_heartbeats(groups)
+        heartbeat_only = only_heartbeats(groups)
         if not heartbeat_only and self.applied(batch.id):
             return False  # re-sent (retry, replay, sync): its files are stored already
         refusals = name_refusals(groups)
@@ -492,36 +489,16 @@ class PostgresStore(SqlStore, Backend, Store):
                 )
             changes.append(("created", "model", m.id, _dumps(model_created(m, version)), now))
 
-        updates = groups.get(RunUpdate)
-        if updates:
-            folded = change_feed.RunUpdates()
-            for u in updates:
-                self._apply_run_update(conn, u, now, folded)
-            changes.extend(folded.rows(now))
+        changes.extend(self._run_update_changes(conn, groups.get(RunUpdate), now))
 
     # ---------------------------------------------------------------- liveness
-    def _last_seen(self, run_id: str, fallback: float) -> float:
-        """A dead run's end: its last sign of life (heartbeat, latest point or event)."""
-        rows = self._query("SELECT max(last_time) FROM metric_series WHERE run_id=%s"
-                           " UNION ALL SELECT max(timestamp) FROM events WHERE run_id=%s", (run_id, run_id), "reap")
-        return max([fallback, *(row[0] for row in rows if row[0] is not None)])
-
     def reap(self, now: float | None = None) -> list[str]:
         """Mark ``killed`` the running runs whose process is gone: on this machine by pid (at
         once), elsewhere when their lease ran out. Several replicas may reap at once: the
         conditional update lets one of them record each death (and its change event)."""
         now = time.time() if now is None else now
         self._reaped_at = time.monotonic()
-        rows = self._query("SELECT id, owner, heartbeat_at, lease_s, start_time FROM runs WHERE status='running'", (), "reap")
-        dead: list[tuple[str, float, str]] = []
-        for run_id, owner_text, heartbeat_at, lease_s, start_time in rows:
-            try:
-                owner = json.loads(owner_text) if owner_text else None
-            except ValueError:
-                owner = None
-            failure = _lost(owner, heartbeat_at, lease_s, now)
-            if failure is not None:
-                dead.append((run_id, self._last_seen(run_id, heartbeat_at or start_time), _dumps(failure)))
+        dead = self._dead_runs(now)
         if not dead:
             return []
         try:
@@ -539,13 +516,6 @@ class PostgresStore(SqlStore, Backend, Store):
         except (psycopg.Error, PoolTimeout) as exc:
             raise classify(exc, f"marking dead runs killed in {self.uri}") from exc
         return [run_id for run_id, _last, _failure in dead]
-
-    def _reap_now_and_then(self) -> None:
-        if time.monotonic() - getattr(self, "_reaped_at", -1e9) >= REAP_EVERY_S:
-            try:
-                self.reap()
-            except BackendError:
-                pass
 
     # ---------------------------------------------------------------- read side
     def _query(self, sql: str, args: Iterable[Any] = (), operation: str = "query") -> list[tuple]:

@@ -20,10 +20,12 @@ import difflib
 import json
 import math
 import re
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
+from .. import _liveness
 from .._actor import current_actor
 from .._records import FINAL_STATUSES, RunUpdate
 from ..entities import (
@@ -43,17 +45,42 @@ from ..entities import (
     SeriesSample,
 )
 from . import change_feed
-from .base import ImmutableModel, NotFound, Refused
+from .base import BackendError, ImmutableModel, NotFound, Refused
 from .search_sql import Dialect
 
 MIN_PREFIX = 4  # shortest id prefix accepted (as the CLI prints ids)
 DELETE_CHUNK = 500  # ids per statement when deleting many runs
 ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 RESERVED_ALIASES = frozenset({"latest"})
+REAP_EVERY_S = 2.0  # readers look for runs of dead processes at most this often
 
 
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=repr)
+
+
+# ---------------------------------------------------------------------- liveness and batches
+def only_heartbeats(groups: dict[type, list[Any]]) -> bool:
+    updates = groups.get(RunUpdate)
+    if not updates or len(groups) != 1:
+        return False
+    return all(u.heartbeat is not None and u.status is None and u.progress is None and u.name is None
+               and not u.tags and not u.env for u in updates)
+
+
+def lost(owner: dict[str, Any] | None, heartbeat_at: float | None, lease_s: float | None, now: float) -> dict[str, Any] | None:
+    """The failure of a running run whose process is gone, or None while it may be alive."""
+    alive = _liveness.owner_alive(owner)
+    if alive:
+        return None
+    where = f"process {owner.get('pid')} on {owner.get('host')}" if owner else "its process"
+    if alive is False:
+        message = f"{where} ended without ending the run (killed, e.g. by SIGKILL or the OOM killer, or crashed)"
+    elif heartbeat_at is not None and lease_s is not None and heartbeat_at + lease_s < now:
+        message = f"no sign of life from {where} for {now - heartbeat_at:.0f} s (lease {lease_s:.0f} s); it is presumed dead"
+    else:
+        return None
+    return {"type": "ProcessLost", "message": message, "traceback": None}
 
 
 # ---------------------------------------------------------------------- model references
@@ -156,8 +183,37 @@ class SqlStore:
     def _transaction(self, operation: str) -> AbstractContextManager[Tx]:
         raise NotImplementedError
 
+    def reap(self, now: float | None = None) -> list[str]:
+        raise NotImplementedError
+
     def _reap_now_and_then(self) -> None:
-        """Runs of dead processes read as killed (liveness, in each store); at most now and then."""
+        """Runs of dead processes read as killed (``reap``, in each store); at most every REAP_EVERY_S."""
+        if time.monotonic() - getattr(self, "_reaped_at", -1e9) >= REAP_EVERY_S:
+            try:
+                self.reap()
+            except BackendError:
+                pass
+
+    def _dead_runs(self, now: float) -> list[tuple[str, float, str]]:
+        """The running runs whose process is gone: (id, last sign of life, failure as JSON)."""
+        dead = []
+        for run_id, owner_text, heartbeat_at, lease_s, start_time in self._q(
+                "SELECT id, owner, heartbeat_at, lease_s, start_time FROM runs WHERE status='running'", (), "reap"):
+            try:
+                owner = json.loads(owner_text) if owner_text else None
+            except ValueError:
+                owner = None
+            failure = lost(owner, heartbeat_at, lease_s, now)
+            if failure is not None:
+                dead.append((run_id, self._last_seen(run_id, heartbeat_at or start_time), dumps(failure)))
+        return dead
+
+    def _last_seen(self, run_id: str, fallback: float) -> float:
+        """A dead run's end: its last sign of life (heartbeat, latest point or event), not the last
+        heartbeat alone (a run killed before its first heartbeat would last no time at all)."""
+        rows = self._q("SELECT max(last_time) FROM metric_series WHERE run_id=?"
+                       " UNION ALL SELECT max(timestamp) FROM events WHERE run_id=?", (run_id, run_id), "reap")
+        return max([fallback, *(row[0] for row in rows if row[0] is not None)])
 
     def _q(self, sql: str, args: Iterable[Any] = (), operation: str = "query") -> list[tuple]:
         return self._read(self.dialect.sql(sql), args, operation)
@@ -167,6 +223,15 @@ class SqlStore:
 
     # ------------------------------------------------------------------ ids and references
     # the batch write path's run updates (in the store's open transaction, on its connection) ----
+    def _run_update_changes(self, conn: Any, updates: list[RunUpdate] | None, now: float) -> list[tuple]:
+        """A batch's run updates applied; their change rows, folded (one per run)."""
+        if not updates:
+            return []
+        folded = change_feed.RunUpdates()
+        for u in updates:
+            self._apply_run_update(conn, u, now, folded)
+        return folded.rows(now)
+
     def _apply_run_update(self, conn: Any, u: RunUpdate, now: float, folded: change_feed.RunUpdates) -> None:
         """Fields merge; a final status is set once (see "Run status and liveness" in ARCHITECTURE)."""
         sql = self.dialect.sql

@@ -12,7 +12,6 @@ liveness"): a final status is set once; runs whose process died read as ``killed
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import sys
@@ -23,7 +22,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .. import _liveness
 from .._actor import LIVENESS_ACTOR, current_actor
 from .._records import Artifact as ArtifactRecord
 from .._records import (
@@ -53,7 +51,7 @@ from .base import (
     StoreUnwritable,
 )
 from .search_sql import SQLITE
-from .sql_store import SqlStore, Tx
+from .sql_store import SqlStore, Tx, only_heartbeats
 from .sql_store import dumps as _dumps
 from .uris import artifacts_param, sqlite_path
 
@@ -196,7 +194,6 @@ LIVENESS_COLUMNS = (
     ("owner", "TEXT"), ("heartbeat_at", "REAL"), ("lease_s", "REAL"), ("failure", "TEXT"), ("lost_at", "REAL"),
 )
 LIVENESS_INDEX = "CREATE INDEX IF NOT EXISTS runs_running ON runs(status) WHERE status = 'running'"
-REAP_EVERY_S = 2.0  # readers look for runs of dead processes at most this often
 VERIFY_BUDGET_S = 2.0  # the damaged-page check when a writer opens the store reads at most this long
 
 # SQLite result codes (the low byte of sqlite_errorcode): which failures are whose.
@@ -271,29 +268,6 @@ def _liveness_statements(conn: sqlite3.Connection) -> list[str]:
     """ALTER TABLE statements for the liveness columns the runs table does not have yet."""
     have = {row[1] for row in conn.execute("PRAGMA table_info(runs)").fetchall()}
     return [f"ALTER TABLE runs ADD COLUMN {name} {kind}" for name, kind in LIVENESS_COLUMNS if name not in have]
-
-
-def _only_heartbeats(groups: dict[type, list[Any]]) -> bool:
-    updates = groups.get(RunUpdate)
-    if not updates or len(groups) != 1:
-        return False
-    return all(u.heartbeat is not None and u.status is None and u.progress is None and u.name is None
-               and not u.tags and not u.env for u in updates)
-
-
-def _lost(owner: dict[str, Any] | None, heartbeat_at: float | None, lease_s: float | None, now: float) -> dict[str, Any] | None:
-    """The failure of a running run whose process is gone, or None while it may be alive."""
-    alive = _liveness.owner_alive(owner)
-    if alive:
-        return None
-    where = f"process {owner.get('pid')} on {owner.get('host')}" if owner else "its process"
-    if alive is False:
-        message = f"{where} ended without ending the run (killed, e.g. by SIGKILL or the OOM killer, or crashed)"
-    elif heartbeat_at is not None and lease_s is not None and heartbeat_at + lease_s < now:
-        message = f"no sign of life from {where} for {now - heartbeat_at:.0f} s (lease {lease_s:.0f} s); it is presumed dead"
-    else:
-        return None
-    return {"type": "ProcessLost", "message": message, "traceback": None}
 
 
 class SQLiteStore(SqlStore, Backend, Store):
@@ -468,7 +442,7 @@ class SQLiteStore(SqlStore, Backend, Store):
         creates the batch's runs and models and is recorded on its change events (see _actor)."""
         actor = current_actor(actor)
         groups = batch.by_type()
-        heartbeat_only = _only_heartbeats(groups)
+        heartbeat_only = only_heartbeats(groups)
         if not heartbeat_only and self._applied(batch.id):
             return False  # re-sent (retry, replay, sync): its files are stored already
         refusals = name_refusals(groups)
@@ -626,37 +600,16 @@ class SQLiteStore(SqlStore, Backend, Store):
                 conn.execute("INSERT OR REPLACE INTO model_files VALUES (?,?,?,?,?)", (m.id, f.name, rel, size, sha))
             changes.append(("created", "model", m.id, _dumps(model_created(m, version)), now))
 
-        updates = groups.get(RunUpdate)
-        if updates:
-            folded = change_feed.RunUpdates()
-            for u in updates:
-                self._apply_run_update(conn, u, now, folded)
-            changes.extend(folded.rows(now))
+        changes.extend(self._run_update_changes(conn, groups.get(RunUpdate), now))
 
     # ---------------------------------------------------------------- liveness
-    def _last_seen(self, run_id: str, fallback: float) -> float:
-        """A dead run's end: its last sign of life (heartbeat, latest point or event), not the last
-        heartbeat alone (a run killed before its first heartbeat would last no time at all)."""
-        rows = self._query("SELECT max(last_time) FROM metric_series WHERE run_id=?"
-                           " UNION ALL SELECT max(timestamp) FROM events WHERE run_id=?", (run_id, run_id))
-        return max([fallback, *(row[0] for row in rows if row[0] is not None)])
-
     def reap(self, now: float | None = None) -> list[str]:
         """Mark ``killed`` the running runs whose process is gone: on this machine by pid (at
         once), elsewhere when their lease ran out. Best effort (a read-only store is left as it
         is); returns the ids of the runs found dead."""
         now = time.time() if now is None else now
         self._reaped_at = time.monotonic()
-        rows = self._query("SELECT id, owner, heartbeat_at, lease_s, start_time FROM runs WHERE status='running'")
-        dead: list[tuple[str, float, str]] = []
-        for run_id, owner_text, heartbeat_at, lease_s, start_time in rows:
-            try:
-                owner = json.loads(owner_text) if owner_text else None
-            except ValueError:
-                owner = None
-            failure = _lost(owner, heartbeat_at, lease_s, now)
-            if failure is not None:
-                dead.append((run_id, self._last_seen(run_id, heartbeat_at or start_time), _dumps(failure)))
+        dead = self._dead_runs(now)
         if not dead:
             return []
         with self._lock:
@@ -683,13 +636,6 @@ class SQLiteStore(SqlStore, Backend, Store):
             finally:
                 conn.execute("PRAGMA busy_timeout=5000")
         return [run_id for run_id, _last, _failure in dead]
-
-    def _reap_now_and_then(self) -> None:
-        if time.monotonic() - getattr(self, "_reaped_at", -1e9) >= REAP_EVERY_S:
-            try:
-                self.reap()
-            except BackendError:
-                pass
 
     # ---------------------------------------------------------------- read side
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
