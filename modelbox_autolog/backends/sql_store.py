@@ -2,8 +2,8 @@
 
 Statements are written once, with ``?`` placeholders, and run through the store's ``Dialect``
 (``search_sql.py``), which also says how the dialects differ (lists of values, row locks,
-insertion order). Each store keeps its own write path for batches (the fast paths; run updates
-and heartbeats within them are shared here) and
+insertion order). Each store keeps its own write path for batches (the fast paths; run updates,
+heartbeats and finding dead runs are shared here) and
 provides three things: ``_read(sql, args, operation)`` for a query, ``_transaction(operation)``
 (a ``Tx`` whose change rows commit with it) and its ``artifact_store``.
 
