@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from tests.server.conftest import ServerProcess, free_port  # noqa: F401 - re-exported for the tests
+from tests.server.conftest import ServerProcess, free_port, server_factory  # noqa: F401 - re-exported for the tests
 
 WINDOW_S = 0.5  # documented: a SIGKILL loses at most what was logged this long before it (docs/ARCHITECTURE.md)
 _REPORT: dict[str, dict] = {}
@@ -111,17 +111,3 @@ def tmpfs(tmp_path):
     yield make
     for mount in mounts:
         mount.unmount()
-
-
-@pytest.fixture
-def server_factory(tmp_path):
-    started: list[ServerProcess] = []
-
-    def make(*extra: str, folder: str | None = None) -> ServerProcess:
-        server = ServerProcess(folder or str(tmp_path / f"server{len(started)}"), *extra)
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        server.stop()
